@@ -1,0 +1,15 @@
+"""Typed errors of `hardware.energy`; each message is one line naming the layer or field."""
+
+from __future__ import annotations
+
+
+class EnergyError(ValueError):
+    """Base class of every error `hardware.energy` raises on purpose."""
+
+
+class EnergyCountError(EnergyError):
+    """Activity or layer geometry handed to a counter is inconsistent (shape, sign, order)."""
+
+
+class UnknownPresetError(EnergyError, KeyError):
+    """A price preset name is not one of `hardware.energy.presets.PRESETS`."""
