@@ -77,7 +77,7 @@ def _vit_b16(n_blocks: int = 12) -> tuple[onnx.ModelProto, list[str]]:
         mk("Gather", [x, "idx0"], ["cls_tok"], axis=1),
         mk("MatMul", ["cls_tok", "w_head"], ["logits"]),
     ]
-    out = helper.make_tensor_value_info("logits", F, ["batch", 1000])
+    out = helper.make_tensor_value_info("logits", F, ["batch", 1, 1000])
     graph = helper.make_graph(nodes, "vit_b16", inputs, [out], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     return model, list(weights)
