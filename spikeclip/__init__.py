@@ -3,7 +3,8 @@
 Import-light: this package pulls in torch only (no teachers, no Lava, no export/hardware).
 """
 
+from spikeclip.checkpoint import FORMAT_VERSION, Checkpoint, load, save
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.model import SpikeCLIP
 
-__all__ = ["SpikeCLIP", "SpikeCLIPConfig"]
+__all__ = ["FORMAT_VERSION", "Checkpoint", "SpikeCLIP", "SpikeCLIPConfig", "load", "save"]

@@ -86,8 +86,18 @@ class SpikeCLIPConfig:
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
         for name in (
-            "img_size", "in_channels", "embed_dim", "depth", "num_heads", "mlp_ratio", "T",
-            "out_dim", "text_len", "vocab_size", "text_width", "text_hidden",
+            "img_size",
+            "in_channels",
+            "embed_dim",
+            "depth",
+            "num_heads",
+            "mlp_ratio",
+            "T",
+            "out_dim",
+            "text_len",
+            "vocab_size",
+            "text_width",
+            "text_hidden",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config.{name} must be >= 1, got {getattr(self, name)}")

@@ -31,7 +31,11 @@ def _tb(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 def _neuron_record(module: nn.Module, name: str, source: str, shape: tuple[int, ...]):
     return LayerRecord(
-        name=name, kind=module.kind, inputs=(source,), in_shape=shape, out_shape=shape,
+        name=name,
+        kind=module.kind,
+        inputs=(source,),
+        in_shape=shape,
+        out_shape=shape,
         attrs=module.describe_attrs(),
     )
 
@@ -39,11 +43,16 @@ def _neuron_record(module: nn.Module, name: str, source: str, shape: tuple[int, 
 def _conv_record(conv: nn.Module, name: str, source: str, in_shape, out_shape) -> LayerRecord:
     kind = "conv2d" if isinstance(conv, nn.Conv2d) else "conv1d"
     return LayerRecord(
-        name=name, kind=kind, inputs=(source,), in_shape=tuple(in_shape),
+        name=name,
+        kind=kind,
+        inputs=(source,),
+        in_shape=tuple(in_shape),
         out_shape=tuple(out_shape),
         attrs={
-            "kernel_size": list(conv.kernel_size), "stride": list(conv.stride),
-            "padding": list(conv.padding), "bias": conv.bias is not None,
+            "kernel_size": list(conv.kernel_size),
+            "stride": list(conv.stride),
+            "padding": list(conv.padding),
+            "bias": conv.bias is not None,
         },
     )
 
@@ -51,7 +60,11 @@ def _conv_record(conv: nn.Module, name: str, source: str, in_shape, out_shape) -
 def _bn_record(bn: nn.Module, name: str, source: str, shape) -> LayerRecord:
     kind = "batchnorm2d" if isinstance(bn, nn.BatchNorm2d) else "batchnorm1d"
     return LayerRecord(
-        name=name, kind=kind, inputs=(source,), in_shape=tuple(shape), out_shape=tuple(shape),
+        name=name,
+        kind=kind,
+        inputs=(source,),
+        in_shape=tuple(shape),
+        out_shape=tuple(shape),
         attrs={"eps": bn.eps},
     )
 
@@ -85,8 +98,11 @@ class TimeWeightedReadout(nn.Module):
         """One record: the time-weighted sum (graph-level output decoding, not a per-step op)."""
         return [
             LayerRecord(
-                name=prefix or "readout", kind="time_readout", inputs=(source,),
-                in_shape=(features,), out_shape=(features,),
+                name=prefix or "readout",
+                kind="time_readout",
+                inputs=(source,),
+                in_shape=(features,),
+                out_shape=(features,),
                 attrs={"T": int(self.weights.shape[0]), "rule": "sum_t weights[t] * x[t]"},
             )
         ]
@@ -136,8 +152,11 @@ class SpikingTokenizer(nn.Module):
                 out = (shape[0], side, side)
                 records.append(
                     LayerRecord(
-                        name=_name(prefix, f"pool{i}"), kind="maxpool2d", inputs=(source,),
-                        in_shape=shape, out_shape=out,
+                        name=_name(prefix, f"pool{i}"),
+                        kind="maxpool2d",
+                        inputs=(source,),
+                        in_shape=shape,
+                        out_shape=out,
                         attrs={"kernel_size": 3, "stride": 2, "padding": 1, "pad_value": "-inf"},
                     )
                 )
@@ -206,12 +225,17 @@ class SpikingSelfAttention(nn.Module):
             recs.append(_neuron_record(lif, n(f"{p}_lif"), n(f"{p}_bn"), tok))
         recs.append(
             LayerRecord(
-                name=n("core"), kind="spiking_attention",
-                inputs=(n("q_lif"), n("k_lif"), n("v_lif")), in_shape=tok, out_shape=tok,
+                name=n("core"),
+                kind="spiking_attention",
+                inputs=(n("q_lif"), n("k_lif"), n("v_lif")),
+                in_shape=tok,
+                out_shape=tok,
                 is_module=False,
                 attrs={
-                    "num_heads": cfg.num_heads, "head_dim": cfg.head_dim,
-                    "scale": cfg.attn_scale, "rule": "scale * Q @ (K^T @ V) per head, no softmax",
+                    "num_heads": cfg.num_heads,
+                    "head_dim": cfg.head_dim,
+                    "scale": cfg.attn_scale,
+                    "rule": "scale * Q @ (K^T @ V) per head, no softmax",
                     "channel_order": "head-major (channel = head * head_dim + j)",
                 },
             )
@@ -277,15 +301,23 @@ class Block(nn.Module):
         grid = (cfg.embed_dim, cfg.grid_size, cfg.grid_size)
         recs = self.attn.describe(_name(prefix, "attn"), source)
         add_attn = LayerRecord(
-            name=_name(prefix, "add_attn"), kind="add", inputs=(source, recs[-1].name),
-            in_shape=grid, out_shape=grid, is_module=False,
+            name=_name(prefix, "add_attn"),
+            kind="add",
+            inputs=(source, recs[-1].name),
+            in_shape=grid,
+            out_shape=grid,
+            is_module=False,
         )
         recs.append(add_attn)
         recs += self.mlp.describe(_name(prefix, "mlp"), add_attn.name)
         recs.append(
             LayerRecord(
-                name=_name(prefix, "add_mlp"), kind="add", inputs=(add_attn.name, recs[-1].name),
-                in_shape=grid, out_shape=grid, is_module=False,
+                name=_name(prefix, "add_mlp"),
+                kind="add",
+                inputs=(add_attn.name, recs[-1].name),
+                in_shape=grid,
+                out_shape=grid,
+                is_module=False,
             )
         )
         return recs
@@ -340,15 +372,23 @@ class ImageEncoder(nn.Module):
         d = cfg.embed_dim
         recs.append(
             LayerRecord(
-                name=_name(prefix, "token_mean"), kind="token_mean", inputs=(recs[-1].name,),
-                in_shape=(d, cfg.grid_size, cfg.grid_size), out_shape=(d,), is_module=False,
+                name=_name(prefix, "token_mean"),
+                kind="token_mean",
+                inputs=(recs[-1].name,),
+                in_shape=(d, cfg.grid_size, cfg.grid_size),
+                out_shape=(d,),
+                is_module=False,
             )
         )
         recs += self.readout.describe(_name(prefix, "readout"), recs[-1].name, d)
         recs.append(
             LayerRecord(
-                name=_name(prefix, "head"), kind="linear", inputs=(recs[-1].name,),
-                in_shape=(d,), out_shape=(cfg.out_dim,), attrs={"bias": True},
+                name=_name(prefix, "head"),
+                kind="linear",
+                inputs=(recs[-1].name,),
+                in_shape=(d,),
+                out_shape=(cfg.out_dim,),
+                attrs={"bias": True},
             )
         )
         return recs

@@ -89,7 +89,11 @@ class MultiStepLIF(nn.Module):
     """
 
     def __init__(
-        self, *, tau: float = 2.0, v_threshold: float = 1.0, strict: bool = False,
+        self,
+        *,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        strict: bool = False,
         alpha: float = 4.0,
     ) -> None:
         super().__init__()

@@ -46,8 +46,10 @@ class TextEncoder(nn.Module):
         self.token_embedding.weight.copy_(token_table)
         if position_table is None:
             return
-        if position_table.ndim != 2 or position_table.shape[0] < cfg.text_len or (
-            position_table.shape[1] != cfg.text_width
+        if (
+            position_table.ndim != 2
+            or position_table.shape[0] < cfg.text_len
+            or (position_table.shape[1] != cfg.text_width)
         ):
             raise ModelInputError(
                 f"position table must be [>= {cfg.text_len}, {cfg.text_width}], "
@@ -58,8 +60,10 @@ class TextEncoder(nn.Module):
     def check_input(self, token_ids: Tensor) -> None:
         """Raise `ModelInputError` unless token_ids is integer `[B, text_len]` within the vocab."""
         cfg = self.config
-        if token_ids.ndim != 2 or token_ids.shape[1] != cfg.text_len or (
-            token_ids.dtype not in (torch.int64, torch.int32)
+        if (
+            token_ids.ndim != 2
+            or token_ids.shape[1] != cfg.text_len
+            or (token_ids.dtype not in (torch.int64, torch.int32))
         ):
             raise ModelInputError(
                 f"text encoder expects int64 token ids [B, {cfg.text_len}], "
@@ -94,8 +98,12 @@ class TextEncoder(nn.Module):
         n = lambda s: _name(prefix, s)  # noqa: E731
         recs = [
             LayerRecord(
-                name=n("embedding"), kind="embedding", inputs=(source,), in_shape=(cfg.text_len,),
-                out_shape=flat, is_module=False,
+                name=n("embedding"),
+                kind="embedding",
+                inputs=(source,),
+                in_shape=(cfg.text_len,),
+                out_shape=flat,
+                is_module=False,
                 attrs={
                     "token_table": n("token_embedding"),
                     "position_table": n("position_embedding"),
@@ -104,13 +112,21 @@ class TextEncoder(nn.Module):
             ),
             _neuron_record(self.lif1, n("lif1"), n("embedding"), flat),
             LayerRecord(
-                name=n("fc1"), kind="linear", inputs=(n("lif1"),), in_shape=flat,
-                out_shape=(cfg.text_hidden,), attrs={"bias": True},
+                name=n("fc1"),
+                kind="linear",
+                inputs=(n("lif1"),),
+                in_shape=flat,
+                out_shape=(cfg.text_hidden,),
+                attrs={"bias": True},
             ),
             _neuron_record(self.lif2, n("lif2"), n("fc1"), (cfg.text_hidden,)),
             LayerRecord(
-                name=n("fc2"), kind="linear", inputs=(n("lif2"),), in_shape=(cfg.text_hidden,),
-                out_shape=(cfg.out_dim,), attrs={"bias": True},
+                name=n("fc2"),
+                kind="linear",
+                inputs=(n("lif2"),),
+                in_shape=(cfg.text_hidden,),
+                out_shape=(cfg.out_dim,),
+                attrs={"bias": True},
             ),
         ]
         recs += self.readout.describe(n("readout"), n("fc2"), cfg.out_dim)
