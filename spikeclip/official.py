@@ -478,7 +478,7 @@ def map_state(tower: OfficialTower, ours: Mapping[str, Tensor]) -> dict[str, Ten
     unexpected and mis-shaped keys.
     """
     mapped: dict[str, Tensor] = {}
-    unexpected, shapes = [], []
+    unexpected, shapes, misfit = [], [], set()
     for key, value in tower.state_dict.items():
         if tower.tower == "text" and key == _TEXT_DROPPED:
             _check_position_ids(value, tower.path, ours["position_embedding.weight"].shape[0])
@@ -490,9 +490,10 @@ def map_state(tower: OfficialTower, ours: Mapping[str, Tensor]) -> dict[str, Ten
         new = _transform(key, value, ours[target])
         if tuple(new.shape) != tuple(ours[target].shape):
             shapes.append(f"{key} {list(value.shape)} (needs {list(ours[target].shape)})")
+            misfit.add(target)
             continue
         mapped[target] = new.to(ours[target].dtype)
-    missing = [_official_name(k, tower.tower) for k in ours if k not in mapped]
+    missing = [_official_name(k, tower.tower) for k in ours if k not in mapped and k not in misfit]
     problems = []
     if missing:
         problems.append(f"missing {_listing(missing)}")
