@@ -14,6 +14,10 @@ and count per node (one MAC = one multiply-accumulate; FLOPs would be 2·MACs):
 
 Bias adds, normalization, softmax and activations are not MACs; other op types are listed with
 their node counts. Control flow (``Loop``, ``Scan``, ``If``) is refused with a typed error.
+Where static inference leaves a shape unknown (torch's exporter emits shape arithmetic such as
+``Expand(…, Where(Equal(…)))`` that ``data_prop`` cannot fold), the shapes are taken from one
+onnxruntime run of the same file on zero inputs with every intermediate exposed as an output
+(onnx-opcounter's fallback); `OnnxMacs.shapes_from` says which.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import shape_inference
 
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum")
@@ -54,6 +59,7 @@ class OnnxMacs:
 
     nodes: tuple[NodeMacs, ...]
     other_ops: tuple[tuple[str, int], ...]
+    shapes_from: str  # "shape_inference" or "onnxruntime"
 
     @property
     def total(self) -> int:
@@ -97,6 +103,32 @@ def _shape_table(model: onnx.ModelProto) -> dict[str, tuple[int, ...] | None]:
         table[vi.name] = None if None in dims else tuple(int(d) for d in dims)
     for init in g.initializer:
         table[init.name] = tuple(int(d) for d in init.dims)
+    return table
+
+
+def _runtime_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...] | None]:
+    """Shapes of every node output from one onnxruntime run on zero inputs (dims fixed)."""
+    run = onnx.ModelProto()
+    run.CopyFrom(model)
+    known = {o.name for o in run.graph.output}
+    for node in run.graph.node:
+        run.graph.output.extend(
+            onnx.ValueInfoProto(name=o) for o in node.output if o and o not in known
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(run.SerializeToString(), options, ["CPUExecutionProvider"])
+    feeds = {}
+    for vi in session.get_inputs():
+        dtype = np.int64 if "int64" in vi.type else np.float32
+        feeds[vi.name] = np.zeros(vi.shape, dtype=dtype)
+    names = [o.name for o in session.get_outputs()]
+    values = session.run(names, feeds)
+    table = _shape_table(model)
+    table.update(
+        {n: tuple(int(d) for d in np.shape(v)) for n, v in zip(names, values, strict=True)}
+    )
     return table
 
 
@@ -186,6 +218,11 @@ def count_onnx_macs(
     except onnx.shape_inference.InferenceError as err:
         raise OnnxMacsError(f"ONNX shape inference failed: {err}") from err
     table = _shape_table(work)
+    shapes_from = "shape_inference"
+    mac_outputs = [n.output[0] for n in work.graph.node if n.op_type in MAC_OPS]
+    if any(table.get(o) is None for o in mac_outputs):
+        table = _runtime_shapes(work)
+        shapes_from = "onnxruntime"
     static = _static_names(work, static_inputs)
     nodes, other = [], Counter()
     for node in work.graph.node:
@@ -195,4 +232,6 @@ def count_onnx_macs(
             nodes.append(_node_macs(node, table, static))
         else:
             other[node.op_type] += 1
-    return OnnxMacs(nodes=tuple(nodes), other_ops=tuple(sorted(other.items())))
+    return OnnxMacs(
+        nodes=tuple(nodes), other_ops=tuple(sorted(other.items())), shapes_from=shapes_from
+    )

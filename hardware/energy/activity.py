@@ -1,0 +1,110 @@
+"""Per-layer counts of a whole model from its recorded spikes (or from its structure alone).
+
+Input contract (what a simulator result or forward hooks must provide): ``spikes`` maps the name
+of every neuron layer of the `layer_specs` (e.g. ``image_encoder.tokenizer.lif0``,
+``image_encoder.blocks.0.attn.q_lif``) to its output spikes, an integer/bool array
+``[T, B, *out_shape]`` with ``out_shape`` as in the layer's `describe()` record (``(C, H, W)``
+for tokenizer and MLP neurons, ``(C, N)`` for Q/K/V/attention neurons; channel = head·d + j).
+A weight layer's input is its source neuron's output; dense-input layers (conv0, the head) need
+no activity and run ``dense_runs`` times per sample (T: repeated each step; 1: hoisted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from hardware.energy.counts import (
+    LayerCounts,
+    attention_counts,
+    conv_counts,
+    dense_counts,
+    lif_counts,
+    linear_counts,
+    split_heads,
+)
+from hardware.energy.errors import EnergyCountError
+from hardware.energy.structure import LayerSpec
+
+
+def _spikes(
+    spikes: Mapping[str, object], spec: LayerSpec, src: str, steps: int, samples: int
+) -> np.ndarray:
+    """Spikes of ``src`` as ``[T, B, *spec.in_shape]`` (a flatten such as (C,h,w)→(C,N) is ok)."""
+    if src not in spikes:
+        raise EnergyCountError(f"{spec.name}: no spikes recorded for its input layer {src!r}")
+    a = np.asarray(spikes[src])
+    shape = (steps, samples, *spec.in_shape)
+    if a.shape[:2] != (steps, samples) or a.size != int(np.prod(shape, dtype=np.int64)):
+        raise EnergyCountError(
+            f"{spec.name}: spikes of {src!r} have shape {a.shape}, expected {shape}"
+        )
+    return a.reshape(shape)
+
+
+def _dense(spec: LayerSpec, order: str, samples: int, steps: int, runs: int) -> LayerCounts:
+    return dense_counts(
+        name=spec.name,
+        op=spec.op,
+        macs_per_run=spec.macs_per_step(order),
+        in_numel=int(np.prod(spec.in_shape, dtype=np.int64)),
+        out_numel=int(np.prod(spec.out_shape, dtype=np.int64)),
+        weights=spec.weights,
+        samples=samples,
+        steps=steps,
+        runs_per_sample=runs,
+        bias=spec.bias,
+    )
+
+
+def count_layer(
+    spec: LayerSpec,
+    spikes: Mapping[str, object],
+    *,
+    samples: int,
+    steps: int,
+    order: str = "q_ktv",
+    dense_runs: int = 1,
+) -> LayerCounts:
+    """`LayerCounts` of one layer from the recorded spikes (see the module docstring)."""
+    if spec.op == "attention":
+        q, k, v = (split_heads(_spikes(spikes, spec, s, steps, samples), spec.heads)
+                   for s in spec.sources)  # fmt: skip
+        return attention_counts(name=spec.name, q=q, k=k, v=v, order=order)
+    if spec.op == "neuron":
+        return lif_counts(name=spec.name, spikes=_spikes(spikes, spec, spec.name, steps, samples))
+    if spec.dense_input:
+        return _dense(spec, order, samples, steps, dense_runs)
+    x = _spikes(spikes, spec, spec.sources[0], steps, samples)
+    if spec.op == "linear":
+        return linear_counts(name=spec.name, x=x, out_features=spec.out_shape[-1], bias=spec.bias)
+    return conv_counts(
+        name=spec.name, x=x, out_channels=spec.out_shape[0], kernel=spec.kernel,
+        stride=spec.stride, padding=spec.padding, groups=spec.groups, bias=spec.bias,
+    )  # fmt: skip
+
+
+def count_model(
+    specs: Sequence[LayerSpec],
+    spikes: Mapping[str, object],
+    *,
+    samples: int,
+    steps: int,
+    order: str = "q_ktv",
+    dense_runs: int = 1,
+) -> list[LayerCounts]:
+    """`count_layer` for every spec, in order."""
+    return [
+        count_layer(s, spikes, samples=samples, steps=steps, order=order, dense_runs=dense_runs)
+        for s in specs
+    ]
+
+
+def full_activity(specs: Sequence[LayerSpec], *, samples: int, steps: int) -> dict[str, np.ndarray]:
+    """Every neuron spiking at every step (int8 ones): the dense upper bound of the counts."""
+    return {
+        s.name: np.ones((steps, samples, *s.out_shape), dtype=np.int8)
+        for s in specs
+        if s.op == "neuron"
+    }
