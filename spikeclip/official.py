@@ -166,7 +166,7 @@ def read_payload(path: str | Path) -> Any:
     elif not head.startswith(_LEGACY_MAGIC):
         raise NotACheckpoint(path, f"not a torch checkpoint (starts with bytes {head!r})")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" in str(err):
@@ -205,6 +205,10 @@ def split_layout(payload: Any, path: str | Path) -> tuple[str, dict[str, Tensor]
         raise NotOfficialCheckpoint(
             path, f"holds a {type(payload).__name__}, not a state dict or a timm checkpoint dict"
         )
+    from spikeclip.checkpoint import FORMAT_NAME  # lazy: checkpoint.load may import this module
+
+    if payload.get("format") == FORMAT_NAME:
+        raise NotOfficialCheckpoint(path, "already a SpikeCLIP model.pt: nothing to convert")
     meta: dict[str, Any] = {}
     if isinstance(payload.get("state_dict"), Mapping):
         layout, state = "checkpoint_saver", payload["state_dict"]
@@ -619,6 +623,20 @@ def convert_loaded(payload: Any, path: str | Path, **kwargs: Any) -> Conversion:
     return result
 
 
+SAFE_GLOBALS = (argparse.Namespace,)
+"""Classes `read_payload` allows besides weights_only's defaults (timm stores `args` as one)."""
+
+
+def conversion_metadata(result: Conversion) -> dict[str, Any]:
+    """JSON-like `model.pt` metadata recording the import (for `spikeclip.checkpoint.save`)."""
+    return {
+        "converted_from": "official SpikeCLIP (Lvchangze/SpikeCLIP model.py)",
+        "official_sources": dict(result.sources),
+        "placeholder_towers": sorted({"image", "text"} - set(result.sources)),
+        "conversion_notes": list(result.notes),
+    }
+
+
 def conversion_message(result: Conversion, path: Path | None = None) -> str:
     """One line: what was converted and what was assumed."""
     cfg = result.config
@@ -647,6 +665,8 @@ __all__ = [
     "convert",
     "convert_files",
     "convert_loaded",
+    "conversion_message",
+    "conversion_metadata",
     "lif_name_map",
     "looks_official",
     "map_key",

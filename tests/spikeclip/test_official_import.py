@@ -315,3 +315,45 @@ def test_mismatch_message_lists_each_kind_in_official_names():
         "block.1.attn.k_bn.running_var (+1 more); unexpected x.y; "
         "wrong shape block.0.attn.q_conv.weight [16, 16] (needs [16, 16, 1])"
     )
+
+
+def test_cli_writes_a_model_pt_that_loads_and_matches(tmp_path, capsys):
+    from spikeclip import checkpoint
+    from spikeclip.cli_convert import main
+
+    out = tmp_path / "model.pt"
+    args = [str(IMAGE), str(TEXT), "--out", str(out), "--num-heads", str(FIXTURE_HEADS)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "converted an official SpikeCLIP checkpoint" in printed
+    loaded = checkpoint.load(out)
+    assert loaded.metadata["official_sources"] == {"image": str(IMAGE), "text": str(TEXT)}
+    assert loaded.metadata["placeholder_towers"] == []
+    image, text = _outputs("image"), _outputs("text")
+    with torch.no_grad():
+        feats_i = loaded.model.encode_image(image["pixel_values"])
+        feats_t = loaded.model.encode_text(text["input_ids"])
+    torch.testing.assert_close(feats_i, image["features"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(feats_t, text["features"], rtol=0, atol=1e-5)
+
+    # Converting our own model.pt again is refused, in one line on stderr, exit status 1.
+    assert main([str(out), "--out", str(tmp_path / "again.pt")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"spikeclip-convert: error: {out}: already a SpikeCLIP model.pt: nothing to convert"
+    )
+    assert not (tmp_path / "again.pt").exists()
+
+
+def test_cli_image_only_records_the_placeholder_text_tower(tmp_path, capsys):
+    from spikeclip import checkpoint
+    from spikeclip.cli_convert import main
+
+    out = tmp_path / "image_only.pt"
+    assert main([str(IMAGE), "--out", str(out), "--num-heads", str(FIXTURE_HEADS)]) == 0
+    loaded = checkpoint.load(out)
+    assert loaded.metadata["placeholder_towers"] == ["text"]
+    assert loaded.config.vocab_size == 1
+    capsys.readouterr()
+    assert main([str(IMAGE), str(IMAGE), "--out", str(out)]) == 1
+    assert "a second official image encoder" in capsys.readouterr().err

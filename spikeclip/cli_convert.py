@@ -1,0 +1,71 @@
+"""`spikeclip-convert`: turn checkpoints of the paper's official code into a `model.pt`.
+
+    spikeclip-convert IMAGE.pth.tar [TEXT.pth.tar] --out model.pt [--num-heads 8] [--img-size 32]
+
+Each input is an official `Vision_Encoder` or `Language_Encoder` checkpoint (timm
+CheckpointSaver dict or raw state dict; the tower is detected from its keys), read with
+`weights_only=True`. Exit status: 0 written, 1 refused (one-line reason on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spikeclip import checkpoint, official
+from spikeclip.errors import SpikeCLIPError
+
+PROG = "spikeclip-convert"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Convert official SpikeCLIP checkpoints (Lvchangze/SpikeCLIP) to model.pt.",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="OFFICIAL",
+        help="one image and/or one text encoder checkpoint (model_best.pth.tar or state dict)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="model.pt to write")
+    p.add_argument(
+        "--num-heads",
+        type=int,
+        default=None,
+        help="attention heads of the image encoder (not stored in official checkpoints; "
+        f"default {official.PAPER_NUM_HEADS})",
+    )
+    p.add_argument(
+        "--img-size",
+        type=int,
+        default=None,
+        help=f"input side in pixels (not stored; default {official.PAPER_IMG_SIZE})",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    if len(args.inputs) > 2:
+        print(f"{PROG}: error: at most two inputs (one image, one text)", file=sys.stderr)
+        return 2
+    try:
+        result = official.convert_files(
+            args.inputs, num_heads=args.num_heads, img_size=args.img_size
+        )
+        checkpoint.save(args.out, result.model, metadata=official.conversion_metadata(result))
+    except SpikeCLIPError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    print(official.conversion_message(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
