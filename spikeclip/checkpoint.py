@@ -18,6 +18,7 @@ import os
 import pickle
 import pickletools
 import re
+import struct
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -176,10 +177,25 @@ def _safe_torch_load(path: Path, map_location: str | torch.device) -> Any:
                 path, f"refused: loading needs code execution ({unsafe}); nothing was run"
             ) from None
         raise NotACheckpoint(path, f"not a torch checkpoint ({_first_line(err)})") from None
-    except (EOFError, RuntimeError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as err:
-        reason = _first_line(err) or type(err).__name__
+    except _MALFORMED as err:
+        first = _first_line(err)
+        reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
         raise NotACheckpoint(path, f"not a torch checkpoint ({reason})") from None
 
+
+# What torch.load(weights_only=True) raises on malformed (non-malicious) bytes: its restricted
+# unpickler indexes its memo/stack and unpacks structs directly on the file's contents.
+_MALFORMED = (
+    EOFError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    struct.error,
+    zipfile.BadZipFile,
+    UnicodeDecodeError,
+)
 
 _GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
