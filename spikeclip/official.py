@@ -85,6 +85,7 @@ _TEXT_RULES: tuple[tuple[str, str], ...] = (
     (r"weights_tensor", r"readout.weights"),
 )
 _TEXT_DROPPED = "clip_embedding.position_ids"
+_BN_COUNTER = ".num_batches_tracked"
 
 _IMAGE_LIF_RULES: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = (
     (r"patch_embed\.block([1-4])_lif", lambda m: f"tokenizer.lif{int(m.group(1)) - 1}"),
@@ -497,6 +498,9 @@ def map_state(tower: OfficialTower, ours: Mapping[str, Tensor]) -> dict[str, Ten
             misfit.add(target)
             continue
         mapped[target] = new.to(ours[target].dtype)
+    for key in ours:
+        if key.endswith(_BN_COUNTER) and key not in mapped and key not in misfit:
+            mapped[key] = torch.zeros_like(ours[key])  # absent in pre-0.4.1 files; eval ignores it
     missing = [_official_name(k, tower.tower) for k in ours if k not in mapped and k not in misfit]
     problems = []
     if missing:

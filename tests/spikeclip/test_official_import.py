@@ -357,3 +357,32 @@ def test_cli_image_only_records_the_placeholder_text_tower(tmp_path, capsys):
     capsys.readouterr()
     assert main([str(IMAGE), str(IMAGE), "--out", str(out)]) == 1
     assert "a second official image encoder" in capsys.readouterr().err
+
+
+def test_convert_loaded_is_the_auto_detection_hook_and_warns():
+    """What `spikeclip.checkpoint.load` calls on a payload that is not a model.pt."""
+    payload = torch.load(IMAGE, weights_only=True)
+    assert official.looks_official(payload)
+    assert official.looks_official(torch.load(TEXT, weights_only=True))
+    with pytest.warns(official.OfficialConversionNotice) as record:
+        conv = official.convert_loaded(payload, IMAGE, num_heads=FIXTURE_HEADS)
+    (notice,) = record
+    assert str(notice.message).startswith(
+        f"{IMAGE}: converted an official SpikeCLIP checkpoint: image encoder (embed 16, depth 2, "
+        "2 heads, T=4, out 8); image size is not stored: assumed 32×32 (pass --img-size); "
+        "no text encoder given"
+    )
+    feats, _ = _run_with_spikes(conv, "image", _outputs("image"))
+    torch.testing.assert_close(feats, _outputs("image")["features"], rtol=0, atol=1e-5)
+
+
+def test_missing_batchnorm_counters_are_tolerated(both):
+    """`num_batches_tracked` (absent from pre-0.4.1 files) does not affect eval outputs."""
+    state = {
+        k: v
+        for k, v in torch.load(IMAGE, weights_only=True)["state_dict"].items()
+        if not k.endswith("num_batches_tracked")
+    }
+    conv = official.convert([official.tower_from_payload(state, "old.pth")], num_heads=2)
+    feats, _ = _run_with_spikes(conv, "image", _outputs("image"))
+    torch.testing.assert_close(feats, _outputs("image")["features"], rtol=0, atol=1e-5)
