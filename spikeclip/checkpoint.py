@@ -44,6 +44,8 @@ from spikeclip.model import SpikeCLIP
 FORMAT_NAME = "spikeclip-checkpoint"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
+CONVERTED_FORMAT_VERSION = 0
+"""`Checkpoint.format_version` of an official-code checkpoint converted while loading."""
 FILE_MODE = 0o644
 MAX_LISTED_MISMATCHES = 3
 """How many mismatched state-dict keys an error message names before '…'."""
@@ -109,7 +111,8 @@ def save(
 def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a `model.pt` written by `save`; the model comes back in eval mode.
 
-    Raises (all `CheckpointError`, message = path + one-line reason):
+    A checkpoint written by the paper's official code is converted on the fly (see
+    `_from_foreign`). Raises (all `CheckpointError`, message = path + one-line reason):
     `CheckpointNotFound`, `NotACheckpoint`, `UnsafeCheckpoint` (the pickle needs code execution;
     refused, nothing run), `UnknownFormatVersion`, `InvalidCheckpointContent` (bad config or
     field), `StateDictMismatch` (names the first missing/unexpected/mis-shaped keys).
@@ -119,12 +122,7 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         raise CheckpointNotFound(path, "no such file")
     payload = _safe_torch_load(path, map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        what = type(payload).__name__
-        raise NotACheckpoint(
-            path,
-            f"not a SpikeCLIP checkpoint (top level is a {what} without "
-            f"format={FORMAT_NAME!r}); write it with spikeclip.checkpoint.save",
-        )
+        return _from_foreign(path, payload)
     version = payload.get("format_version")
     if (
         not isinstance(version, int)
@@ -154,6 +152,7 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         raise InvalidCheckpointContent(
             path, f"metadata must be a dict, got {type(metadata).__name__}"
         )
+    metadata = _json_like(path, "metadata", metadata)
     names = _string_list(path, "class_names", payload.get("class_names"))
     templates = _string_list(path, "templates", payload.get("templates"))
     return Checkpoint(
@@ -166,10 +165,39 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
     )
 
 
+def _from_foreign(path: Path, payload: Any) -> Checkpoint:
+    """A checkpoint of the paper's official code (either tower, either layout) is converted
+    (`spikeclip.official.convert_loaded`, which warns `OfficialConversionNotice` with what it
+    assumed); format_version is then 0. Anything else raises `NotACheckpoint`."""
+    from spikeclip import official  # lazy: official imports this module's names lazily too
+
+    if official.looks_official(payload):
+        conversion = official.convert_loaded(payload, path)
+        return Checkpoint(
+            model=conversion.model.eval(),
+            config=conversion.config,
+            metadata=official.conversion_metadata(conversion),
+            format_version=CONVERTED_FORMAT_VERSION,
+        )
+    what = type(payload).__name__
+    raise NotACheckpoint(
+        path,
+        f"not a SpikeCLIP checkpoint (top level is a {what} without "
+        f"format={FORMAT_NAME!r}); write it with spikeclip.checkpoint.save",
+    )
+
+
 def _safe_torch_load(path: Path, map_location: str | torch.device) -> Any:
-    """`torch.load(weights_only=True)`, its failures mapped to typed errors."""
+    """`torch.load(weights_only=True)`, its failures mapped to typed errors.
+
+    Besides torch's weights-only defaults, only the attribute holders in
+    `spikeclip.official.SAFE_GLOBALS` (argparse.Namespace, stored by timm) are allowed.
+    """
+    from spikeclip.official import SAFE_GLOBALS
+
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = _needs_code(str(err)) or _pickle_imports(path)
         if unsafe:

@@ -188,3 +188,21 @@ def test_malicious_pickle_is_refused_and_never_run(tmp_path, how):
         checkpoint.load(path)
     _one_line(err.value, path)
     assert not marker.exists()
+
+
+def test_official_code_checkpoint_is_converted_while_loading():
+    from spikeclip import official
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+    with pytest.warns(official.OfficialConversionNotice, match="converted an official SpikeCLIP"):
+        ck = checkpoint.load(fixture / "image_checkpoint.pth.tar")
+    assert ck.format_version == checkpoint.CONVERTED_FORMAT_VERSION == 0
+    assert ck.config.embed_dim == 16 and ck.config.depth == 2 and ck.config.out_dim == 8
+    assert ck.metadata["official_sources"] == {"image": str(fixture / "image_checkpoint.pth.tar")}
+
+
+def test_our_bare_state_dict_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "sd.pt"
+    torch.save(SpikeCLIP(SpikeCLIPConfig.tiny()).state_dict(), path)
+    with pytest.raises(NotACheckpoint, match="not a SpikeCLIP checkpoint"):
+        checkpoint.load(path)
