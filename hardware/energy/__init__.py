@@ -1,8 +1,9 @@
 """Energy: exact operation counts from activity, priced by presets, reported with assumptions.
 
 Modules: `counts` (per-layer exact counts from spike arrays), `fanout` (exact conv fan-out),
-`presets` (pJ price lists with sources and pricing rules), `structure` (layer geometry of a
-SpikeCLIP config; dense ops per step), `report` (Markdown/JSON tables), `plots` (PNG figures).
+`presets` (pJ price lists with sources and pricing rules), `structure` (layer geometry from a
+model's `describe()` records; dense ops per step), `activity` (whole-model counts from recorded
+spikes), `report` (Markdown/JSON tables), `plots` (PNG figures, imported on demand).
 """
 
 from hardware.energy.counts import (

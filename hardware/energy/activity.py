@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from hardware.energy.counts import (
     LayerCounts,
@@ -108,3 +109,35 @@ def full_activity(specs: Sequence[LayerSpec], *, samples: int, steps: int) -> di
         for s in specs
         if s.op == "neuron"
     }
+
+
+def record_float_spikes(
+    root: torch.nn.Module, images: torch.Tensor, specs: Sequence[LayerSpec], *, prefix: str = ""
+) -> dict[str, np.ndarray]:
+    """Spikes of every neuron spec from one float forward of ``root`` on ``images`` (no grad).
+
+    ``root`` is the module the spec names are relative to after stripping ``prefix`` (e.g. a
+    `SpikeCLIP` with prefix ``""`` and names ``image_encoder.…``). Returns int8 arrays
+    ``[T, B, *out_shape]``. This is the float model's activity, not the bit-accurate one.
+    """
+    recorded: dict[str, np.ndarray] = {}
+    handles = []
+    for spec in specs:
+        if spec.op != "neuron":
+            continue
+        module = root.get_submodule(spec.name.removeprefix(prefix))
+
+        def hook(_m, _inp, out, name=spec.name):
+            recorded[name] = out.detach().to(torch.int8).numpy()
+
+        handles.append(module.register_forward_hook(hook))
+    was_training = root.training
+    root.eval()
+    try:
+        with torch.no_grad():
+            root(images)
+    finally:
+        root.train(was_training)
+        for h in handles:
+            h.remove()
+    return recorded

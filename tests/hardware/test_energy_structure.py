@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.energy.activity import count_model, full_activity
+from hardware.energy.activity import count_model, full_activity, record_float_spikes
 from hardware.energy.counts import total
 from hardware.energy.errors import EnergyCountError
 from hardware.energy.structure import dense_ops_per_step, layer_specs, neurons_per_step
@@ -80,3 +80,22 @@ def test_missing_or_misshapen_activity_is_named(tiny_specs) -> None:
     with pytest.raises(EnergyCountError, match="expected"):
         count_model(tiny_specs, full_activity(tiny_specs, samples=1, steps=4), samples=1,
                     steps=2)  # fmt: skip
+
+
+def test_counts_from_float_model_spikes(tiny_specs) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = SpikeCLIP(SpikeCLIPConfig.tiny())
+    images = 3 * torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    spikes = record_float_spikes(model.image_encoder, images, tiny_specs, prefix="image_encoder.")
+    assert set(spikes) == {s.name for s in tiny_specs if s.op == "neuron"}
+    lif0 = spikes["image_encoder.tokenizer.lif0"]
+    assert lif0.shape == (4, 2, 4, 16, 16) and 0 < lif0.mean() < 1
+    counts = {c.name: c for c in count_model(tiny_specs, spikes, samples=2, steps=4)}
+    # Independent reference: conv1 of lif0's spikes with all-ones 3×3 weights, summed.
+    ones = torch.ones(8, 4, 3, 3, dtype=torch.float64)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(lif0.reshape(8, 4, 16, 16)).double(),
+                                     ones, padding=1).sum()  # fmt: skip
+    assert counts["image_encoder.tokenizer.conv1"].sop_exact == int(ref.item())
+    assert counts["image_encoder.tokenizer.lif0"].spikes_out == int(lif0.sum())
