@@ -1,0 +1,278 @@
+"""Bit-accurate, batched, logical-time simulation of a `LoihiNetwork`.
+
+Semantics: DESIGN §4 (Lava 0.10 ``PyLifModelBitAcc``/``PyDenseModelBitAcc``/``PyConvModelFixed``;
+not verified against Loihi silicon). Every fixed-point rule is a call into :mod:`hardware.fixed`
+(u decay and its single ±2²⁴ correction, v decay and saturation, bias ``mant << exp``, the strict
+threshold, the conv 24-bit wrap, the weight-exponent floor shift). Logical time: each sample runs
+T steps from zero state and every layer updates within one step, so edge ``delay`` s (which only
+align Lava's pipeline) and ``LIFReset`` settings play no role here.
+
+Speed: each synapse / attention / max-pool op runs once on all ``T·B`` samples (time folded into
+the batch); only the LIF recurrence loops over T. Spikes × integer weights use float32 GEMM/conv
+in torch, exact because every partial sum is bounded by Σ|w| over one output < 2²⁴ (checked per
+layer; float64 otherwise, exact below 2⁵³); results are converted to int64. No TF32/autocast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hardware import fixed
+from hardware.graph_run import attention_current, host_input_current, readout_features
+from hardware.layers import (
+    AttentionLayer,
+    ConvLayer,
+    DenseLayer,
+    HostInputLayer,
+    LIFLayer,
+    MaxPoolLayer,
+    ReadoutLayer,
+    SpikeInputLayer,
+    TokenLinearLayer,
+)
+from hardware.network import LoihiNetwork
+
+#: float32 holds every integer below 2²⁴ exactly.
+F32_EXACT = 1 << 24
+#: float64 holds every integer below 2⁵³ exactly.
+F64_EXACT = 1 << 53
+
+
+class SimulationError(ValueError):
+    """The inputs do not fit the network, or a layer cannot be simulated exactly (names it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimResult:
+    """Result of :func:`simulate` for a batch of ``batch_size`` samples, ``T`` steps each.
+
+    spike_counts[lif]: int64 ``[T, *shape]``: spikes per step and neuron **summed over the
+        batch** (divide by ``batch_size`` for a rate); the energy counters read these.
+    spikes[lif] / v[lif] / u[lif]: bool / int64 ``[T, B, *shape]`` (only with ``keep_states``);
+        ``v`` is the voltage after the spike reset (what Lava's Monitor shows), ``u`` the current.
+    features[readout]: float64 ``[B, F]``; stream[readout]: the decoded stream
+        ``X_t = a_t·input_scale + input_bias`` ``[T, B, *in_shape]`` (with ``keep_states``).
+    overflow_u[lif]: neuron-steps whose new u left the 24-bit range (Lava's single ±2²⁴
+        correction was applied); saturations_v[lif]: neuron-steps where v was clipped to
+        ±(2²³−1); ties[lif]: neuron-steps with v exactly at ``vth << 6`` (no spike under ``>``).
+    conv_wraps[conv]: outputs changed by the 24-bit wrap; host_clipped[host]: injected bias
+        mantissas that saturated at 13 bits (each summed over batch and steps).
+    max_abs_a / max_abs_u / max_abs_v [lif or readout]: largest |a| (wu), |u| before the
+        correction and |v| before saturation (v-units) seen.
+    """
+
+    T: int
+    batch_size: int
+    spike_counts: Mapping[str, np.ndarray]
+    features: Mapping[str, np.ndarray]
+    overflow_u: Mapping[str, int]
+    saturations_v: Mapping[str, int]
+    ties: Mapping[str, int]
+    conv_wraps: Mapping[str, int]
+    host_clipped: Mapping[str, int]
+    max_abs_a: Mapping[str, int]
+    max_abs_u: Mapping[str, int]
+    max_abs_v: Mapping[str, int]
+    spikes: Mapping[str, np.ndarray] = field(default_factory=dict)
+    v: Mapping[str, np.ndarray] = field(default_factory=dict)
+    u: Mapping[str, np.ndarray] = field(default_factory=dict)
+    stream: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def feature(self) -> np.ndarray:
+        """The features of the network's only readout (error if there is not exactly one)."""
+        if len(self.features) != 1:
+            raise SimulationError(f"network has {len(self.features)} readouts; use .features")
+        return next(iter(self.features.values()))
+
+    def totals(self) -> dict[str, int]:
+        """Whole-network counters: spikes, overflows, saturations, ties, wraps, host clips."""
+        return {
+            "spikes": int(sum(int(c.sum()) for c in self.spike_counts.values())),
+            "overflow_u": int(sum(self.overflow_u.values())),
+            "saturations_v": int(sum(self.saturations_v.values())),
+            "ties": int(sum(self.ties.values())),
+            "conv_wraps": int(sum(self.conv_wraps.values())),
+            "host_clipped": int(sum(self.host_clipped.values())),
+        }
+
+
+def _gemm_dtype(layer_name: str, weights: np.ndarray, axes: tuple[int, ...]) -> torch.dtype:
+    """float32 when Σ|w| over one output (summing ``axes``) < 2²⁴, else float64 (< 2⁵³)."""
+    row = int(np.abs(weights.astype(np.int64)).sum(axis=axes).max(initial=0))
+    if row < F32_EXACT:
+        return torch.float32
+    if row < F64_EXACT:
+        return torch.float64
+    raise SimulationError(f"layer {layer_name!r}: Σ|w| per output {row} ≥ 2⁵³, cannot be exact")
+
+
+def _to_int(x: torch.Tensor) -> np.ndarray:
+    return torch.round(x).to(torch.int64).numpy()
+
+
+def _synapse(layer, s: np.ndarray, T: int, B: int) -> tuple[np.ndarray, int]:
+    """Current (wu) ``[T, B, *out_shape]`` of a Conv/TokenLinear/Dense layer, and wrap count."""
+    flat = torch.from_numpy(s.reshape(T * B, *layer.in_shape))
+    w = np.asarray(layer.weights)
+    if isinstance(layer, ConvLayer):
+        dt = _gemm_dtype(layer.name, w, (1, 2, 3))
+        acc = F.conv2d(flat.to(dt), torch.from_numpy(w).to(dt), stride=layer.stride,
+                       padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+        raw = _to_int(acc)
+        out = fixed.wrap_s24(raw)
+        wraps = int(np.count_nonzero(out != raw))
+    else:
+        dt = _gemm_dtype(layer.name, w, (1,))
+        wt = torch.from_numpy(w).to(dt)
+        if isinstance(layer, TokenLinearLayer):
+            acc = torch.einsum("oc,bcn->bon", wt, flat.to(dt))
+        else:
+            acc = flat.reshape(T * B, -1).to(dt) @ wt.T
+        out = fixed.shift_weight_exp_floor(_to_int(acc), layer.weight_exp)
+        wraps = 0
+    return out.reshape(T, B, *layer.out_shape), wraps
+
+
+def _inputs_for(network: LoihiNetwork, inputs) -> dict[str, np.ndarray | torch.Tensor]:
+    sources = [ly for ly in network.layers if isinstance(ly, HostInputLayer | SpikeInputLayer)]
+    if isinstance(inputs, Mapping):
+        missing = [ly.name for ly in sources if ly.name not in inputs]
+        if missing:
+            raise SimulationError(f"simulate: no input given for layer(s) {missing}")
+        return dict(inputs)
+    if len(sources) != 1:
+        raise SimulationError(
+            f"simulate: network has {len(sources)} input layers; pass a {{name: array}} mapping"
+        )
+    return {sources[0].name: inputs}
+
+
+def simulate(network: LoihiNetwork, inputs, *, keep_states: bool = False) -> SimResult:
+    """Run ``network`` for ``network.T`` logical steps on a batch.
+
+    ``inputs``: for a ``HostInputLayer`` the float images ``[B, C, H, W]`` (torch or numpy), for
+    a ``SpikeInputLayer`` a 0/1 raster ``[T, B, *shape]``; one array when the network has one
+    input layer, else a ``{layer name: array}`` mapping. Returns a :class:`SimResult`.
+    Raises :class:`SimulationError` naming the layer on a shape mismatch.
+    """
+    T = network.T
+    given = _inputs_for(network, inputs)
+    B = None
+    out: dict[str, np.ndarray] = {}
+    host_bias: dict[str, np.ndarray] = {}
+    counts, feats, ovf, sat, ties, wraps, hclip = {}, {}, {}, {}, {}, {}, {}
+    max_a, max_u, max_v = {}, {}, {}
+    spikes_k, v_k, u_k, stream_k = {}, {}, {}, {}
+    for name in network.topological_order():
+        layer = network.layer(name)
+        srcs = [e.src for e in network.in_edges(name)]
+        if isinstance(layer, HostInputLayer):
+            images = torch.as_tensor(np.asarray(given[name]))
+            if layer.op != "conv2d" or tuple(images.shape[1:]) != layer.in_shape:
+                raise SimulationError(
+                    f"layer {name!r}: expected conv2d images [B, {layer.in_shape}], "
+                    f"got {tuple(images.shape)}"
+                )
+            B = images.shape[0]
+            x = host_input_current(torch.tensor(np.asarray(layer.weight)),
+                                   torch.tensor(np.asarray(layer.bias)), layer.stride,
+                                   layer.padding, images).numpy()
+            mant, n_clip = fixed.bias_encode_s13(x * layer.bias_scale, layer.bias_exp)
+            host_bias[name] = fixed.bias_s13e3(mant, layer.bias_exp)
+            hclip[name] = n_clip * T
+        elif isinstance(layer, SpikeInputLayer):
+            raster = np.asarray(given[name]).astype(np.int8)
+            if raster.shape[0] != T or tuple(raster.shape[2:]) != layer.shape:
+                raise SimulationError(
+                    f"layer {name!r}: expected spikes [T={T}, B, {layer.shape}], got {raster.shape}"
+                )
+            B = raster.shape[1]
+            out[name] = raster
+        elif isinstance(layer, ConvLayer | TokenLinearLayer | DenseLayer):
+            out[name], wraps[name] = _synapse(layer, out[srcs[0]], T, B)
+        elif isinstance(layer, AttentionLayer):
+            s = torch.from_numpy(out[srcs[0]].reshape(T, B, 3 * layer.channels, layer.tokens))
+            p = attention_current(s.to(torch.float32), layer.channels, layer.heads)
+            out[name] = _to_int(p) << layer.p_shift
+        elif isinstance(layer, MaxPoolLayer):
+            a = torch.from_numpy(out[srcs[0]].reshape(T * B, *layer.in_shape))
+            if np.abs(out[srcs[0]]).max(initial=0) >= F32_EXACT:
+                raise SimulationError(f"layer {name!r}: |current| ≥ 2²⁴, max-pool not exact")
+            pooled = F.max_pool2d(a.to(torch.float32), layer.kernel, layer.stride, layer.padding)
+            out[name] = _to_int(pooled).reshape(T, B, *layer.out_shape)
+        elif isinstance(layer, LIFLayer):
+            cur = [out[s].reshape(T, B, *layer.shape) for s in srcs if s not in host_bias]
+            a = sum(cur) if cur else np.zeros((T, B, *layer.shape), np.int64)
+            bias = fixed.bias_s13e3(layer.bias_mant, layer.bias_exp)
+            for s in srcs:
+                if s in host_bias:
+                    bias = bias + host_bias[s].reshape(B, *layer.shape)
+            res = _run_lif(layer, a, bias, keep_states)
+            out[name] = res["spikes"]
+            counts[name] = res["spikes"].sum(axis=1, dtype=np.int64)
+            ovf[name], sat[name], ties[name] = res["overflow"], res["saturated"], res["ties"]
+            max_a[name] = int(np.abs(a).max(initial=0))
+            max_u[name], max_v[name] = res["max_u"], res["max_v"]
+            if keep_states:
+                spikes_k[name] = res["spikes"].astype(bool)
+                v_k[name], u_k[name] = res["v"], res["u"]
+        elif isinstance(layer, ReadoutLayer):
+            a = sum(out[s].reshape(T, B, *layer.in_shape) for s in srcs)
+            max_a[name] = int(np.abs(a).max(initial=0))
+            lead = (-1, *([1] * (len(layer.in_shape) - 1)))
+            bias = np.asarray(layer.input_bias, np.float64).reshape(lead)
+            xs = torch.from_numpy(a.astype(np.float64) * layer.input_scale + bias)
+            axes = () if layer.token_axis is None else (layer.token_axis,)
+            feats[name] = readout_features(
+                xs, axes, torch.from_numpy(np.asarray(layer.time_weights, np.float64)),
+                torch.from_numpy(np.asarray(layer.head_weight, np.float64)),
+                torch.from_numpy(np.asarray(layer.head_bias, np.float64)),
+            ).numpy()
+            if keep_states:
+                stream_k[name] = xs.numpy()
+        else:
+            raise SimulationError(f"layer {name!r}: no simulator rule for {layer.KIND!r}")
+    return SimResult(
+        T=T, batch_size=int(B or 0), spike_counts=counts, features=feats, overflow_u=ovf,
+        saturations_v=sat, ties=ties, conv_wraps=wraps, host_clipped=hclip, max_abs_a=max_a,
+        max_abs_u=max_u, max_abs_v=max_v, spikes=spikes_k, v=v_k, u=u_k, stream=stream_k,
+    )
+
+
+def _run_lif(layer: LIFLayer, a: np.ndarray, bias: np.ndarray, keep: bool) -> dict:
+    """The LIF recurrence over T (all neurons and samples at once) with its counters."""
+    T = a.shape[0]
+    u = np.zeros(a.shape[1:], np.int64)
+    v = np.zeros(a.shape[1:], np.int64)
+    thr = fixed.threshold_v(layer.vth)
+    spikes = np.zeros(a.shape, np.int8)
+    vs, us = [], []
+    n_ovf = n_sat = n_tie = 0
+    max_u = max_v = 0
+    for t in range(T):
+        u_raw = fixed.decay_u_trunc0(u, layer.du) + fixed.act_shift_u(a[t])
+        u = fixed.wrap_u_once_s24(u_raw)
+        n_ovf += int(np.count_nonzero(u != u_raw))
+        v_raw = fixed.decay_v_trunc0(v, layer.dv) + u + bias
+        v = fixed.saturate_v_s24(v_raw)
+        n_sat += int(np.count_nonzero(v != v_raw))
+        n_tie += int(np.count_nonzero(v == thr))
+        max_u = max(max_u, int(np.abs(u_raw).max(initial=0)))
+        max_v = max(max_v, int(np.abs(v_raw).max(initial=0)))
+        s = fixed.spike_gt(v, layer.vth)
+        v = np.where(s, 0, v)
+        spikes[t] = s
+        if keep:
+            vs.append(v)
+            us.append(u)
+    res = {"spikes": spikes, "overflow": n_ovf, "saturated": n_sat, "ties": n_tie,
+           "max_u": max_u, "max_v": max_v}
+    if keep:
+        res["v"], res["u"] = np.stack(vs), np.stack(us)
+    return res
