@@ -67,6 +67,9 @@ PAPER_IMG_SIZE = 32
 MAX_LISTED = 3
 """How many offending keys an error message names per kind (missing, unexpected, shape)."""
 
+SAFE_GLOBALS = (argparse.Namespace,)
+"""Classes `read_payload` allows besides weights_only's defaults (timm stores `args` as one)."""
+
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_MAGIC = b"\x80"  # torch < 1.6 files start with a pickle protocol opcode
 
@@ -625,10 +628,6 @@ def convert_loaded(payload: Any, path: str | Path, **kwargs: Any) -> Conversion:
     result = convert([tower_from_payload(payload, path)], **kwargs)
     warnings.warn(OfficialConversionNotice(conversion_message(result, Path(path))), stacklevel=2)
     return result
-
-
-SAFE_GLOBALS = (argparse.Namespace,)
-"""Classes `read_payload` allows besides weights_only's defaults (timm stores `args` as one)."""
 
 
 def conversion_metadata(result: Conversion) -> dict[str, Any]:
