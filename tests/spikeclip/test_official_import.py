@@ -386,3 +386,16 @@ def test_missing_batchnorm_counters_are_tolerated(both):
     conv = official.convert([official.tower_from_payload(state, "old.pth")], num_heads=2)
     feats, _ = _run_with_spikes(conv, "image", _outputs("image"))
     torch.testing.assert_close(feats, _outputs("image")["features"], rtol=0, atol=1e-5)
+
+
+def test_checkpoint_load_converts_official_files_on_the_fly():
+    """`spikeclip.checkpoint.load` (what spikeclip-export reads with) detects and converts."""
+    from spikeclip import checkpoint
+
+    with pytest.warns(official.OfficialConversionNotice, match="converted an official SpikeCLIP"):
+        loaded = checkpoint.load(TEXT)
+    assert loaded.metadata["placeholder_towers"] == ["image"]
+    text = _outputs("text")
+    with torch.no_grad():
+        feats = loaded.model.encode_text(text["input_ids"])
+    torch.testing.assert_close(feats, text["features"], rtol=0, atol=1e-5)
