@@ -22,13 +22,13 @@ class _SpikeFunction(torch.autograd.Function):
     """Heaviside of `u = H - θ` (`u >= 0`, or `u > 0` when strict) with the sigmoid surrogate."""
 
     @staticmethod
-    def forward(ctx, u: Tensor, alpha: float, strict: bool) -> Tensor:  # noqa: D102
+    def forward(ctx, u: Tensor, alpha: float, strict: bool) -> Tensor:
         ctx.save_for_backward(u)
         ctx.alpha = alpha
         return (u > 0).to(u.dtype) if strict else (u >= 0).to(u.dtype)
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None]:  # noqa: D102
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None, None]:
         (u,) = ctx.saved_tensors
         sig = torch.sigmoid(ctx.alpha * u)
         return grad_out * ctx.alpha * sig * (1.0 - sig), None, None
@@ -88,6 +88,8 @@ class MultiStepLIF(nn.Module):
     (surrogate slope). No parameters.
     """
 
+    kind = "lif"
+
     def __init__(
         self,
         *,
@@ -123,8 +125,6 @@ class MultiStepLIF(nn.Module):
             "decay_input": True,
             "discretization": "forward Euler, dt = 1 step",
         }
-
-    kind = "lif"
 
     def extra_repr(self) -> str:
         cmp = ">" if self.strict else ">="

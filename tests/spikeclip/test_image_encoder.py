@@ -29,8 +29,10 @@ def test_paper_parameter_count_is_official():
 
 def test_paper_forward_shape():
     enc = ImageEncoder(SpikeCLIPConfig.paper()).eval()
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        assert enc.trunk(torch.randn(1, 3, 32, 32)).shape == (4, 1, 384, 8, 8)
+        assert enc.trunk(x).shape == (4, 1, 384, 8, 8)
+        assert enc(x).shape == (1, 512)
 
 
 @pytest.mark.parametrize("T", [1, 4, 6])

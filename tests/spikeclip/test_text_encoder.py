@@ -34,6 +34,8 @@ def test_paper_layer_shapes():
     assert tuple(enc.token_embedding.weight.shape) == (49408, 512)
     assert tuple(enc.position_embedding.weight.shape) == (20, 512)
     assert sum(p.numel() for p in enc.parameters()) == 47_358_980 - 57 * 512
+    with torch.no_grad():
+        assert enc(torch.zeros(1, 20, dtype=torch.int64)).shape == (1, 512)
 
 
 def test_init_embeddings_from_a_teacher_table():
