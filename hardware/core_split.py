@@ -118,10 +118,11 @@ def bits_per_axon(n_synapses: np.ndarray, bits_per_synapse: int, limits: CoreLim
 def axis_tile_counts(
     out_len: int, tiles: int, in_len: int, kernel: int, stride: int, padding: int, dilation: int
 ) -> tuple[np.ndarray, int]:
-    """Per-tile connection counts along one axis, distinct patterns only.
+    """Per-tile connection counts along one axis, distinct patterns only (up to translation).
 
-    Returns ``(patterns, reach)``: ``patterns`` int64 ``[P, in_len]`` where entry ``[p, i]`` is
-    the number of (output position in the tile, kernel tap) pairs reading input ``i``; ``reach``
+    Returns ``(patterns, reach)``: ``patterns`` int64 ``[P, L]`` where entry ``[p, i]`` is the
+    number of (output position in the tile, kernel tap) pairs reading the i-th input of the
+    tile's input span (zero padded to the longest span); ``reach``
     is the largest number of tiles any one input position feeds.
     """
     size = ceil_div(out_len, tiles)
@@ -133,13 +134,39 @@ def axis_tile_counts(
     flat = (np.broadcast_to(tile[:, None], i.shape) * in_len + i)[valid]
     counts = np.bincount(flat, minlength=n_tiles * in_len).reshape(n_tiles, in_len)
     reach = int((counts > 0).sum(axis=0).max())
-    patterns = np.unique(counts, axis=0)
+    # Distinct patterns up to translation: trim each row to its non-zero span.
+    trimmed: dict[bytes, np.ndarray] = {}
+    for row in counts:
+        nz = np.flatnonzero(row)
+        span = row[nz[0] : nz[-1] + 1] if nz.size else row[:0]
+        trimmed.setdefault(span.tobytes(), span)
+    width = max((len(v) for v in trimmed.values()), default=0)
+    patterns = np.zeros((len(trimmed), width), dtype=np.int64)
+    for k, span in enumerate(trimmed.values()):
+        patterns[k, : len(span)] = span
     patterns.setflags(write=False)
     return patterns, reach
 
 
 def _tile_size(length: int, tiles: int) -> int:
     return ceil_div(length, tiles)
+
+
+@lru_cache(maxsize=8192)
+def _pair_stats(
+    y: tuple[int, int, int, int, int, int, int], x: tuple[int, int, int, int, int, int, int]
+) -> tuple[tuple[int, int, np.ndarray], ...]:
+    """Per distinct (y pattern, x pattern): (input positions, taps, non-zero tap counts)."""
+    py, _ = axis_tile_counts(*y)
+    px, _ = axis_tile_counts(*x)
+    out = []
+    for cy in py:
+        for cx in px:
+            taps = np.outer(cy, cx)
+            nz = taps[taps > 0]
+            nz.setflags(write=False)
+            out.append((int(nz.size), int(nz.sum()), nz))
+    return tuple(out)
 
 
 def _conv_core(
@@ -151,31 +178,21 @@ def _conv_core(
     cin_per_group = c_in // spec.groups
     cout_per_group = c_out // spec.groups
     in_channels = min(c_in, cin_per_group * ceil_div(c_core, cout_per_group))
-    py, _ = axis_tile_counts(
-        h, split.tiles_y, h_in, spec.kernel[0], spec.stride[0], spec.padding[0], spec.dilation[0]
-    )
-    px, _ = axis_tile_counts(
-        w, split.tiles_x, w_in, spec.kernel[1], spec.stride[1], spec.padding[1], spec.dilation[1]
+    pairs = _pair_stats(
+        (h, split.tiles_y, h_in, spec.kernel[0], spec.stride[0], spec.padding[0], spec.dilation[0]),
+        (w, split.tiles_x, w_in, spec.kernel[1], spec.stride[1], spec.padding[1], spec.dilation[1]),
     )
     bits = spec.weight_bits + delay_bits(spec.delay)
-    # Each output channel reads cin_per_group channels: per input axon, the synapses into
-    # the core are (tap count at that position) × (output channels it feeds on the core).
-    fed = min(c_core, cout_per_group)
-    axons = syn = mem = 0
-    for cy in py:
-        for cx in px:
-            taps = np.outer(cy, cx)
-            nz = taps[taps > 0]
-            a = in_channels * int(nz.size)
-            s = c_core * cin_per_group * int(nz.sum())
-            if spec.shared:
-                stored = c_core * cin_per_group * spec.kernel[0] * spec.kernel[1]
-                m = ceil_div(stored * bits, limits.memory_word_bits) * limits.memory_word_bits
-            else:
-                m = in_channels * int(bits_per_axon(nz * fed, bits, limits).sum())
-            axons, syn, mem = max(axons, a), max(syn, s), max(mem, m)
+    axons = in_channels * max(p[0] for p in pairs)
     if spec.shared:
-        syn = c_core * cin_per_group * spec.kernel[0] * spec.kernel[1]
+        stored = c_core * cin_per_group * spec.kernel[0] * spec.kernel[1]
+        words = ceil_div(stored * bits, limits.memory_word_bits)
+        return axons, stored, words * limits.memory_word_bits
+    syn = c_core * cin_per_group * max(p[1] for p in pairs)
+    # Per input axon, the synapses into the core are (tap count at that position) × (output
+    # channels it feeds on the core).
+    fed = min(c_core, cout_per_group)
+    mem = in_channels * max(int(bits_per_axon(p[2] * fed, bits, limits).sum()) for p in pairs)
     return axons, syn, mem
 
 

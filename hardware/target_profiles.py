@@ -175,7 +175,7 @@ class TargetProfile:
         return Timing(**values)
 
 
-def _quantity(entry: Any, where: str) -> Quantity:
+def parse_quantity(entry: Any, where: str) -> Quantity:
     """Parse one `{"value"|"low","high", "source"}` entry; `where` names file and key."""
     if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
         raise TargetProfileError(f"{where}: expected an object with a 'source' string")
@@ -226,7 +226,7 @@ def _generation_quantities(name: str, data: dict[str, Any]) -> dict[str, Quantit
         for key in keys:
             if key not in block:
                 raise TargetProfileError(f"hardware/targets/{name}.json: missing {section}.{key}")
-            out[f"{section}.{key}"] = _quantity(block[key], f"{name}.json {section}.{key}")
+            out[f"{section}.{key}"] = parse_quantity(block[key], f"{name}.json {section}.{key}")
     return out
 
 
@@ -255,7 +255,7 @@ def load_target(name: str) -> TargetProfile:
                 f"hardware/targets/{name}.json: generation {generation!r} is not a generation file"
             )
         quantities = _generation_quantities(generation, gen)
-        chips = _quantity(data.get("chips"), f"{name}.json chips")
+        chips = parse_quantity(data.get("chips"), f"{name}.json chips")
         if not chips.exact or chips.low < 1:
             raise TargetProfileError(f"hardware/targets/{name}.json: chips must be one value ≥ 1")
         quantities["system.chips"] = chips
