@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = ["spikeclip-export", "spikeclip-train", "spikeclip-eval", "spikeclip-energy"]
+SCRIPTS = [
+    "spikeclip-export",
+    "spikeclip-train",
+    "spikeclip-eval",
+    "spikeclip-energy",
+    "spikeclip-convert",
+]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
