@@ -1,9 +1,9 @@
 """The energy report: per-layer table, totals and SNN/ANN ratios per preset, with assumptions.
 
 All numbers in the report are **per sample** (a layer's totals ÷ its B samples; all T steps
-included). Energies are in pJ in JSON and in nJ in the Markdown tables. Every report carries an
-assumptions block (energy_digest §7.C) and gives SNN/ANN ratios as a range over the presets that
-price the ANN, never one headline number.
+included). Energies are in pJ in JSON and in readable units (pJ … mJ) in Markdown. Every report
+carries an assumptions block (energy_digest §7.C) and gives SNN/ANN ratios as a range over the
+presets that price the ANN, never one headline number.
 """
 
 from __future__ import annotations
@@ -158,6 +158,16 @@ def build_report(
     )
 
 
+def format_energy(pj: float | None) -> str:
+    """``pj`` picojoules in the largest unit (pJ, nJ, µJ, mJ, J) that keeps it ≥ 1."""
+    if pj is None:
+        return "n/a"
+    for unit, scale in (("J", 1e12), ("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if abs(pj) >= scale:
+            return f"{pj / scale:.4g} {unit}"
+    return f"{pj:.4g} pJ"
+
+
 def _num(x: float | None) -> str:
     if x is None:
         return "n/a"
@@ -185,13 +195,13 @@ def _energy_table(rep: EnergyReport) -> list[str]:
     head = ["layer", *(p.name for p in rep.presets)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for layer in rep.layers:
-        cells = [f"{rep.layer_energy_pj(layer, p)[0] / 1e3:.4g}" for p in rep.presets]
+        cells = [format_energy(rep.layer_energy_pj(layer, p)[0]) for p in rep.presets]
         lines.append("| " + " | ".join([layer.name, *cells]) + " |")
     return lines
 
 
 def to_markdown(rep: EnergyReport) -> str:
-    """The report as Markdown (energies in nJ per sample)."""
+    """The report as Markdown (energies per sample, in readable units)."""
     tot = rep.count_totals()
     out = [f"# {rep.title}", "", "## Assumptions", ""]
     out += [f"- **{k}**: {v}" for k, v in rep.assumptions.items()]
@@ -202,25 +212,25 @@ def to_markdown(rep: EnergyReport) -> str:
         "",
         "## Totals per sample",
         "",
-        "| preset | SNN nJ | ANN nJ | SNN/ANN |",
+        "| preset | SNN | ANN twin | SNN/ANN |",
         "|---|---|---|---|",
     ]
     for t in rep.totals():
-        ann = "n/a" if t.ann_pj is None else f"{t.ann_pj / 1e3:.4g}"
         ratio = "n/a" if t.ratio is None else f"{t.ratio:.3g}"
-        out.append(f"| {t.preset} | {t.snn_pj / 1e3:.4g} | {ann} | {ratio} |")
+        snn, ann = format_energy(t.snn_pj), format_energy(t.ann_pj)
+        out.append(f"| {t.preset} | {snn} | {ann} | {ratio} |")
     rr = rep.ratio_range()
     out += ["", "SNN/ANN energy ratio over presets that price the ANN: "
             + ("n/a" if rr is None else f"{rr[0]:.3g} to {rr[1]:.3g}")]  # fmt: skip
     sop_ratio = tot["sop_exact"] / tot["sop_rate"] if tot["sop_rate"] else float("nan")
     out += [
         f"Literature formula (4.6 pJ·first layer + 0.9 pJ·fr·T·FLOPs; comparison only): "
-        f"{rep.literature_pj() / 1e3:.4g} nJ; exact/rate SOP ratio {sop_ratio:.4f}.",
+        f"{format_energy(rep.literature_pj())}; exact/rate SOP ratio {sop_ratio:.4f}.",
     ]
     if rep.ann_onnx_macs is not None:
         out.append(f"ANN twin MACs counted from its ONNX file: {rep.ann_onnx_macs:,}.")
     out += ["", "## Counts per layer (per sample)", "", *_counts_table(rep)]
-    out += ["", "## SNN energy per layer (nJ per sample)", "", *_energy_table(rep), ""]
+    out += ["", "## SNN energy per layer (per sample)", "", *_energy_table(rep), ""]
     return "\n".join(out)
 
 
