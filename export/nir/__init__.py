@@ -1,11 +1,11 @@
 """torch → NIR export of SpikeCLIP, and an executor for the graphs it writes.
 
-- `to_nir(model, tower)`, `write_nir`, `read_nir` (export/nir/exporter.py; imports `spikeclip`);
-- `from_nir(graph)` (export/nir/from_nir.py; must not import `spikeclip`);
+- `to_nir(model, tower)` (export/nir/exporter.py; the only part that imports `spikeclip`);
+- `write_nir` / `read_nir` (export/nir/io.py), `from_nir(graph)` (export/nir/from_nir.py);
 - the metadata schema every reader uses (export/nir/schema.py: read its docstring first).
 
-`to_nir`, `write_nir` and `read_nir` are loaded lazily so that importing `export.nir` (and
-running `from_nir`) never pulls in the model package.
+`to_nir` is loaded lazily so that importing `export.nir`, reading a file and running
+`from_nir` never pull in the model package.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from export.nir.errors import (
     UnsupportedModuleError,
 )
 from export.nir.from_nir import NIRExecutor, NIRRun, from_nir
+from export.nir.io import read_nir, write_nir
 
-_LAZY = {"to_nir", "write_nir", "read_nir"}
+_LAZY = {"to_nir"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,55 @@
+"""Atomic `.nir` writing and checked reading (no `spikeclip` import: the executor uses it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import nir
+
+from export.nir.errors import MetadataError, NIRFileError
+from export.nir.schema import graph_meta
+
+
+def write_nir(
+    graph: nir.NIRGraph, path: str | Path, *, compression: str | None = "gzip", level: int = 1
+) -> Path:
+    """`nir.write` to a temp file beside `path`, then `os.replace` (atomic). Returns the path.
+
+    compression: "gzip" (at `level`, 1 = fastest), "lzf" or None; it changes no value.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        opts = level if compression == "gzip" else None
+        nir.write(tmp, graph, compression=compression, compression_opts=opts)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_nir(path: str | Path) -> nir.NIRGraph:
+    """`nir.read` (type-checked) with one-line `NIRFileError`s for missing, truncated or
+    corrupted files and for files that are NIR but were not written by `to_nir`."""
+    path = Path(path)
+    if not path.is_file():
+        raise NIRFileError(path, "no such file")
+    try:
+        graph = nir.read(path)
+    except (OSError, KeyError, ValueError, TypeError, AssertionError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NIRFileError(
+            path, f"not a readable NIR file ({type(err).__name__}: {reason})"
+        ) from None
+    try:
+        graph_meta(graph)
+    except MetadataError as err:
+        raise NIRFileError(path, str(err)) from None
+    return graph
