@@ -44,11 +44,14 @@ def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, tuple | list) else (int(v), int(v))
 
 
-def graph_from_image_encoder(encoder: nn.Module) -> FloatGraph:
+def graph_from_image_encoder(encoder: nn.Module, prefix: str = "image_encoder") -> FloatGraph:
     """The image tower of `spikeclip.image_encoder.ImageEncoder` as a FloatGraph (differentiable).
 
-    Node names are the model's module paths (``tokenizer.lif0``, ``blocks.0.attn.qkv`` …).
+    Node names are those `export.nir.to_nir` gives (``image_encoder.tokenizer.lif0``,
+    ``….attn.qkv_conv``, ``….mlp.fc2_conv``, ``image_encoder.output`` for the readout), so the
+    graph equals :func:`hardware.lower_nir.float_graph_from_nir` of the exported model.
     """
+    pre = f"{prefix}." if prefix else ""
     cfg = encoder.config
     tau = float(cfg.tau)
     tok = encoder.tokenizer
@@ -64,16 +67,17 @@ def graph_from_image_encoder(encoder: nn.Module) -> FloatGraph:
     w0, b0 = fold_bn(tok.conv0, tok.bn0)
     out = (w0.shape[0], shape[1], shape[2])
     nodes.append(
-        FHostInput(name="tokenizer.conv0", weight=w0, bias=b0, in_shape=shape, out_shape=out,
+        FHostInput(name=f"{pre}tokenizer.conv0", weight=w0, bias=b0, in_shape=shape, out_shape=out,
                    stride=_pair(tok.conv0.stride), padding=_pair(tok.conv0.padding))
     )
-    lif("tokenizer.lif0", out, cfg.v_threshold, torch.zeros_like(b0), ["tokenizer.conv0"])
-    shape, src = out, "tokenizer.lif0"
+    lif(f"{pre}tokenizer.lif0", out, cfg.v_threshold, torch.zeros_like(b0),
+        [f"{pre}tokenizer.conv0"])
+    shape, src = out, f"{pre}tokenizer.lif0"
     for i in (1, 2, 3):
         conv, bn = getattr(tok, f"conv{i}"), getattr(tok, f"bn{i}")
         w, b = fold_bn(conv, bn)
         out = (w.shape[0], shape[1], shape[2])
-        name = f"tokenizer.conv{i}"
+        name = f"{pre}tokenizer.conv{i}"
         nodes.append(FSynapse(name=name, kind="conv", weight=w, in_shape=shape, out_shape=out,
                               stride=_pair(conv.stride), padding=_pair(conv.padding)))
         edges.append((src, name))
@@ -83,23 +87,23 @@ def graph_from_image_encoder(encoder: nn.Module) -> FloatGraph:
             k, s, p = _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding)
             pout = (out[0], (out[1] + 2 * p[0] - k[0]) // s[0] + 1,
                     (out[2] + 2 * p[1] - k[1]) // s[1] + 1)
-            nodes.append(FMaxPool(name=f"tokenizer.pool{i}", in_shape=out, out_shape=pout,
+            nodes.append(FMaxPool(name=f"{pre}tokenizer.pool{i}", in_shape=out, out_shape=pout,
                                   kernel=k, stride=s, padding=p))
-            edges.append((name, f"tokenizer.pool{i}"))
-            cur, out = f"tokenizer.pool{i}", pout
-        lif(f"tokenizer.lif{i}", out, cfg.v_threshold, b, [cur])
-        shape, src = out, f"tokenizer.lif{i}"
+            edges.append((name, f"{pre}tokenizer.pool{i}"))
+            cur, out = f"{pre}tokenizer.pool{i}", pout
+        lif(f"{pre}tokenizer.lif{i}", out, cfg.v_threshold, b, [cur])
+        shape, src = out, f"{pre}tokenizer.lif{i}"
     w4, b4 = fold_bn(tok.conv4, tok.bn4)
     grid = (w4.shape[0], shape[1], shape[2])
-    nodes.append(FSynapse(name="tokenizer.conv4", kind="conv", weight=w4, in_shape=shape,
+    nodes.append(FSynapse(name=f"{pre}tokenizer.conv4", kind="conv", weight=w4, in_shape=shape,
                           out_shape=grid, stride=_pair(tok.conv4.stride),
                           padding=_pair(tok.conv4.padding)))
-    edges.append((src, "tokenizer.conv4"))
-    branches: list[str] = ["tokenizer.conv4"]
+    edges.append((src, f"{pre}tokenizer.conv4"))
+    branches: list[str] = [f"{pre}tokenizer.conv4"]
     stream_bias = b4
     d = grid[0]
     for i, block in enumerate(encoder.blocks):
-        p = f"blocks.{i}"
+        p = f"{pre}blocks.{i}"
         att = block.attn
         lif(f"{p}.attn.in_lif", grid, cfg.v_threshold, stream_bias, branches)
         qkv_w, qkv_b = [], []
@@ -108,40 +112,40 @@ def graph_from_image_encoder(encoder: nn.Module) -> FloatGraph:
             qkv_w.append(w.reshape(w.shape[0], w.shape[1]))
             qkv_b.append(b)
         wide = (3 * d, grid[1], grid[2])
-        nodes.append(FSynapse(name=f"{p}.attn.qkv", kind="token_linear",
+        nodes.append(FSynapse(name=f"{p}.attn.qkv_conv", kind="token_linear",
                               weight=torch.cat(qkv_w), in_shape=grid, out_shape=wide))
-        edges.append((f"{p}.attn.in_lif", f"{p}.attn.qkv"))
-        lif(f"{p}.attn.qkv_lif", wide, cfg.v_threshold, torch.cat(qkv_b), [f"{p}.attn.qkv"])
+        edges.append((f"{p}.attn.in_lif", f"{p}.attn.qkv_conv"))
+        lif(f"{p}.attn.qkv_lif", wide, cfg.v_threshold, torch.cat(qkv_b), [f"{p}.attn.qkv_conv"])
         nodes.append(FAttention(name=f"{p}.attn.core", channels=d, heads=cfg.num_heads,
                                 qk_scale=float(cfg.attn_scale), in_shape=wide, out_shape=grid))
         edges.append((f"{p}.attn.qkv_lif", f"{p}.attn.core"))
         lif(f"{p}.attn.attn_lif", grid, cfg.attn_v_threshold,
             torch.zeros(d, dtype=torch.float64), [f"{p}.attn.core"], role="attention")
         w, b = fold_bn(att.proj_conv, att.proj_bn)
-        nodes.append(FSynapse(name=f"{p}.attn.proj", kind="token_linear",
+        nodes.append(FSynapse(name=f"{p}.attn.proj_conv", kind="token_linear",
                               weight=w.reshape(d, d), in_shape=grid, out_shape=grid))
-        edges.append((f"{p}.attn.attn_lif", f"{p}.attn.proj"))
-        branches.append(f"{p}.attn.proj")
+        edges.append((f"{p}.attn.attn_lif", f"{p}.attn.proj_conv"))
+        branches.append(f"{p}.attn.proj_conv")
         stream_bias = stream_bias + b
         mlp = block.mlp
         lif(f"{p}.mlp.in_lif", grid, cfg.v_threshold, stream_bias, branches)
         w, b = fold_bn(mlp.fc1_conv, mlp.fc1_bn)
         hid = (w.shape[0], grid[1], grid[2])
-        nodes.append(FSynapse(name=f"{p}.mlp.fc1", kind="token_linear",
+        nodes.append(FSynapse(name=f"{p}.mlp.fc1_conv", kind="token_linear",
                               weight=w.reshape(w.shape[0], d), in_shape=grid, out_shape=hid))
-        edges.append((f"{p}.mlp.in_lif", f"{p}.mlp.fc1"))
-        lif(f"{p}.mlp.fc1_lif", hid, cfg.v_threshold, b, [f"{p}.mlp.fc1"])
+        edges.append((f"{p}.mlp.in_lif", f"{p}.mlp.fc1_conv"))
+        lif(f"{p}.mlp.fc1_lif", hid, cfg.v_threshold, b, [f"{p}.mlp.fc1_conv"])
         w, b = fold_bn(mlp.fc2_conv, mlp.fc2_bn)
-        nodes.append(FSynapse(name=f"{p}.mlp.fc2", kind="token_linear",
+        nodes.append(FSynapse(name=f"{p}.mlp.fc2_conv", kind="token_linear",
                               weight=w.reshape(d, hid[0]), in_shape=hid, out_shape=grid))
-        edges.append((f"{p}.mlp.fc1_lif", f"{p}.mlp.fc2"))
-        branches.append(f"{p}.mlp.fc2")
+        edges.append((f"{p}.mlp.fc1_lif", f"{p}.mlp.fc2_conv"))
+        branches.append(f"{p}.mlp.fc2_conv")
         stream_bias = stream_bias + b
     nodes.append(
-        FReadout(name="readout", in_shape=grid, bias=stream_bias,
+        FReadout(name=f"{pre}output", in_shape=grid, bias=stream_bias,
                  time_weights=encoder.readout.weights.double(),
                  head_weight=encoder.head.weight.double(), head_bias=encoder.head.bias.double())
     )
-    edges.extend((s, "readout") for s in branches)
+    edges.extend((s, f"{pre}output") for s in branches)
     return FloatGraph(nodes=tuple(nodes), edges=tuple(edges), T=int(cfg.T), tau=tau,
                       input_shape=(cfg.in_channels, cfg.img_size, cfg.img_size))

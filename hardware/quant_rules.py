@@ -22,6 +22,12 @@ def _round_ste(x: Tensor, fn, ste: bool) -> Tensor:
     return x + (q - x).detach() if ste else q
 
 
+def _grid_step_and_range(sign_mode: str, num_weight_bits: int) -> tuple[float, float, float]:
+    step = float(1 << fixed.weight_truncate_bits(sign_mode, num_weight_bits))
+    lo, hi = fixed.weight_limits_8(sign_mode)
+    return step, float(-int(-lo // step) * step), float(int(hi // step) * step)
+
+
 def weight_grid(
     w_wu: Tensor, sign_mode: str, num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX,
     *, ste: bool = False,
@@ -29,15 +35,22 @@ def weight_grid(
     """Round real weights (wu) to the nearest point of Lava's grid and clip to its range.
 
     Grid step ``2**fixed.weight_truncate_bits(sign_mode, num_weight_bits)`` (2 for 8-bit mixed),
-    round half to even, then clip to :func:`hardware.fixed.weight_limits_8` (mixed 8-bit:
-    −256 … 254). The result is already on the grid, so Lava's own truncation is the identity.
+    round half to even, then clip to the grid points inside :func:`hardware.fixed.weight_limits_8`
+    (mixed 8-bit: −256 … 254). The result is already on the grid, so Lava's own truncation is
+    the identity.
     """
-    step = float(1 << fixed.weight_truncate_bits(sign_mode, num_weight_bits))
-    lo, hi = fixed.weight_limits_8(sign_mode)
-    hi_on_grid = float(int(hi // step) * step)
-    lo_on_grid = float(-int(-lo // step) * step)
+    step, lo, hi = _grid_step_and_range(sign_mode, num_weight_bits)
     q = _round_ste(w_wu / step, torch.round, ste) * step
-    return q.clamp(lo_on_grid, hi_on_grid)
+    return q.clamp(lo, hi)
+
+
+def weight_clipped(
+    w_wu: Tensor, sign_mode: str, num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX
+) -> Tensor:
+    """Bool mask of the weights that :func:`weight_grid` clips (rounded value out of range)."""
+    step, lo, hi = _grid_step_and_range(sign_mode, num_weight_bits)
+    q = torch.round(w_wu / step) * step
+    return (q < lo) | (q > hi)
 
 
 def bias_grid(beta_v: Tensor, bias_exp: int, *, ste: bool = False) -> Tensor:

@@ -62,7 +62,13 @@ from hardware.layers import (
 )
 from hardware.network import Edge, LoihiNetwork
 from hardware.quant_record import NeuronQuant, QuantRecord, SynapseQuant
-from hardware.quant_rules import bias_exp_for, bias_grid, sign_mode_for, weight_grid
+from hardware.quant_rules import (
+    bias_exp_for,
+    bias_grid,
+    sign_mode_for,
+    weight_clipped,
+    weight_grid,
+)
 from hardware.simulate import SimResult, simulate
 
 #: Largest |β| (v-units) a 13-bit mantissa at exponent 7 holds.
@@ -137,10 +143,7 @@ def _feeders(graph: FloatGraph, name: str) -> list[str]:
 
 
 def _clip_fraction(weight: torch.Tensor, s: float, tau: float) -> float:
-    mode = sign_mode_for(weight)
-    lo, hi = fixed.weight_limits_8(mode)
-    x = weight * (s / tau)
-    return float(((x > hi + 1) | (x < lo - 1)).double().mean())
+    return float(weight_clipped(weight * (s / tau), sign_mode_for(weight)).double().mean())
 
 
 def _choose_scale(
@@ -268,11 +271,10 @@ def build_network(
             real = node.weight.detach() * (s / tau)
             w = weight_grid(real, mode, plan.num_weight_bits)
             wi = w.to(torch.int64).numpy()
-            lo, hi = fixed.weight_limits_8(mode)
             syn_recs.append(SynapseQuant(
                 name=node.name, kind=node.kind, scale=s, sign_mode=mode,
                 num_weight_bits=plan.num_weight_bits, weight_exp=0, n_weights=int(wi.size),
-                pct_clipped=100 * float(((real > hi + 1) | (real < lo - 1)).double().mean()),
+                pct_clipped=100 * float(weight_clipped(real, mode).double().mean()),
                 pct_rounded_to_zero=100 * float(((w == 0) & (real != 0)).double().mean()),
                 max_abs_weight=int(np.abs(wi).max(initial=0)),
                 max_row_abs_sum=int(np.abs(wi).reshape(wi.shape[0], -1).sum(1).max(initial=0)),

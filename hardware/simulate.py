@@ -119,7 +119,7 @@ def _to_int(x: torch.Tensor) -> np.ndarray:
 def _synapse(layer, s: np.ndarray, T: int, B: int) -> tuple[np.ndarray, int]:
     """Current (wu) ``[T, B, *out_shape]`` of a Conv/TokenLinear/Dense layer, and wrap count."""
     flat = torch.from_numpy(s.reshape(T * B, *layer.in_shape))
-    w = np.asarray(layer.weights)
+    w = np.array(layer.weights)  # writable copy for torch
     if isinstance(layer, ConvLayer):
         dt = _gemm_dtype(layer.name, w, (1, 2, 3))
         acc = F.conv2d(flat.to(dt), torch.from_numpy(w).to(dt), stride=layer.stride,
@@ -230,9 +230,9 @@ def simulate(network: LoihiNetwork, inputs, *, keep_states: bool = False) -> Sim
             xs = torch.from_numpy(a.astype(np.float64) * layer.input_scale + bias)
             axes = () if layer.token_axis is None else (layer.token_axis,)
             feats[name] = readout_features(
-                xs, axes, torch.from_numpy(np.asarray(layer.time_weights, np.float64)),
-                torch.from_numpy(np.asarray(layer.head_weight, np.float64)),
-                torch.from_numpy(np.asarray(layer.head_bias, np.float64)),
+                xs, axes, torch.tensor(np.asarray(layer.time_weights, np.float64)),
+                torch.tensor(np.asarray(layer.head_weight, np.float64)),
+                torch.tensor(np.asarray(layer.head_bias, np.float64)),
             ).numpy()
             if keep_states:
                 stream_k[name] = xs.numpy()

@@ -13,6 +13,7 @@ LIFs: ``v − [v > 0] = 64·s·V̂``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from hardware import fixed
@@ -42,7 +43,7 @@ from hardware.network import LoihiNetwork
 
 
 def _t(x) -> torch.Tensor:
-    return torch.as_tensor(x).to(torch.float64)
+    return torch.tensor(np.asarray(x), dtype=torch.float64)
 
 
 def _tau(layer: LIFLayer) -> float:

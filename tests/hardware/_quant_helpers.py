@@ -1,0 +1,29 @@
+"""Shared builders for the quantize/simulate/twin/fidelity tests (not a test module)."""
+
+from __future__ import annotations
+
+import torch
+
+from spikeclip.config import SpikeCLIPConfig
+from spikeclip.image_encoder import ImageEncoder
+
+
+def active_tiny_encoder(seed: int = 0) -> ImageEncoder:
+    """The `tiny` image encoder (eval mode) with BN statistics/affines drawn so that every LIF
+    layer fires (random init alone leaves most layers silent)."""
+    torch.manual_seed(seed)
+    enc = ImageEncoder(SpikeCLIPConfig.tiny())
+    with torch.no_grad():
+        for m in enc.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(1.5, 3.0)
+                m.bias.normal_(0.3, 0.5)
+    return enc.eval()
+
+
+def tiny_images(n: int, seed: int = 1) -> torch.Tensor:
+    """``[n, 3, 16, 16]`` float64 images, N(0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 16, 16, generator=g, dtype=torch.float64)

@@ -1,0 +1,102 @@
+"""The fake-quant twin: bit-exact against the integer simulator; the attention tie-break rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _quant_helpers import active_tiny_encoder, tiny_images
+
+from hardware.fake_quant import fake_quantize
+from hardware.graph_run import run_graph
+from hardware.layers import AttentionLayer, LIFLayer, SpikeInputLayer
+from hardware.lower_torch import graph_from_image_encoder
+from hardware.network import Edge, LoihiNetwork
+from hardware.quantize import plan_quantization, quantize_graph
+from hardware.simulate import simulate
+from hardware.twin import run_twin
+from spikeclip.neurons import lif_sequence
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    enc = active_tiny_encoder()
+    graph = graph_from_image_encoder(enc)
+    calib = tiny_images(16, seed=1)
+    net, record = quantize_graph(graph, calib)
+    images = tiny_images(12, seed=2)  # held out from calibration
+    return enc, graph, net, record, images
+
+
+def test_simulation_equals_twin_bit_for_bit(tiny):
+    _, _, net, record, images = tiny
+    assert record.exact
+    sim = simulate(net, images, keep_states=True)
+    twin = run_twin(net, images, keep_states=True)
+    assert sum(int(s.sum()) for s in sim.spikes.values()) > 1000  # the network is active
+    for name, spikes in sim.spikes.items():
+        layer = net.layer(name)
+        assert np.array_equal(
+            twin.spikes[name].numpy().astype(bool).reshape(spikes.shape), spikes
+        ), name
+        v_twin = twin.v[name].numpy().reshape(spikes.shape) * 64 * layer.meta["scale"]
+        v_sim = sim.v[name]
+        if layer.meta["role"] == "attention":  # Loihi keeps the 1-v-unit tie-break bias
+            v_sim = v_sim - (v_sim > 0)
+        assert np.array_equal(v_sim, v_twin), name
+    assert np.array_equal(sim.feature, twin.features.numpy())
+    assert sim.totals()["ties"] > 0  # ties happened, and both sides broke them alike
+
+
+def test_fake_quant_graph_equals_dequantized_network(tiny):
+    _, graph, net, _, images = tiny
+    plan, _ = plan_quantization(graph, tiny_images(16, seed=1))
+    with torch.no_grad():
+        fq = run_graph(fake_quantize(graph, plan), images, compare=">", keep_states=True)
+    twin = run_twin(net, images, keep_states=True)
+    for name, s in twin.spikes.items():
+        assert torch.equal(fq.spikes[name].reshape(s.shape), s), name
+    assert torch.equal(fq.features, twin.features)
+
+
+def test_straight_through_twin_has_gradients(tiny):
+    enc, graph, _, _, images = tiny
+    plan, _ = plan_quantization(graph, tiny_images(16, seed=1))
+    enc.zero_grad()
+    g = graph_from_image_encoder(enc)
+    out = run_graph(fake_quantize(g, plan, ste=True), images[:4], compare=">")
+    out.features.square().sum().backward()
+    assert enc.tokenizer.conv1.weight.grad.abs().sum() > 0
+    assert enc.blocks[0].mlp.fc2_bn.bias.grad.abs().sum() > 0
+
+
+def test_attention_tie_break_bias_equals_float_ge():
+    # Float model: H = V + (0.125·P − V)/2, spike if H ≥ 0.5. Loihi: a = P, vth = 8 (512 in
+    # v-units), bias 1 v-unit: v > 512 ⇔ H ≥ 0.5 (plan_review §A3). Without the bias the exact
+    # ties (e.g. P = 8 at t = 0: H = 0.5, v = 512) do not fire.
+    rng = np.random.default_rng(0)
+    T, B, C, N, heads = 4, 16, 8, 12, 2
+    raster = (rng.random((T, B, 3 * C, N)) < 0.35).astype(np.int8)
+
+    def net(bias_mant: int) -> LoihiNetwork:
+        return LoihiNetwork(
+            layers=(
+                SpikeInputLayer(name="in", shape=(3 * C, N)),
+                AttentionLayer(name="att", channels=C, tokens=N, heads=heads),
+                LIFLayer(name="lif", shape=(C, N), du=4095, dv=2048, vth=8, bias_mant=bias_mant),
+            ),
+            edges=(Edge(src="in", dst="att"), Edge(src="att", dst="lif")),
+            T=T,
+        )
+
+    # Independent float64 reference: (QKᵀ)V order per head, the project's LIF with ≥.
+    x = torch.from_numpy(raster).double().reshape(T, B, 3, heads, C // heads, N)
+    q, k, v = x.unbind(2)
+    p = (q.transpose(-1, -2) @ k) @ v.transpose(-1, -2)  # [T, B, heads, N, d] = (QKᵀ)V
+    y = 0.125 * p.transpose(-1, -2).reshape(T, B, C, N)
+    want, _ = lif_sequence(y, tau=2.0, v_threshold=0.5)
+    got = simulate(net(1), raster, keep_states=True).spikes["lif"]
+    assert np.array_equal(got, want.numpy().astype(bool))
+    plain = simulate(net(0), raster)
+    assert plain.ties["lif"] > 0
+    assert plain.spike_counts["lif"].sum() < int(want.sum())
