@@ -7,6 +7,9 @@ of every neuron layer of the `layer_specs` (e.g. ``image_encoder.tokenizer.lif0`
 for tokenizer and MLP neurons, ``(C, N)`` for Q/K/V/attention neurons; channel = head·d + j).
 A weight layer's input is its source neuron's output; dense-input layers (conv0, the head) need
 no activity and run ``dense_runs`` times per sample (T: repeated each step; 1: hoisted).
+With ``batch_summed=True`` the arrays are ``[T, *out_shape]`` spike counts summed over the
+``samples`` samples (the simulator's ``SimResult.spike_counts``); the totals are identical, but
+attention layers then raise (their AND-popcounts need per-sample Q/K/V spikes).
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ from hardware.energy.structure import LayerSpec
 def _spikes(
     spikes: Mapping[str, object], spec: LayerSpec, src: str, steps: int, samples: int
 ) -> np.ndarray:
-    """Spikes of ``src`` as ``[T, B, *spec.in_shape]`` (a flatten such as (C,h,w)→(C,N) is ok)."""
+    """Spikes of ``src`` as ``[T, B, *spec.in_shape]`` (a flatten such as (C,h,w)→(C,N) is ok).
+
+    ``samples=0``: batch-summed ``[T, *spec.in_shape]``.
+    """
     if src not in spikes:
         raise EnergyCountError(f"{spec.name}: no spikes recorded for its input layer {src!r}")
     a = np.asarray(spikes[src])
-    shape = (steps, samples, *spec.in_shape)
-    if a.shape[:2] != (steps, samples) or a.size != int(np.prod(shape, dtype=np.int64)):
+    lead = (steps, samples) if samples else (steps,)
+    shape = (*lead, *spec.in_shape)
+    if a.shape[: len(lead)] != lead or a.size != int(np.prod(shape, dtype=np.int64)):
         raise EnergyCountError(
             f"{spec.name}: spikes of {src!r} have shape {a.shape}, expected {shape}"
         )
@@ -67,22 +74,32 @@ def count_layer(
     steps: int,
     order: str = "q_ktv",
     dense_runs: int = 1,
+    batch_summed: bool = False,
 ) -> LayerCounts:
     """`LayerCounts` of one layer from the recorded spikes (see the module docstring)."""
+    if spec.dense_input:
+        return _dense(spec, order, samples, steps, dense_runs)
+    per = 0 if batch_summed else samples
+    summed = samples if batch_summed else 0
     if spec.op == "attention":
-        q, k, v = (split_heads(_spikes(spikes, spec, s, steps, samples), spec.heads)
+        if batch_summed:
+            raise EnergyCountError(
+                f"{spec.name}: attention popcounts need per-sample Q/K/V spikes, not batch sums"
+            )
+        q, k, v = (split_heads(_spikes(spikes, spec, s, steps, per), spec.heads)
                    for s in spec.sources)  # fmt: skip
         return attention_counts(name=spec.name, q=q, k=k, v=v, order=order)
     if spec.op == "neuron":
-        return lif_counts(name=spec.name, spikes=_spikes(spikes, spec, spec.name, steps, samples))
-    if spec.dense_input:
-        return _dense(spec, order, samples, steps, dense_runs)
-    x = _spikes(spikes, spec, spec.sources[0], steps, samples)
+        out = _spikes(spikes, spec, spec.name, steps, per)
+        return lif_counts(name=spec.name, spikes=out, batch_summed=summed)
+    x = _spikes(spikes, spec, spec.sources[0], steps, per)
     if spec.op == "linear":
-        return linear_counts(name=spec.name, x=x, out_features=spec.out_shape[-1], bias=spec.bias)
+        return linear_counts(name=spec.name, x=x, out_features=spec.out_shape[-1],
+                             bias=spec.bias, batch_summed=summed)  # fmt: skip
     return conv_counts(
         name=spec.name, x=x, out_channels=spec.out_shape[0], kernel=spec.kernel,
         stride=spec.stride, padding=spec.padding, groups=spec.groups, bias=spec.bias,
+        batch_summed=summed,
     )  # fmt: skip
 
 
@@ -94,10 +111,19 @@ def count_model(
     steps: int,
     order: str = "q_ktv",
     dense_runs: int = 1,
+    batch_summed: bool = False,
 ) -> list[LayerCounts]:
     """`count_layer` for every spec, in order."""
     return [
-        count_layer(s, spikes, samples=samples, steps=steps, order=order, dense_runs=dense_runs)
+        count_layer(
+            s,
+            spikes,
+            samples=samples,
+            steps=steps,
+            order=order,
+            dense_runs=dense_runs,
+            batch_summed=batch_summed,
+        )  # fmt: skip
         for s in specs
     ]
 

@@ -10,7 +10,11 @@ per-layer spikes, the float model's hooks, a hand-built raster in a test):
   e.g. an integer multi-spike, each counted as k synaptic events, sinabs' rule);
 - layouts: linear ``[T, B, *rows, F_in]`` (features last), conv ``[T, B, C_in, *spatial]``
   (channels first, as torch), attention Q/K/V ``[T, B, H, N, d]`` (use `split_heads` on
-  ``[T, B, C, N]`` with channel index ``head·d + j``), LIF output ``[T, B, *neurons]``.
+  ``[T, B, C, N]`` with channel index ``head·d + j``), LIF output ``[T, B, *neurons]``;
+- batch-summed spikes (``SimResult.spike_counts``: ``[T, *shape]`` summed over B samples): pass
+  ``batch_summed=B`` to the linear, conv and LIF counters (their counts are linear in the
+  spikes, so the totals are the same). Attention popcounts are not linear in the spikes: it
+  needs per-sample Q/K/V (``simulate(..., keep_states=True)``).
 
 Counts (energy_digest §7.A): ``ann_macs`` (the ANN twin, T = 1), ``snn_dense_ops`` (Σ_t of the
 dense ops a non-event-driven engine executes), ``sop_exact`` (Σ_t Σ events × true fan-out),
@@ -20,7 +24,6 @@ inputs), bias adds, ``neuron_updates`` and ``spikes_out``. One MAC = one multipl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -98,11 +101,6 @@ class LayerCounts:
         """``getattr(self, field) / samples``: a count per sample (all T steps included)."""
         return getattr(self, field) / self.samples
 
-    def scaled(self, factor: int) -> LayerCounts:
-        """A copy whose additive counts are multiplied by ``factor`` (e.g. identical blocks)."""
-        fields = (*COUNT_FIELDS, "sop_rate", "in_events", "in_elements")
-        return dataclasses.replace(self, **{f: getattr(self, f) * factor for f in fields})
-
 
 def _activity(x: object, name: str, what: str, min_ndim: int) -> np.ndarray:
     """``x`` as an int64 array of non-negative integer counts with ≥ ``min_ndim`` axes."""
@@ -125,15 +123,30 @@ def _kind(a: np.ndarray) -> InKind:
     return "integer" if a.size and a.max() > 1 else "binary"
 
 
-def linear_counts(*, name: str, x: object, out_features: int, bias: bool = False) -> LayerCounts:
+def _batched(
+    x: object, name: str, what: str, min_ndim: int, batch_summed: int
+) -> tuple[np.ndarray, int, InKind]:
+    """``(spikes [T, B', ...], B, kind)``; batch-summed ``[T, ...]`` gets B' = 1 and B given."""
+    if batch_summed < 0:
+        raise EnergyCountError(f"{name}: batch_summed={batch_summed} must be ≥ 0")
+    if not batch_summed:
+        a = _activity(x, name, what, min_ndim)
+        return a, a.shape[1], _kind(a)
+    a = _activity(x, name, what, min_ndim - 1)[:, None]
+    return a, batch_summed, "binary"  # sums of binary spikes of one neuron over the batch
+
+
+def linear_counts(
+    *, name: str, x: object, out_features: int, bias: bool = False, batch_summed: int = 0
+) -> LayerCounts:
     """Counts of ``y = x·Wᵀ (+ b)`` on spikes ``x`` of shape ``[T, B, *rows, F_in]``.
 
     Every event reaches all ``out_features`` outputs: ``sop_exact = Σx · F_out``; dense ops per
     step per sample ``rows·F_in·F_out``. A 1×1 conv / per-token ``Conv1d`` is this layer with
     the channel axis moved last. Bias adds: one per output per step (``bias=True``).
     """
-    a = _activity(x, name, "input", 3)
-    t, b, f_in = a.shape[0], a.shape[1], a.shape[-1]
+    a, b, kind = _batched(x, name, "input", 3, batch_summed)
+    t, f_in = a.shape[0], a.shape[-1]
     rows = int(np.prod(a.shape[2:-1], dtype=np.int64))
     per_step = rows * f_in * out_features
     events = int(a.sum())
@@ -141,11 +154,11 @@ def linear_counts(*, name: str, x: object, out_features: int, bias: bool = False
     return LayerCounts(
         name=name,
         op="linear",
-        in_kind=_kind(a),
+        in_kind=kind,
         samples=b,
         steps=t,
         in_events=events,
-        in_elements=int(a.size),
+        in_elements=t * b * rows * f_in,
         in_numel=rows * f_in,
         out_numel=out_numel,
         weights=f_in * out_features,
@@ -169,6 +182,7 @@ def conv_counts(
     dilation: Sequence[int] | None = None,
     groups: int = 1,
     bias: bool = False,
+    batch_summed: int = 0,
 ) -> LayerCounts:
     """Counts of an N-d convolution on spikes ``x`` of shape ``[T, B, C_in, *spatial]``.
 
@@ -176,8 +190,8 @@ def conv_counts(
     fan-out of `hardware.energy.fanout`; dense MACs per step per sample
     ``prod(out spatial) · C_out · C_in/groups · prod(kernel)`` (no bias).
     """
-    a = _activity(x, name, "input", 4)
-    t, b, c_in = a.shape[:3]
+    a, b, kind = _batched(x, name, "input", 4, batch_summed)
+    t, c_in = a.shape[0], a.shape[2]
     spatial = a.shape[3:]
     nd = len(spatial)
     stride = tuple(stride or (1,) * nd)
@@ -200,11 +214,11 @@ def conv_counts(
     return LayerCounts(
         name=name,
         op="conv",
-        in_kind=_kind(a),
+        in_kind=kind,
         samples=b,
         steps=t,
         in_events=events,
-        in_elements=int(a.size),
+        in_elements=t * b * in_numel,
         in_numel=in_numel,
         out_numel=out_numel,
         weights=out_channels * (c_in // groups) * k,
@@ -314,13 +328,13 @@ def attention_counts(
     )
 
 
-def lif_counts(*, name: str, spikes: object) -> LayerCounts:
+def lif_counts(*, name: str, spikes: object, batch_summed: int = 0) -> LayerCounts:
     """Neuron updates (``T·B·neurons``: every neuron updates every step) and spikes emitted.
 
     ``spikes`` is the layer's output ``[T, B, *neurons]`` (0/1).
     """
-    a = _activity(spikes, name, "spikes", 3)
-    t, b = a.shape[:2]
+    a, b, _ = _batched(spikes, name, "spikes", 3, batch_summed)
+    t = a.shape[0]
     neurons = int(np.prod(a.shape[2:], dtype=np.int64))
     return LayerCounts(
         name=name,
@@ -329,7 +343,7 @@ def lif_counts(*, name: str, spikes: object) -> LayerCounts:
         samples=b,
         steps=t,
         out_numel=neurons,
-        neuron_updates=int(a.size),
+        neuron_updates=t * b * neurons,
         spikes_out=int(a.sum()),
     )
 

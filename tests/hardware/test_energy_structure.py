@@ -99,3 +99,20 @@ def test_counts_from_float_model_spikes(tiny_specs) -> None:
                                      ones, padding=1).sum()  # fmt: skip
     assert counts["image_encoder.tokenizer.conv1"].sop_exact == int(ref.item())
     assert counts["image_encoder.tokenizer.lif0"].spikes_out == int(lif0.sum())
+
+
+def test_batch_summed_spike_counts_give_the_same_totals(tiny_specs) -> None:
+    import torch
+
+    torch.manual_seed(1)
+    model = SpikeCLIP(SpikeCLIPConfig.tiny())
+    images = 3 * torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    spikes = record_float_spikes(model.image_encoder, images, tiny_specs, prefix="image_encoder.")
+    per_sample = count_model(tiny_specs, spikes, samples=3, steps=4)
+    summed = {k: v.astype(np.int64).sum(axis=1) for k, v in spikes.items()}  # [T, *shape]
+    no_attention = [s for s in tiny_specs if s.op != "attention"]
+    batch = count_model(no_attention, summed, samples=3, steps=4, batch_summed=True)
+    expect = [c for c in per_sample if c.op != "attention"]
+    assert batch == expect  # every field, including fr_in's denominators
+    with pytest.raises(EnergyCountError, match="per-sample"):
+        count_model(tiny_specs, summed, samples=3, steps=4, batch_summed=True)
