@@ -32,7 +32,7 @@ du/dv ∈ {0, 1, 2047, 4095}).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -349,6 +349,16 @@ def test_u_exactly_plus_minus_2_pow_23_follows_lava(run_a: RunA) -> None:
         assert fixed.wrap_u_once_s24(np.array([1 << 23, -(1 << 23)])).tolist() == [1 << 23] * 2
 
 
+def test_vth_mant_limits_in_lava(run_a: RunA) -> None:
+    """vth = 0: any v > 0 fires and resets, so Lava's recorded v is never positive.
+    vth = 131071 (the 17-bit maximum; 131072 is rejected by the schema): the threshold is
+    2²³ − 64, so only v in (2²³ − 64, 2²³ − 1] fires and recorded v never exceeds 2²³ − 64."""
+    by_vth = {lif.vth: tr for lif, tr in zip(run_a.lifs, run_a.lava)}
+    low, high = by_vth[0], by_vth[fixed.VTH_MAX]
+    assert low["v"].max() <= 0 and low["s"].sum() > 100
+    assert high["v"].max() <= int(fixed.threshold_v(fixed.VTH_MAX)) and high["s"].sum() >= 2
+
+
 def test_conv_output_wraps_at_24_bits_like_lava(run_a: RunA) -> None:
     """Lava's Conv sends at step k what it computed from the input of step k − 1."""
     x = kernels.lava_to_chw(
@@ -534,8 +544,6 @@ def _build_run_b(
 def _with_offset(layer: Layer, net: LoihiNetwork) -> Layer:
     if not isinstance(layer, LIFLayer):
         return layer
-    from dataclasses import replace
-
     return replace(layer, reset_offset=net.pipeline_reset_offset(layer.name))
 
 
