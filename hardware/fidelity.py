@@ -1,0 +1,268 @@
+"""Fidelity of the quantized image tower: float model vs fake-quant twin vs integer simulation.
+
+For a batch of labelled images and a class matrix (computed once on the host from the float
+text tower, DESIGN §3), :func:`fidelity` runs
+
+- **float**: the model's image encoder in float64 (the float reference, spike rule ``>=``);
+- **twin**: :func:`hardware.twin.run_twin` of the network (float64, dequantized, ``>``);
+- **sim**: :func:`hardware.simulate.simulate` of the network (integers),
+
+and reports zero-shot top-1 of each, prediction agreement, feature cosine, per-layer spike
+agreement (float vs sim, per neuron-step, from the BN-folded float graph with the network's
+layer names), the first layer where spikes diverge, whether twin and simulation agree bit for bit,
+and the simulator's tie/overflow/saturation counters. ``python -m hardware.fidelity MODEL.pt
+--out DIR`` runs it on the default model's digits test split and writes ``fidelity.json|md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hardware.graph_run import run_graph
+from hardware.layers import LIFLayer
+from hardware.lower_torch import graph_from_image_encoder
+from hardware.network import LoihiNetwork
+from hardware.quant_record import write_atomic
+from hardware.simulate import simulate
+from hardware.twin import run_twin
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerFidelity:
+    """Per LIF layer, totals over all samples, steps and neurons: spike counts of each engine,
+    the fraction of neuron-steps where float and simulated spikes agree, whether the twin's
+    spikes equal the simulation's, and the simulator's counters."""
+
+    name: str
+    neuron_steps: int
+    spikes_float: int
+    spikes_twin: int
+    spikes_sim: int
+    agreement_float_sim: float
+    twin_equals_sim: bool
+    ties: int
+    overflow_u: int
+    saturations_v: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FidelityReport:
+    """Whole-run figures (fractions in 0…1; cosines of unnormalized features)."""
+
+    samples: int
+    top1_float: float
+    top1_twin: float
+    top1_sim: float
+    agreement_float_sim: float
+    agreement_twin_sim: float
+    agreement_float_twin: float
+    cosine_float_sim_mean: float
+    cosine_float_sim_min: float
+    twin_sim_bit_exact: bool
+    first_diverging_layer: str | None
+    first_diverging_layer_twin: str | None
+    totals: dict[str, int]
+    layers: tuple[LayerFidelity, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["layers"] = [asdict(x) for x in self.layers]
+        out["notes"] = list(self.notes)
+        return out
+
+    def to_markdown(self) -> str:
+        pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+        lines = [
+            f"# Fidelity: float vs fake-quant twin vs integer simulation ({self.samples} images)",
+            "",
+            "| | float | twin | simulation |",
+            "|---|---:|---:|---:|",
+            f"| top-1 | {pct(self.top1_float)} | {pct(self.top1_twin)} | {pct(self.top1_sim)} |",
+            "",
+            f"- prediction agreement float↔sim: {pct(self.agreement_float_sim)}, "
+            f"twin↔sim: {pct(self.agreement_twin_sim)}, float↔twin: "
+            f"{pct(self.agreement_float_twin)}",
+            f"- feature cosine float↔sim: mean {self.cosine_float_sim_mean:.5f}, "
+            f"min {self.cosine_float_sim_min:.5f}",
+            f"- twin == simulation bit for bit (spikes, features): {self.twin_sim_bit_exact}",
+            f"- first layer where float and simulated spikes differ: "
+            f"{self.first_diverging_layer or 'none'}; twin vs sim: "
+            f"{self.first_diverging_layer_twin or 'none'}",
+            "- simulator counters: " + ", ".join(f"{k} {v}" for k, v in self.totals.items()),
+            "",
+            "| layer | neuron-steps | spikes float | spikes twin | spikes sim | agree float↔sim "
+            "| twin = sim | ties | overflows | saturations |",
+            "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        ]
+        for x in self.layers:
+            lines.append(
+                f"| {x.name} | {x.neuron_steps} | {x.spikes_float} | {x.spikes_twin} | "
+                f"{x.spikes_sim} | {100 * x.agreement_float_sim:.3f}% | {x.twin_equals_sim} | "
+                f"{x.ties} | {x.overflow_u} | {x.saturations_v} |"
+            )
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def write(self, directory: str | Path, stem: str = "fidelity") -> Path:
+        """Write ``stem.json`` and ``stem.md`` atomically into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(d / f"{stem}.json", json.dumps(self.to_dict(), indent=1))
+        write_atomic(d / f"{stem}.md", self.to_markdown())
+        return d / f"{stem}.json"
+
+
+def _logits(features: Tensor, class_matrix: Tensor) -> Tensor:
+    return F.normalize(features, dim=-1) @ class_matrix.to(features.dtype).T
+
+
+NOTES = (
+    "Bit-accurate = bit-exact to Lava 0.10's CPU fixed-point models (PyLifModelBitAcc, "
+    "PyDenseModelBitAcc); not verified against Loihi silicon (lava#322, lava#829).",
+    "The class matrix is computed once on the host from the float text tower.",
+    "Float per-layer spikes come from the BN-folded float64 graph; its features equal the "
+    "model's to float64 rounding.",
+)
+
+
+@torch.no_grad()
+def fidelity(
+    image_encoder: nn.Module,
+    network: LoihiNetwork,
+    images: Tensor,
+    labels: Tensor,
+    class_matrix: Tensor,
+    *,
+    batch_size: int = 128,
+) -> FidelityReport:
+    """Compare float, twin and simulation on ``images [B, C, H, W]`` with ``labels [B]``.
+
+    ``image_encoder``: the float `ImageEncoder` the network was quantized from (left unchanged;
+    a float64 copy is run). ``class_matrix`` ``[classes, out_dim]``.
+    """
+    enc = copy.deepcopy(image_encoder).double().eval()
+    compare = ">" if getattr(enc.config, "strict_threshold", False) else ">="
+    graph = graph_from_image_encoder(enc)
+    lifs = [ly.name for ly in network.layers if isinstance(ly, LIFLayer)]
+    acc: dict[str, dict[str, int]] = {
+        n: dict.fromkeys(("steps", "f", "t", "s", "agree", "neq"), 0) for n in lifs
+    }
+    preds = {"float": [], "twin": [], "sim": []}
+    cos: list[Tensor] = []
+    totals: dict[str, int] = {}
+    feats_equal = True
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(torch.float64)
+        f_float = enc(x)
+        ref = run_graph(graph, x, compare=compare, keep_states=True)
+        twin = run_twin(network, x, keep_states=True)
+        sim = simulate(network, x, keep_states=True)
+        f_sim = torch.from_numpy(sim.feature)
+        feats_equal &= bool(torch.equal(twin.features, f_sim))
+        for key, f in (("float", f_float), ("twin", twin.features), ("sim", f_sim)):
+            preds[key].append(_logits(f, class_matrix).argmax(-1))
+        cos.append(F.cosine_similarity(f_float, f_sim, dim=-1))
+        for k, v in sim.totals().items():
+            totals[k] = totals.get(k, 0) + v
+        for n in lifs:
+            s = sim.spikes[n]
+            fl = ref.spikes[n].numpy().astype(bool).reshape(s.shape)
+            tw = twin.spikes[n].numpy().astype(bool).reshape(s.shape)
+            a = acc[n]
+            a["steps"] += s.size
+            a["f"] += int(fl.sum())
+            a["t"] += int(tw.sum())
+            a["s"] += int(s.sum())
+            a["agree"] += int((fl == s).sum())
+            a["neq"] += int((tw != s).sum())
+            a["ties"] = a.get("ties", 0) + sim.ties[n]
+            a["ovf"] = a.get("ovf", 0) + sim.overflow_u[n]
+            a["sat"] = a.get("sat", 0) + sim.saturations_v[n]
+    p = {k: torch.cat(v) for k, v in preds.items()}
+    y = labels.to(torch.int64)
+    c = torch.cat(cos)
+    layers = tuple(
+        LayerFidelity(
+            name=n, neuron_steps=a["steps"], spikes_float=a["f"], spikes_twin=a["t"],
+            spikes_sim=a["s"], agreement_float_sim=a["agree"] / max(a["steps"], 1),
+            twin_equals_sim=a["neq"] == 0, ties=a["ties"], overflow_u=a["ovf"],
+            saturations_v=a["sat"],
+        )
+        for n, a in acc.items()
+    )
+    first = next((x.name for x in layers if x.agreement_float_sim < 1.0), None)
+    first_twin = next((x.name for x in layers if not x.twin_equals_sim), None)
+    mean = lambda t: float(t.double().mean()) if t.numel() else math.nan  # noqa: E731
+    return FidelityReport(
+        samples=int(y.numel()),
+        top1_float=mean(p["float"] == y), top1_twin=mean(p["twin"] == y),
+        top1_sim=mean(p["sim"] == y),
+        agreement_float_sim=mean(p["float"] == p["sim"]),
+        agreement_twin_sim=mean(p["twin"] == p["sim"]),
+        agreement_float_twin=mean(p["float"] == p["twin"]),
+        cosine_float_sim_mean=mean(c), cosine_float_sim_min=float(c.min()),
+        twin_sim_bit_exact=feats_equal and first_twin is None,
+        first_diverging_layer=first, first_diverging_layer_twin=first_twin,
+        totals=totals, layers=layers, notes=NOTES,
+    )
+
+
+def digits_class_matrix(checkpoint) -> Tensor:
+    """The float text tower's class matrix for a `spikeclip.checkpoint.Checkpoint` (its class
+    names, templates and tokenizer spec from metadata; digits defaults otherwise)."""
+    from spikeclip.evaluate import class_matrix
+    from spikeclip.training import prompts
+    from spikeclip.training.teachers import load_tokenizer
+
+    names = checkpoint.class_names or prompts.DIGITS_CLASSES
+    templates = checkpoint.templates or prompts.TEMPLATES["digits"]
+    spec = str(checkpoint.metadata.get("tokenizer", "minilm"))
+    return class_matrix(checkpoint.model, load_tokenizer(spec), names, templates)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hardware.fidelity MODEL.pt --out DIR [--calib N] [--samples N]``."""
+    from export.nir import to_nir
+    from hardware.quantize import quantize
+    from spikeclip import checkpoint as ckpt_mod
+    from spikeclip.training import data
+
+    ap = argparse.ArgumentParser(prog="python -m hardware.fidelity", description=__doc__)
+    ap.add_argument("model")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--calib", type=int, default=256, help="calibration images (train split)")
+    ap.add_argument("--samples", type=int, default=0, help="test images (0 = all)")
+    ap.add_argument("--split-seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    ck = ckpt_mod.load(args.model)
+    splits = data.digits_splits(ck.config.img_size, seed=args.split_seed)
+    calib = splits.train.images[: args.calib]
+    net, record = quantize(to_nir(ck.model.image_encoder), calib)
+    test_x, test_y = splits.test.images, splits.test.labels
+    if args.samples:
+        test_x, test_y = test_x[: args.samples], test_y[: args.samples]
+    report = fidelity(ck.model.image_encoder, net, test_x, test_y, digits_class_matrix(ck))
+    out = Path(args.out)
+    report.write(out)
+    record.write(out)
+    net.save(out / "network.npz")
+    print(report.to_markdown())
+    return 0 if report.twin_sim_bit_exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
