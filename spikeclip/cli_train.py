@@ -1,15 +1,187 @@
-"""`spikeclip-train` console script (placeholder until its issue lands)."""
+"""`spikeclip-train`: the four training stages as sub-commands.
+
+    spikeclip-train align-text  --teacher SPEC --dataset D (--config NAME | --init CKPT) --out OUT
+    spikeclip-train align-image --teacher SPEC --dataset D --init CKPT --out OUT.pt
+    spikeclip-train finetune-teacher --teacher SPEC --dataset D --init CKPT --out TOWER.pt
+    spikeclip-train finetune    --teacher SPEC --teacher-weights TOWER.pt --dataset D
+                                --init CKPT --out OUT.pt
+
+Teacher specs: `open_clip:NAME[@TAG]`, `hf:NAME_OR_DIR`, `minilm`, `minilm+conv`. Each stage
+writes OUT (a `model.pt`, or the teacher's image tower for finetune-teacher) and a work folder
+(`--workdir`, default OUT + `.work`) holding `log.json` (one entry per epoch) and `state.pt`
+(resume with `--resume`). Exit 0 on success, 1 on a typed error (one line on stderr).
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from pathlib import Path
 
-from spikeclip._not_implemented import not_implemented
+import torch
+
+from spikeclip import checkpoint
+from spikeclip.errors import SpikeCLIPError
+from spikeclip.model import SpikeCLIP
+from spikeclip.training import data, presets, prompts, stages
+from spikeclip.training.loop import LoopConfig
+from spikeclip.training.teachers import (
+    Teacher,
+    TeacherError,
+    load_teacher,
+    save_image_tower,
+    teacher_class_matrix,
+)
+
+STAGE_DEFAULTS = {  # paper code's values where it has them (digest §4-§7); epochs are ours
+    "align-text": {"lr": 5e-3, "eta_min": 5e-4, "batch_size": 1024, "epochs": 20},
+    "align-image": {"lr": 5e-3, "eta_min": 5e-4, "batch_size": 196, "epochs": 50},
+    "finetune-teacher": {"lr": 5e-6, "eta_min": 1e-8, "batch_size": 32, "epochs": 20},
+    "finetune": {"lr": 5e-4, "eta_min": 1e-5, "batch_size": 196, "epochs": 200},
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spikeclip-train", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, defaults in STAGE_DEFAULTS.items():
+        s = sub.add_parser(name, help=f"stage {name}")
+        s.add_argument("--teacher", required=True, help="teacher spec (see module help)")
+        s.add_argument("--teacher-weights", help="image tower file from finetune-teacher")
+        s.add_argument("--dataset", required=True, choices=data.DATASETS)
+        s.add_argument("--data-root", default="data", help="folder holding the dataset files")
+        s.add_argument("--out", required=True, help="output file")
+        s.add_argument("--workdir", help="log/resume folder (default OUT.work)")
+        s.add_argument("--resume", action="store_true", help="continue from WORKDIR/state.pt")
+        s.add_argument("--cache-dir", default=".cache/spikeclip-features",
+                       help="teacher feature cache folder ('' disables)")
+        s.add_argument("--init", help="start from this model.pt")
+        s.add_argument("--config", default="tiny",
+                       help="model config when no --init: paper, tiny, digits or a JSON file")
+        s.add_argument("--seed", type=int, default=42, help="loop seed (init, batch order)")
+        s.add_argument("--split-seed", type=int, default=0, help="dataset split seed")
+        s.add_argument("--epochs", type=int, default=defaults["epochs"])
+        s.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+        s.add_argument("--lr", type=float, default=defaults["lr"])
+        s.add_argument("--eta-min", type=float, default=defaults["eta_min"])
+        s.add_argument("--no-amsgrad", action="store_true")
+        s.add_argument("--weight-decay", type=float, default=0.0)
+        s.add_argument("--max-steps", type=int, help="stop after this many steps (resumable)")
+        s.add_argument("--save-every", type=int, default=0, help="steps between resume saves")
+        s.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+        s.add_argument("--threads", type=int, help="torch.set_num_threads")
+        s.add_argument("--no-progress", action="store_true")
+        if name == "align-text":
+            s.add_argument("--corpus", help="extra sentences, one per line")
+            s.add_argument("--init-embeddings", action="store_true",
+                           help="initialize token embeddings from the teacher's table")
+        if name == "align-image":
+            s.add_argument("--select", choices=("cos_loss", "top1"), default="cos_loss")
+        if name in ("finetune-teacher", "finetune"):
+            s.add_argument("--logit-scale", type=float, default=1.0,
+                           help="multiplies the cosine logits (paper: 1)")
+            s.add_argument("--teacher-text", action="store_true",
+                           help="class matrix from the teacher's text tower (paper: spiking)")
+        if name == "finetune":
+            s.add_argument("--kl-weight", type=float, default=1.0)
+            s.add_argument("--temperature", type=float, default=1.0)
+            s.add_argument("--angle-gate", type=float,
+                           help="degrees; > 0 enables the gradient-angle gate")
+    return p
+
+
+def _loop_config(a: argparse.Namespace) -> LoopConfig:
+    return LoopConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, eta_min=a.eta_min,
+                      amsgrad=not a.no_amsgrad, weight_decay=a.weight_decay, seed=a.seed,
+                      max_steps=a.max_steps, save_every=a.save_every,
+                      progress=not a.no_progress, num_workers=a.workers)
+
+
+def _model(a: argparse.Namespace) -> tuple[SpikeCLIP, dict]:
+    if a.init:
+        ck = checkpoint.load(a.init)
+        return ck.model.train(), dict(ck.metadata)
+    return SpikeCLIP(presets.resolve(a.config)), {}
+
+
+def _splits(a: argparse.Namespace, teacher: Teacher, img_size: int) -> data.Splits:
+    tid = f"{teacher.name}-preprocess{teacher.image_size}"
+    return data.load_splits(a.dataset, root=a.data_root, transform=teacher.preprocess,
+                            transform_id=tid, img_size=img_size, seed=a.split_seed)
+
+
+def _class_matrix(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
+                  splits: data.Splits) -> torch.Tensor:
+    if getattr(a, "teacher_text", False):
+        return teacher_class_matrix(teacher, splits.class_names, splits.templates)
+    ids = stages.prompt_ids(teacher, splits.class_names, splits.templates, model.config.text_len)
+    return stages.spiking_class_matrix(model, ids)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Run one stage; returns the exit status (0 done, 3 stopped early by --max-steps)."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    out = Path(a.out)
+    workdir = Path(a.workdir) if a.workdir else out.with_name(out.name + ".work")
+    cache = a.cache_dir or None
+    cfg = _loop_config(a)
+    model, meta = _model(a)
+    teacher = load_teacher(a.teacher, image_size=model.config.img_size,
+                           weights=a.teacher_weights)
+    splits = _splits(a, teacher, model.config.img_size)
+    common = {"cfg": cfg, "workdir": workdir, "resume": a.resume}
+    t0 = time.perf_counter()
+    if a.command == "align-text":
+        sentences = prompts.prompts_for(splits.class_names, splits.templates)
+        if a.corpus:
+            sentences += [s for s in Path(a.corpus).read_text().splitlines() if s.strip()]
+        if a.init_embeddings and not a.resume:
+            meta["embedding_init"] = stages.init_text_embeddings(model, teacher)
+        res = stages.align_text(model, teacher, sentences, corpus_name=splits.name,
+                                cache_dir=cache, **common)
+    elif a.command == "align-image":
+        ids = stages.prompt_ids(teacher, splits.class_names, splits.templates,
+                                model.config.text_len)
+        res = stages.align_image(model, teacher, splits, class_ids=ids, select=a.select,
+                                 cache_dir=cache, **common)
+    elif a.command == "finetune-teacher":
+        w = _class_matrix(a, model, teacher, splits)
+        res = stages.finetune_teacher(teacher, splits, w, logit_scale=a.logit_scale, **common)
+    else:
+        w = _class_matrix(a, model, teacher, splits)
+        res = stages.finetune(model, teacher, splits, w, kl_weight=a.kl_weight,
+                              temperature=a.temperature, logit_scale=a.logit_scale,
+                              angle_gate=a.angle_gate, cache_dir=cache, **common)
+    if not res.loop.completed:
+        print(f"{a.command}: stopped at step {res.loop.global_step} (--max-steps); "
+              f"continue with --resume", file=sys.stderr)
+        return 3
+    record = {"command": a.command, "teacher": a.teacher, "dataset": a.dataset,
+              "seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.loop.best_epoch,
+              "val": res.metrics, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size}
+    if a.command == "finetune-teacher":
+        save_image_tower(teacher, out, metadata=record)
+    else:
+        meta.setdefault("stages", []).append(record)
+        meta["tokenizer"] = a.teacher.split("+")[0] if a.teacher.startswith("minilm") else a.teacher
+        checkpoint.save(out, model, class_names=list(splits.class_names),
+                        templates=list(splits.templates), metadata=meta)
+    print(f"{a.command}: wrote {out} (val {res.metrics})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    return not_implemented("spikeclip-train")
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except (SpikeCLIPError, TeacherError, data.DatasetNotFoundError, data.UnknownDatasetError,
+            stages.StageInputError) as err:
+        print(f"spikeclip-train {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

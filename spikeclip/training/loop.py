@@ -1,0 +1,244 @@
+"""The training loop every stage shares: deterministic batches, Adam + cosine schedule, model
+selection on a validation metric, resumable checkpoints, progress bar, JSON log per epoch.
+
+Batches: epoch e visits `EpochBatches(n, batch_size, seed).indices(e)`, a permutation drawn from
+a generator seeded with (seed, e) only, so the order never depends on what ran before (a resumed
+run skips the batches already done). `rank`/`world` take every world-th index for a later DDP
+launcher; today world = 1.
+
+Resume state (`<workdir>/state.pt`, written every `save_every` steps, at each epoch end and when
+`max_steps` stops a run): module and optimizer and scheduler states, position (epoch, step in
+epoch, global step), the epoch's running loss, the best score and best weights, the log so far,
+and the torch / numpy / python RNG states. Resuming from it gives the same weights as an
+uninterrupted run (same ops in the same order).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from spikeclip.training.io import atomic_save, atomic_write_json
+
+STATE_FILE = "state.pt"
+LOG_FILE = "log.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopConfig:
+    """Hyperparameters of one stage's loop (defaults: the paper code's Adam, amsgrad, wd 0,
+    cosine schedule stepped per epoch; lr and epochs are per stage)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    eta_min: float = 0.0
+    amsgrad: bool = True
+    weight_decay: float = 0.0
+    seed: int = 42
+    drop_last: bool = False
+    max_steps: int | None = None  # stop (with a resume checkpoint) after this many steps
+    save_every: int = 0  # steps between resume checkpoints (0: only at epoch ends)
+    progress: bool = True
+    num_workers: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopResult:
+    """`completed` is False when `max_steps` stopped the run. `best_score` is the validation
+    score of the weights left in the modules (the last epoch's when there is no evaluator);
+    `history` is the per-epoch log."""
+
+    completed: bool
+    global_step: int
+    steps_run: int  # optimizer steps taken by this call (global_step minus the resumed start)
+    best_score: float | None
+    best_epoch: int | None
+    history: list[dict] = field(default_factory=list)
+
+
+class EpochBatches:
+    """Index batches for one epoch: permutation from `Generator(seed · 1000003 + epoch)`, then
+    this rank's share (`perm[rank::world]`), then consecutive batches."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, *, drop_last: bool = False,
+                 rank: int = 0, world: int = 1) -> None:
+        if n <= 0 or batch_size <= 0:
+            raise ValueError(f"EpochBatches: need n > 0 and batch_size > 0 (got {n}, {batch_size})")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.drop_last, self.rank, self.world = drop_last, rank, world
+
+    def indices(self, epoch: int) -> list[list[int]]:
+        gen = torch.Generator().manual_seed(self.seed * 1000003 + epoch)
+        mine = torch.randperm(self.n, generator=gen)[self.rank :: self.world].tolist()
+        batches = [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def steps_per_epoch(self) -> int:
+        return len(self.indices(0))
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()  # noqa: NPY002 (global state, saved for resume)
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                      *[float(v) if isinstance(v, float) else int(v) for v in np_state[2:]])}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the legacy global RNG)
+    torch.manual_seed(seed)
+
+
+StepFn = Callable[[tuple], tuple[torch.Tensor | None, float]]
+
+
+def _module_states(modules: dict[str, nn.Module]) -> dict[str, dict]:
+    return {k: copy.deepcopy(m.state_dict()) for k, m in modules.items()}
+
+
+def train_loop(
+    *, stage: str, modules: dict[str, nn.Module], params: list[nn.Parameter], dataset: Dataset,
+    step_fn: StepFn, cfg: LoopConfig, evaluate: Callable[[], dict[str, float]] | None = None,
+    score_key: str = "", higher_is_better: bool = True, workdir: str | Path | None = None,
+    resume: bool = False,
+) -> LoopResult:
+    """Train `params` (belonging to `modules`) on `dataset` for `cfg.epochs` epochs.
+
+    `step_fn(batch)` returns `(loss_to_backprop or None, loss value to log)`; None skips the
+    optimizer step (gradient-angle gate). After each epoch `evaluate()` returns validation
+    metrics; the weights with the best `metrics[score_key]` are kept and restored at the end.
+    With `workdir`, the log goes to `<workdir>/log.json` and resume state to `state.pt`;
+    `resume=True` continues from that state when it exists.
+    """
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
+                                 weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1),
+                                                           eta_min=cfg.eta_min)
+    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed,  # type: ignore[arg-type]
+                           drop_last=cfg.drop_last)
+    wd = Path(workdir) if workdir is not None else None
+    pos = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0,
+           "samples": 0, "seconds": 0.0}
+    best: dict = {"score": None, "epoch": None, "states": None}
+    history: list[dict] = []
+    if resume and wd is not None and (wd / STATE_FILE).is_file():
+        state = torch.load(str(wd / STATE_FILE), map_location="cpu", weights_only=True)
+        if state["stage"] != stage:
+            raise ValueError(f"{wd / STATE_FILE}: resume state of stage {state['stage']!r}, "
+                             f"not {stage!r}")
+        for k, m in modules.items():
+            m.load_state_dict(state["modules"][k])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        pos, best, history = dict(state["position"]), dict(state["best"]), list(state["history"])
+        _set_rng_state(state["rng"])
+    else:
+        seed_everything(cfg.seed)
+    start_step = pos["global_step"]
+
+    def save_state() -> None:
+        if wd is None:
+            return
+        atomic_save({"stage": stage, "modules": {k: m.state_dict() for k, m in modules.items()},
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "position": pos, "best": best, "history": history, "rng": _rng_state()},
+                    wd / STATE_FILE)
+
+    def stop_now() -> bool:
+        return cfg.max_steps is not None and pos["global_step"] >= cfg.max_steps
+
+    while pos["epoch"] < cfg.epochs:
+        epoch = pos["epoch"]
+        plan = batches.indices(epoch)[pos["step_in_epoch"] :]
+        for m in modules.values():
+            m.train()
+        loader = DataLoader(dataset, batch_sampler=plan, num_workers=cfg.num_workers)
+        bar = tqdm(loader, total=len(plan), disable=not cfg.progress, leave=False,
+                   desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}")
+        t0 = time.perf_counter()
+        for batch in _iter(bar):
+            if stop_now():
+                pos["seconds"] += time.perf_counter() - t0
+                save_state()
+                return LoopResult(completed=False, global_step=pos["global_step"],
+                                  steps_run=pos["global_step"] - start_step,
+                                  best_score=best["score"], best_epoch=best["epoch"],
+                                  history=history)
+            optimizer.zero_grad(set_to_none=True)
+            loss, value = step_fn(batch)
+            if loss is not None:
+                loss.backward()
+                optimizer.step()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{stage}: loss is {value} at epoch {epoch + 1}, "
+                                         f"step {pos['step_in_epoch']}")
+            pos["step_in_epoch"] += 1
+            pos["global_step"] += 1
+            pos["loss_sum"] += value
+            pos["loss_n"] += 1
+            pos["samples"] += len(batch[0])
+            elapsed = pos["seconds"] + time.perf_counter() - t0
+            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{pos['samples'] / max(elapsed, 1e-9):.0f}")
+            if cfg.save_every and pos["global_step"] % cfg.save_every == 0:
+                save_state()
+        bar.close()
+        pos["seconds"] += time.perf_counter() - t0
+        if stop_now() and pos["step_in_epoch"] < len(batches.indices(epoch)):
+            save_state()
+            return LoopResult(completed=False, global_step=pos["global_step"],
+                                  steps_run=pos["global_step"] - start_step,
+                              best_score=best["score"], best_epoch=best["epoch"], history=history)
+        entry = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                 "train_loss": pos["loss_sum"] / max(pos["loss_n"], 1),
+                 "steps": pos["loss_n"], "seconds": round(pos["seconds"], 3),
+                 "samples_per_s": round(pos["samples"] / max(pos["seconds"], 1e-9), 1)}
+        if evaluate is not None:
+            metrics = evaluate()
+            entry.update({f"val_{k}": v for k, v in metrics.items()})
+            score = metrics[score_key]
+            better = best["score"] is None or (score > best["score"] if higher_is_better
+                                               else score < best["score"])
+            if better:
+                best = {"score": score, "epoch": epoch + 1, "states": _module_states(modules)}
+        history.append(entry)
+        scheduler.step()
+        pos.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0, samples=0,
+                   seconds=0.0)
+        if wd is not None:
+            atomic_write_json(history, wd / LOG_FILE)
+        save_state()
+    if best["states"] is not None:
+        for k, m in modules.items():
+            m.load_state_dict(best["states"][k])
+    return LoopResult(completed=True, global_step=pos["global_step"],
+                      steps_run=pos["global_step"] - start_step, best_score=best["score"],
+                      best_epoch=best["epoch"], history=history)
+
+
+def _iter(bar: tqdm) -> Iterator:
+    yield from bar
