@@ -331,3 +331,41 @@ def split_group(group: GroupSpec, limits: CoreLimits, fanout_cores: int) -> Grou
             )
         raise finest_error
     return best
+
+
+REPEATER_DESTINATIONS = 64
+"""Destination cores served by one fan-out repeater compartment (a modelling choice)."""
+
+
+def repeater_split(n_neurons: int, fanout: int, limits: CoreLimits) -> tuple[int, GroupSplit]:
+    """Fan-out repeaters for a population whose neurons reach more cores than a core can route.
+
+    Each source neuron spikes to ``r = ceil(fanout / REPEATER_DESTINATIONS)`` repeater
+    compartments (its new fan-out), each repeating to ``REPEATER_DESTINATIONS`` destination
+    cores; a repeater core holds ``k = min(output_axons // REPEATER_DESTINATIONS, neurons)``
+    repeaters, so the repeaters take ``ceil(n_neurons · r / k)`` cores (≈ the bound
+    ``n_neurons · fanout / output_axons``). Returns ``(r, split of the repeater cores)``; raises
+    `DesignRuleError` when even ``r`` exceeds the output-axon limit. Adds one step of latency.
+    """
+    r = ceil_div(fanout, REPEATER_DESTINATIONS)
+    k = min(limits.output_axons // REPEATER_DESTINATIONS, limits.neurons)
+    if r > limits.output_axons or k < 1:
+        raise DesignRuleError(
+            rule="fan_out_within_axons",
+            layer="<repeaters>",
+            resource="output_axons",
+            demand=r,
+            limit=limits.output_axons,
+        )
+    cores = ceil_div(n_neurons * r, k)
+    per_core = min(k, n_neurons * r)
+    demand = CoreDemand(
+        neurons=per_core,
+        input_axons=per_core,
+        output_axons=per_core * REPEATER_DESTINATIONS,
+        synapses=per_core,
+        memory_bits=per_core * int(bits_per_axon(np.array([1]), 1, limits)[0]),
+        neuron_groups=1,
+    )
+    split = Split(channel_groups=cores, tiles_y=1, tiles_x=1)
+    return r, GroupSplit(split=split, demand=demand, binding="output_axons")

@@ -38,6 +38,7 @@ from hardware.core_split import (
     ceil_div,
     delay_bits,
     fanout_reach,
+    repeater_split,
     split_group,
     utilization,
 )
@@ -378,22 +379,43 @@ def _offcore_spike_consumers(net: LoihiNetwork, name: str) -> int:
     )
 
 
-def _split_all(net: LoihiNetwork, groups: list[_Group], limits: CoreLimits) -> list[GroupSplit]:
-    """Split every group, consumers first (a producer's out axons need its consumers' cores)."""
-    splits: dict[str, GroupSplit] = {}
+@dataclass(frozen=True, kw_only=True)
+class _Placed:
+    group: _Group
+    split: GroupSplit
+    repeaters: GroupSplit | None = None
+    repeat_fanout: int = 0
+
+
+def _split_all(net: LoihiNetwork, groups: list[_Group], limits: CoreLimits) -> list[_Placed]:
+    """Split every group, consumers first (a producer's out axons need its consumers' cores).
+
+    A population whose neurons reach more destination cores than one core can route even at
+    one neuron per core gets fan-out repeaters (`core_split.repeater_split`).
+    """
+    placed: dict[str, _Placed] = {}
     for g in reversed(groups):
         if g.kind == "relay":
             fanout = 1
         else:
             fanout = _offcore_spike_consumers(net, g.anchor)
             for other in groups:
-                if other.spec.name not in splits:
+                if other.spec.name not in placed:
                     continue
                 for spec in other.spec.inputs:
                     if spec.source == g.anchor:
-                        fanout += fanout_reach(spec, other.spec, splits[other.spec.name].split)
-        splits[g.spec.name] = split_group(g.spec, limits, max(fanout, 1))
-    return [splits[g.spec.name] for g in groups]
+                        fanout += fanout_reach(
+                            spec, other.spec, placed[other.spec.name].split.split
+                        )
+
+        if fanout <= limits.output_axons:
+            placed[g.spec.name] = _Placed(group=g, split=split_group(g.spec, limits, fanout))
+            continue
+        r, repeaters = repeater_split(math.prod(g.spec.shape), fanout, limits)
+        placed[g.spec.name] = _Placed(
+            group=g, split=split_group(g.spec, limits, r), repeaters=repeaters, repeat_fanout=r
+        )
+    return [placed[g.spec.name] for g in groups]
 
 
 def _connections(spec: InputSpec, shape: tuple[int, int, int]) -> int:
@@ -421,32 +443,65 @@ def _scenario(
 ) -> ScenarioMapping:
     limits, timing = target.limits(bound), target.timing(bound)
     groups = _groups(net, limits)
-    splits = _split_all(net, groups, limits)
     mapped: list[GroupMapping] = []
     core = 0
-    for g, s in zip(groups, splits):
-        first_chip = core // limits.cores_per_chip
-        last_chip = (core + s.split.cores - 1) // limits.cores_per_chip
+
+    def add(
+        name: str,
+        kind: str,
+        placement: str,
+        shape: tuple[int, int, int],
+        inputs: tuple[InputSpec, ...],
+        s: GroupSplit,
+        neurons: int,
+    ) -> None:
+        nonlocal core
         mapped.append(
             GroupMapping(
-                name=g.spec.name,
-                kind=g.kind,
-                placement=g.placement,
-                shape=g.spec.shape,
-                inputs=tuple(i.name for i in g.spec.inputs),
-                neurons=math.prod(g.spec.shape),
-                input_axons=sum(math.prod(i.in_shape) for i in g.spec.inputs),
-                synapses=sum(_connections(i, g.spec.shape) for i in g.spec.inputs),
-                max_delay_bits=max((delay_bits(i.delay) for i in g.spec.inputs), default=0),
+                name=name,
+                kind=kind,
+                placement=placement,
+                shape=shape,
+                inputs=tuple(i.name for i in inputs),
+                neurons=neurons,
+                input_axons=sum(math.prod(i.in_shape) for i in inputs),
+                synapses=sum(_connections(i, shape) for i in inputs),
+                max_delay_bits=max((delay_bits(i.delay) for i in inputs), default=0),
                 split=s.split,
                 demand=s.demand,
                 utilization=MappingProxyType(utilization(s.demand, limits)),
                 binding=s.binding,
                 first_core=core,
-                chips=(first_chip, last_chip),
+                chips=(
+                    core // limits.cores_per_chip,
+                    (core + s.split.cores - 1) // limits.cores_per_chip,
+                ),
             )
         )
         core += s.split.cores
+
+    for p in _split_all(net, groups, limits):
+        g = p.group
+        add(
+            g.spec.name,
+            g.kind,
+            g.placement,
+            g.spec.shape,
+            g.spec.inputs,
+            p.split,
+            math.prod(g.spec.shape),
+        )
+        if p.repeaters is not None:
+            n = math.prod(g.spec.shape) * p.repeat_fanout
+            link = InputSpec(
+                name=g.spec.name,
+                source=g.anchor,
+                kind="conv",
+                in_shape=(n, 1, 1),
+                groups=n,
+                weight_bits=IDENTITY_WEIGHT_BITS,
+            )
+            add(f"repeat:{g.anchor}", "repeater", "neurocore", (n, 1, 1), (link,), p.repeaters, n)
     chips = ceil_div(core, limits.cores_per_chip) if core else 0
     fits_system_chips(chips, limits)
     by_binding: dict[str, int] = {}
@@ -678,6 +733,9 @@ ASSUMPTIONS = (
     "residual-stream consumers each store every upstream branch.",
     "Ops are dense-equivalent (every connection every step); latency applies `spike_rate`.",
     "Traffic counts every element every step (spike bitmaps, 24-bit currents).",
+    "A population whose fan-out exceeds one core's output axons even at one neuron per core "
+    "gets fan-out repeaters (64 destinations each; one extra step on those paths, not added "
+    "to the depth).",
 )
 
 

@@ -41,6 +41,7 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -121,8 +122,7 @@ def render_markdown(
     def cell(bound: str, fn: Any) -> str:
         if bound in mapping.scenarios:
             return fn(mapping.scenarios[bound])
-        err = mapping.failures[bound]
-        return f"does not fit: `{err.rule}` ({err.layer}: {err.resource} {err.demand:,} > {err.limit:,})"
+        return "does not fit (see below)"
 
     lower = neuron_lower_bound_chips(mapping)
     for label, fn in (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from hardware.design_rules import DesignRuleError
 from hardware.layers import ConvLayer, DenseLayer, LIFLayer, SpikeInputLayer
 from hardware.mapping import map_network
 from hardware.network import Edge, LoihiNetwork
-from hardware.target_profiles import load_target
+from hardware.target_profiles import Quantity, load_target
 from hardware.topology import image_tower_structure
 from spikeclip.config import SpikeCLIPConfig
 
@@ -267,3 +269,37 @@ def test_paper_structure_has_the_design_neuron_count() -> None:
     lif = sum(math.prod(layer.shape) for layer in net.layers if isinstance(layer, LIFLayer))
     # 48·32² + 96·32² + 192·16² + 384·8² + 4 blocks × (384 + 1152 + 384 + 384 + 1536)·64
     assert lif == 49_152 + 98_304 + 49_152 + 24_576 + 4 * 245_760 == 1_204_224
+
+
+def test_fan_out_beyond_one_core_gets_repeaters() -> None:
+    # A Loihi 1 profile with 128 output axons per core. b: 129·1024 neurons → 129 cores (a sink:
+    # no output axons). Each of a's 2 neurons reaches all 129 b cores > 128, even alone on a
+    # core, so repeaters: r = ceil(129 / 64) = 3 per neuron, k = 128 // 64 = 2 per core →
+    # ceil(2·3 / 2) = 3 repeater cores; a then needs 2·3 = 6 output axons. 1 + 3 + 129 = 133.
+    base = load_target("loihi1")
+    quantities = dict(base.quantities)
+    quantities["core.output_axons"] = Quantity(low=128, high=128, unit="axons", source="test")
+    target = dataclasses.replace(base, quantities=MappingProxyType(quantities))
+    n_b = 129 * 1024
+    net = LoihiNetwork(
+        T=1,
+        layers=(
+            SpikeInputLayer(name="in", shape=(4,)),
+            _dense("w_a", 4, 2),
+            _lif("a", (2,)),
+            _dense("w_b", 2, n_b),
+            _lif("b", (n_b,)),
+        ),
+        edges=(
+            Edge(src="in", dst="w_a"),
+            Edge(src="w_a", dst="a"),
+            Edge(src="a", dst="w_b"),
+            Edge(src="w_b", dst="b"),
+        ),
+    )
+    scen = map_network(net, target).scenarios["optimistic"]
+    assert [(g.name, g.cores) for g in scen.groups] == [("a", 1), ("repeat:a", 3), ("b", 129)]
+    a, rep = scen.groups[0], scen.groups[1]
+    assert a.demand.output_axons == 6
+    assert (rep.neurons, rep.demand.output_axons) == (6, 128)
+    assert (scen.cores, scen.chips) == (133, 2)
