@@ -135,6 +135,44 @@ def sram_pj_per_byte(buffer_bytes: float) -> float:
     return float(np.interp(buffer_bytes, SRAM_CURVE_BYTES, SRAM_CURVE_PJ_PER_WORD)) / 4.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class MemoryTraffic:
+    """Bytes moved by one layer over all its samples and steps (memory rule's assumptions).
+
+    ``weights``: weight bytes read (SNN: one per synaptic event or MAC, no reuse; ANN: each
+    weight once per sample); ``state``: membrane state read + written per neuron update;
+    ``spikes``: one byte written per spike; ``activations``: ANN inputs read + outputs written.
+    """
+
+    weights: int
+    state: int
+    spikes: int
+    activations: int
+
+
+def snn_traffic(layer: LayerCounts, preset: Preset) -> MemoryTraffic:
+    """Memory traffic of the spiking layer under ``preset``'s byte widths."""
+    return MemoryTraffic(
+        weights=(layer.sop_exact + layer.dense_macs) * preset.weight_bytes,
+        state=layer.neuron_updates * 2 * preset.state_bytes,
+        spikes=layer.spikes_out,
+        activations=0,
+    )
+
+
+def ann_traffic(layer: LayerCounts, preset: Preset) -> MemoryTraffic:
+    """Memory traffic of the ANN twin's layer (maximal reuse) under ``preset``'s byte widths."""
+    if layer.ann_macs == 0:
+        return MemoryTraffic(weights=0, state=0, spikes=0, activations=0)
+    acts = (layer.in_numel + layer.out_numel) * preset.act_bytes
+    return MemoryTraffic(
+        weights=layer.samples * layer.weights * preset.weight_bytes,
+        state=0,
+        spikes=0,
+        activations=layer.samples * acts,
+    )
+
+
 def snn_energy_pj(layer: LayerCounts, preset: Preset) -> float:
     """Energy of the spiking layer's counted work over all its samples and steps, in pJ."""
     p = preset
@@ -149,16 +187,15 @@ def snn_energy_pj(layer: LayerCounts, preset: Preset) -> float:
             + inactive * p.e_update_inactive
             + layer.spikes_out * (p.e_spike + p.hops * p.e_hop)
         )
-    c_w = sram_pj_per_byte(layer.weights * p.weight_bytes)
-    c_s = sram_pj_per_byte(layer.out_numel * p.state_bytes)
     ops = (
         layer.sop_exact * p.e_add
         + layer.dense_macs * (p.e_mul + p.e_add)
         + layer.neuron_updates * (p.e_mul + p.e_add)
     )
-    weight_reads = (layer.sop_exact + layer.dense_macs) * p.weight_bytes * c_w
-    state = layer.neuron_updates * 2 * p.state_bytes * c_s + layer.spikes_out * c_s
-    return ops + weight_reads + state
+    mem = snn_traffic(layer, p)
+    c_w = sram_pj_per_byte(layer.weights * p.weight_bytes)
+    c_s = sram_pj_per_byte(layer.out_numel * p.state_bytes)
+    return ops + mem.weights * c_w + (mem.state + mem.spikes) * c_s
 
 
 def ann_energy_pj(layer: LayerCounts, preset: Preset) -> float | None:
@@ -168,11 +205,7 @@ def ann_energy_pj(layer: LayerCounts, preset: Preset) -> float | None:
         return layer.ann_macs * p.e_mac
     if p.rule == "loihi":
         return None
-    if layer.ann_macs == 0:
-        return 0.0
+    mem = ann_traffic(layer, p)
     c_w = sram_pj_per_byte(layer.weights * p.weight_bytes)
     c_a = sram_pj_per_byte(max(layer.in_numel, layer.out_numel) * p.act_bytes)
-    acts = (layer.in_numel + layer.out_numel) * p.act_bytes * c_a
-    return layer.ann_macs * (p.e_mul + p.e_add) + layer.samples * (
-        layer.weights * p.weight_bytes * c_w + acts
-    )
+    return layer.ann_macs * (p.e_mul + p.e_add) + mem.weights * c_w + mem.activations * c_a

@@ -8,6 +8,7 @@ presets that price the ANN, never one headline number.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,14 @@ from pathlib import Path
 
 from export.atomic_dir import write_text_atomic
 from hardware.energy.counts import COUNT_FIELDS, LayerCounts
-from hardware.energy.presets import PRESETS, Preset, ann_energy_pj, snn_energy_pj
+from hardware.energy.presets import (
+    PRESETS,
+    Preset,
+    ann_energy_pj,
+    ann_traffic,
+    snn_energy_pj,
+    snn_traffic,
+)
 
 FORMAT = "spikeclip-energy-report"
 FORMAT_VERSION = 1
@@ -242,6 +250,11 @@ def to_json(rep: EnergyReport) -> dict:
                "order": layer.order, "fr_in": layer.fr_in, "fr_out": layer.fr_out,
                "dense_runs": layer.dense_runs}  # fmt: skip
         row.update({f: layer.per_sample(f) for f in (*COUNT_FIELDS, "sop_rate")})
+        mem = PRESETS["memory-lemaire"]
+        row["memory_bytes"] = {
+            side: {k: v / layer.samples for k, v in dataclasses.asdict(fn(layer, mem)).items()}
+            for side, fn in (("snn", snn_traffic), ("ann", ann_traffic))
+        }
         row["energy_pj"] = {
             p.name: dict(zip(("snn", "ann"), rep.layer_energy_pj(layer, p), strict=True))
             for p in rep.presets
@@ -252,7 +265,12 @@ def to_json(rep: EnergyReport) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "title": rep.title,
-        "units": {"counts": "per sample", "energy": "pJ per sample"},
+        "units": {
+            "counts": "per sample",
+            "energy": "pJ per sample",
+            "memory_bytes": "bytes per sample (memory-lemaire widths: int8 weights and "
+            "activations, int32 state)",
+        },
         "assumptions": dict(rep.assumptions),
         "presets": [
             {"name": p.name, "rule": p.rule, "source": p.source, "label": p.label}

@@ -86,6 +86,16 @@ def test_markdown_json_and_pngs(tmp_path) -> None:
     data = json.loads(json.dumps(to_json(rep), allow_nan=False))
     assert data["totals"]["energy_pj"]["paper-45nm"]["snn"] == pytest.approx(64.2)
     assert data["layers"][2]["sop_exact"] == 10
+    # fc2 moves one int8 weight per synaptic event (10); the LIF reads+writes 4-byte state on
+    # each of its 12 updates (96) and writes 5 spike bytes; the ANN fc2 reads its 6 weights once.
+    assert data["layers"][2]["memory_bytes"]["snn"]["weights"] == 10
+    assert data["layers"][1]["memory_bytes"]["snn"] == {
+        "weights": 0,
+        "state": 96,
+        "spikes": 5,
+        "activations": 0,
+    }
+    assert data["layers"][2]["memory_bytes"]["ann"]["weights"] == 6
     assert data["totals"]["ann_onnx_macs"] == 18
     paths = write_report(rep, tmp_path / "out")
     assert sorted(p.name for p in paths) == [
