@@ -104,6 +104,7 @@ PRESETS: dict[str, Preset] = {
             e_syn=35.5,
             e_update_active=69.3 + 76.8,
             e_update_inactive=51.2,
+            e_hop=3.6,
             source="SANA-FE arch/loihi.yaml (Boyle et al. TCAD 2025): synapse 35.5 pJ, soma "
             "inactive 51.2, spiking 69.3 pJ + axon-out 76.8 pJ per spike; hops 3.0/4.2 pJ",
         ),

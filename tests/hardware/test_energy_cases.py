@@ -153,3 +153,28 @@ def test_conv_exact_sops_match_torch_ones_kernel(stride, padding, dilation, grou
     assert c.in_kind == "integer"
     assert c.ann_macs == 2 * y[0].numel() * (4 // groups) * 6  # B · out numel · C_in/g · k
     assert c.snn_dense_ops == 3 * 2 * y[0].numel() * (4 // groups) * 6
+
+
+def test_attention_popcounts_match_matrix_products() -> None:
+    # Independent reference: the first product's exact cost is the sum of its integer entries
+    # (each entry counts the coinciding spike pairs); the second costs events · fan-out.
+    rng = np.random.default_rng(3)
+    q, k, v = ((rng.random((2, 3, 2, 5, 4)) < 0.4).astype(np.int64) for _ in range(3))
+    a = attention_counts(name="a", q=q, k=k, v=v, order="q_ktv")
+    assert a.sop_exact == int((k.swapaxes(-1, -2) @ v).sum()) + int(q.sum()) * 4
+    b = attention_counts(name="a", q=q, k=k, v=v, order="qkt_v")
+    assert b.sop_exact == int((q @ k.swapaxes(-1, -2)).sum()) + int(v.sum()) * 5
+    assert a.samples == 3 and a.ann_macs == 3 * 2 * 2 * 5 * 4 * 4  # B · 2·H·N·d²
+
+
+def test_conv1d_exact_sops_match_torch() -> None:
+    rng = np.random.default_rng(4)
+    x = (rng.random((2, 3, 5, 11)) < 0.5).astype(np.int64)  # [T, B, C_in=5, L=11]
+    c = conv_counts(name="c1", x=x, out_channels=7, kernel=(3,), stride=(2,), padding=(1,))
+    y = torch.nn.functional.conv1d(
+        torch.from_numpy(x.reshape(6, 5, 11)).double(),
+        torch.ones(7, 5, 3, dtype=torch.float64),
+        stride=2,
+        padding=1,
+    )
+    assert c.sop_exact == int(y.sum().item())
