@@ -275,7 +275,8 @@ def split_group(group: GroupSpec, limits: CoreLimits, fanout_cores: int) -> Grou
     """Fewest cores for `group` such that every per-core rule holds.
 
     Candidate tilings are tried in order of tile count; for each, a binary search finds the
-    most channels per core that fit (demand never decreases with channels per core). Raises
+    most channels per core that fit (demand never decreases with channels per core); ties in
+    core count go to the split with fewer channel slices (less fan-out for producers). Raises
     the `DesignRuleError` of the finest split when nothing fits.
     """
     c, h, w = group.shape
@@ -291,11 +292,11 @@ def split_group(group: GroupSpec, limits: CoreLimits, fanout_cores: int) -> Grou
     best: GroupSplit | None = None
     finest_error: DesignRuleError | None = None
     for ty, tx in tilings:
-        if best is not None and ty * tx >= best.split.cores:
+        if best is not None and ty * tx > best.split.cores:
             break
         positions = _tile_size(h, ty) * _tile_size(w, tx)
         per_core = limits.neurons // positions
-        if best is not None and per_core and ty * tx * ceil_div(c, per_core) >= best.split.cores:
+        if best is not None and per_core and ty * tx * ceil_div(c, per_core) > best.split.cores:
             continue  # the neuron bound alone cannot beat the best split found
 
         def fits(c_core: int, ty: int = ty, tx: int = tx) -> CoreDemand | None:
@@ -317,7 +318,10 @@ def split_group(group: GroupSpec, limits: CoreLimits, fanout_cores: int) -> Grou
                 hi = mid - 1
         split = Split(channel_groups=ceil_div(c, lo), tiles_y=ty, tiles_x=tx)
         demand = core_demand(group, split, fanout_cores, limits)
-        if best is None or split.cores < best.split.cores:
+        # Fewest cores; among equal counts, fewest channel slices: a producer neuron reaches
+        # every channel slice of its consumer but only the tiles around its position.
+        key = (split.cores, split.channel_groups)
+        if best is None or key < (best.split.cores, best.split.channel_groups):
             util = utilization(demand, limits)
             best = GroupSplit(split=split, demand=demand, binding=max(util, key=util.get))
     if best is None:

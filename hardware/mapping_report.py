@@ -68,11 +68,18 @@ def _seconds(s: float) -> str:
 
 
 def neuron_lower_bound_chips(mapping: Mapping) -> dict[str, int]:
-    """Chips needed by compartment count alone (no synapses, axons or replicas), per scenario."""
+    """Chips needed by LIF + relay compartments alone (no synapses, axons, repeaters)."""
     out = {}
     for bound, s in mapping.scenarios.items():
-        neurons = sum(g.neurons for g in s.groups)
+        neurons = sum(g.neurons for g in s.groups if g.kind != "repeater")
         out[bound] = math.ceil(neurons / (s.limits.neurons * s.limits.cores_per_chip))
+    return out
+
+
+def _cores_by_kind(s: ScenarioMapping) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for g in s.groups:
+        out[g.kind] = out.get(g.kind, 0) + g.cores
     return out
 
 
@@ -135,7 +142,17 @@ def render_markdown(
                 f"{k}: {v:,}" for k, v in sorted(s.cores_by_binding.items(), key=lambda kv: -kv[1])
             ),
         ),
-        ("chips by neuron count alone", lambda s: _int(lower[s.bound])),
+        ("chips by compartment count alone", lambda s: _int(lower[s.bound])),
+        (
+            "cores by group kind",
+            lambda s: ", ".join(f"{k}: {v:,}" for k, v in _cores_by_kind(s).items()),
+        ),
+        (
+            "largest groups (cores)",
+            lambda s: ", ".join(
+                f"{g.name} {g.cores:,}" for g in sorted(s.groups, key=lambda g: -g.cores)[:4]
+            ),
+        ),
         ("edges crossing chips", lambda s: _int(s.interchip_edges)),
         ("time per step", lambda s: _seconds(s.latency.step_s)),
         ("time per image (T + depth steps)", lambda s: _seconds(s.latency.image_s)),
