@@ -167,3 +167,25 @@ def record_float_spikes(
         for h in handles:
             h.remove()
     return recorded
+
+
+def split_fused_qkv(spikes: Mapping[str, object], suffix: str = ".attn.qkv_lif") -> dict:
+    """Rename a deployed network's fused Q|K|V neuron spikes to the model's three neuron layers.
+
+    The lowered network (``hardware.lower_torch``) fuses ``q_lif``, ``k_lif``, ``v_lif`` into
+    one ``….attn.qkv_lif`` of shape ``(3·D, h, w)`` (Q, K, V channel blocks in that order). Each
+    such entry (``[T, B, 3D, h, w]`` or batch-summed ``[T, 3D, h, w]``) becomes
+    ``….attn.q_lif`` / ``k_lif`` / ``v_lif`` of ``(D, h, w)``; other entries pass unchanged.
+    """
+    out: dict[str, object] = {}
+    for name, value in spikes.items():
+        if not name.endswith(suffix):
+            out[name] = value
+            continue
+        a = np.asarray(value)
+        if a.ndim < 4 or a.shape[-3] % 3:
+            raise EnergyCountError(f"{name}: shape {a.shape} is not [..., 3·D, h, w]")
+        base = name.removesuffix("qkv_lif")
+        for part, block in zip(("q", "k", "v"), np.split(a, 3, axis=-3), strict=True):
+            out[f"{base}{part}_lif"] = block
+    return out

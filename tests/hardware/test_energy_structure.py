@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.energy.activity import count_model, full_activity, record_float_spikes
+from hardware.energy.activity import (
+    count_model,
+    full_activity,
+    record_float_spikes,
+    split_fused_qkv,
+)
 from hardware.energy.counts import total
 from hardware.energy.errors import EnergyCountError
 from hardware.energy.structure import dense_ops_per_step, layer_specs, neurons_per_step
@@ -116,3 +121,20 @@ def test_batch_summed_spike_counts_give_the_same_totals(tiny_specs) -> None:
     assert batch == expect  # every field, including fr_in's denominators
     with pytest.raises(EnergyCountError, match="per-sample"):
         count_model(tiny_specs, summed, samples=3, steps=4, batch_summed=True)
+
+
+def test_split_fused_qkv_restores_the_model_neurons(tiny_specs) -> None:
+    act = full_activity(tiny_specs, samples=1, steps=4)
+    fused = {k: v for k, v in act.items() if not k.endswith(("q_lif", "k_lif", "v_lif"))}
+    for i in range(2):
+        p = f"image_encoder.blocks.{i}.attn."
+        parts = [act[p + n] for n in ("q_lif", "k_lif", "v_lif")]
+        # the model's [T, B, D, N] records as the network's (3D, h, w) map
+        fused[p + "qkv_lif"] = np.concatenate(parts, axis=2).reshape(4, 1, 48, 4, 4)
+        fused[p + "qkv_lif"][0, 0, 16, 0, 0] = 0  # first K channel, token 0, step 0
+    split = split_fused_qkv(fused)
+    k0 = split["image_encoder.blocks.0.attn.k_lif"]
+    assert k0.shape == (4, 1, 16, 4, 4) and k0[0, 0, 0, 0, 0] == 0 and k0.sum() == 4 * 256 - 1
+    counts = {c.name: c for c in count_model(tiny_specs, split, samples=1, steps=4)}
+    # one K spike fewer: KᵀV loses |V_0| = d = 8 pairs in head 0 (token 0, step 0)
+    assert counts["image_encoder.blocks.0.attn.core"].sop_exact == 4 * 4_096 - 8
