@@ -7,12 +7,13 @@ dense spikes ``[B, N_in]``, conv spikes ``[B, C, H, W]`` (NCHW) with kernels
 orientation lives only here (:func:`conv_weight_to_lava`, :func:`chw_to_lava`, :func:`yx_to_lava`).
 
 Sums of spikes × integer weights are computed in float64 BLAS, which is exact because every
-partial sum stays far below 2⁵³ (8-bit weights, fan-in < 2³⁰; :func:`_exact_f64_matmul` checks
+partial sum stays far below 2⁵³ (8-bit weights, fan-in < 2³⁰; :func:`_exact_int_product` checks
 the bound and falls back to int64). Results are int64.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -98,13 +99,24 @@ def lif_reset_step(
 # ---------------------------------------------------------------------------------------------
 
 
-def _exact_f64_matmul(x: np.ndarray, w: np.ndarray, subscripts: str) -> np.ndarray:
-    """``einsum(subscripts, x, w)`` on integers: float64 BLAS when provably exact, else int64."""
-    bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(dtype=np.float64))
+def _exact_int_product(
+    x: np.ndarray,
+    w: np.ndarray,
+    product: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x_absmax: float | None = None,
+) -> np.ndarray:
+    """``product(x, w)`` (a bilinear map: matmul/einsum) on integers, as int64.
+
+    Runs in float64 BLAS when provably exact — ``max|x| · Σ|w| < 2⁵³`` bounds every partial sum
+    in any summation order — else in int64. ``x_absmax`` may be passed when ``x`` is a strided
+    view that should not be materialized twice.
+    """
+    if x_absmax is None:
+        x_absmax = float(np.abs(x).max(initial=0))
+    bound = float(x_absmax) * float(np.abs(w).sum(dtype=np.float64))
     if bound < _F64_EXACT:
-        out = np.einsum(subscripts, x.astype(np.float64), w.astype(np.float64), optimize=True)
-        return out.astype(np.int64)
-    return np.einsum(subscripts, x.astype(np.int64), w.astype(np.int64), optimize=True)
+        return product(x.astype(np.float64), w.astype(np.float64)).astype(np.int64)
+    return product(x.astype(np.int64), w.astype(np.int64))
 
 
 def dense_weights(
@@ -121,7 +133,7 @@ def dense_step(s: np.ndarray, weights: np.ndarray, weight_exp: int) -> np.ndarra
     ``num_message_bits > 0``); ``weights``: int ``(N_out, N_in)`` already on the grid
     (:func:`dense_weights`). Returns int64 ``[B, N_out]`` in wu. Lava delivers it one step later.
     """
-    acc = _exact_f64_matmul(np.asarray(s), np.asarray(weights), "bi,oi->bo")
+    acc = _exact_int_product(np.asarray(s), np.asarray(weights), lambda x, w: x @ w.T)
     return fixed.shift_weight_exp_floor(acc, weight_exp)
 
 
@@ -131,7 +143,7 @@ def token_linear_step(s: np.ndarray, weights: np.ndarray, weight_exp: int) -> np
     ``s`` ``[B, C_in, N]``, ``weights`` int ``(C_out, C_in)`` on the grid; returns int64
     ``[B, C_out, N]`` (wu). Equals :func:`dense_step` with ``kron(W, I_N)``.
     """
-    acc = _exact_f64_matmul(np.asarray(s), np.asarray(weights), "bin,oi->bon")
+    acc = _exact_int_product(np.asarray(s), np.asarray(weights), lambda x, w: w @ x)
     return fixed.shift_weight_exp_floor(acc, weight_exp)
 
 
@@ -164,10 +176,16 @@ def conv_accumulate(
     win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # [B, C_in, H', W', kH, kW]
     ho, wo = win.shape[2:4]
-    win = win.reshape(b, groups, c_grp, ho, wo, kh, kw)
-    wg = w.reshape(groups, c_out // groups, c_grp, kh, kw)
-    out = _exact_f64_matmul(win, wg, "bgcyxij,gkcij->bgkyx")
-    return out.reshape(b, c_out, ho, wo)
+    # im2col per group: [G, B·H'·W', C_grp·kH·kW] @ [G, C_grp·kH·kW, C_out/G] (batched BLAS).
+    cols = win.reshape(b, groups, c_grp, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
+    cols = cols.reshape(groups, b * ho * wo, c_grp * kh * kw)
+    wg = w.reshape(groups, c_out // groups, c_grp * kh * kw).transpose(0, 2, 1)
+    out = _exact_int_product(cols, wg, np.matmul, float(np.abs(s).max(initial=0)))
+    return (
+        out.reshape(groups, b, ho, wo, c_out // groups)
+        .transpose(1, 0, 4, 2, 3)
+        .reshape(b, c_out, ho, wo)
+    )
 
 
 def conv_step(

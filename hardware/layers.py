@@ -142,7 +142,8 @@ def _float_array(layer: str, name: str, value: Any, shape: tuple[int, ...] | Non
     return _readonly(arr)
 
 
-def _json_mapping(layer: str, name: str, value: Mapping[str, Any]) -> Mapping[str, Any]:
+def json_mapping(layer: str, name: str, value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Read-only JSON-normalized copy of ``value`` (tuples → lists); typed error if not JSON."""
     try:
         normalized = json.loads(json.dumps(dict(value), allow_nan=False))
     except (TypeError, ValueError) as err:
@@ -190,7 +191,7 @@ class Layer:
             raise NetworkValidationError(
                 self.name, "placement", f"{self.placement!r} not in {PLACEMENTS}"
             )
-        _set(self, "meta", _json_mapping(self.name, "meta", self.meta))
+        _set(self, "meta", json_mapping(self.name, "meta", self.meta))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

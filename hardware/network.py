@@ -60,7 +60,7 @@ from hardware.layers import (
     ReadoutLayer,
     SpikeInputLayer,
     TokenLinearLayer,
-    _json_mapping,
+    json_mapping,
 )
 
 __all__ = [
@@ -144,7 +144,7 @@ class LoihiNetwork:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "edges", tuple(self.edges))
         object.__setattr__(
-            self, "provenance", _json_mapping("<network>", "provenance", self.provenance)
+            self, "provenance", json_mapping("<network>", "provenance", self.provenance)
         )
         if isinstance(self.T, bool) or not isinstance(self.T, int | np.integer) or self.T < 1:
             raise NetworkValidationError("<network>", "T", f"must be an integer ≥ 1: {self.T!r}")
