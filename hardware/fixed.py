@@ -190,19 +190,27 @@ def decay_trunc0(x: IntArray, keep: IntArray | int) -> np.ndarray:
 def decay_u_trunc0(u: IntArray, du: IntArray | int) -> np.ndarray:
     """Current decay with Lava's +1: ``trunc0(u · (4096 − (du + 1)) / 4096)``.
 
-    ``du`` 0 … 4095 (12-bit); du = 4095 forgets u completely, no du keeps u unchanged (the +1
-    is the ``ds_offset`` register): du = 0 gives ``u·4095/4096``.
+    ``du`` 0 … 4095 (unsigned 12-bit); du = 4095 forgets u completely; no du keeps u unchanged
+    (the +1 is the ``ds_offset`` register): du = 0 gives ``u·4095/4096``. Rounds toward zero,
+    never overflows (``|result| ≤ |u|``).
     """
     return decay_trunc0(u, DECAY_UNITY - (_i64(du) + DU_OFFSET))
 
 
 def decay_v_trunc0(v: IntArray, dv: IntArray | int) -> np.ndarray:
-    """Voltage decay: ``trunc0(v · (4096 − dv) / 4096)``; dv 0 … 4095, dv = 0 keeps v."""
+    """Voltage decay: ``trunc0(v · (4096 − dv) / 4096)``; dv 0 … 4095 (unsigned 12-bit).
+
+    dv = 0 keeps v (no ``dm_offset``). Rounds toward zero, never overflows.
+    """
     return decay_trunc0(v, DECAY_UNITY - (_i64(dv) + DV_OFFSET))
 
 
 def act_shift_u(a: IntArray) -> np.ndarray:
-    """Synaptic input (wu) in v-units: ``a << 6``."""
+    """Synaptic input (wu) in v-units: ``a << 6`` (exact in int64).
+
+    Lava shifts in int32, so ``|a| < 2²⁵`` is the model's domain; ``|a| ≤ A_MAX_NO_WRAP``
+    (2¹⁷ − 1) is what fits the 24-bit u without a correction.
+    """
     return _i64(a) << ACT_SHIFT
 
 
@@ -276,7 +284,9 @@ def wrap_s24(x: IntArray) -> np.ndarray:
 
 
 def bias_exp_min_s13(beta: IntArray | np.ndarray) -> np.ndarray:
-    """Smallest ``bias_exp`` (0 … 7) with ``|round_half_up(β / 2**exp)| ≤ 4095`` per element.
+    """Smallest ``bias_exp`` (0 … 7) with ``round_half_up(|β| / 2**exp) ≤ 4095`` per element.
+
+    Symmetric: the extra negative mantissa −4096 is never relied on.
 
     ``β`` is a bias in v-units (int or float). Elements that need more than 7 return 7 (they
     will clip in :func:`bias_encode_s13`).
