@@ -303,3 +303,14 @@ def test_fan_out_beyond_one_core_gets_repeaters() -> None:
     assert a.demand.output_axons == 6
     assert (rep.neurons, rep.demand.output_axons) == (6, 128)
     assert (scen.cores, scen.chips) == (133, 2)
+
+
+def test_equal_core_splits_prefer_tiles_over_channel_slices() -> None:
+    # 8 channels × 256 tokens = 2048 neurons > 1024: 2 cores either way. Channel slices
+    # (4 ch × 256 tokens): 2048 axons, 2048 · (4·8 + 10 → 64) = 131,072 bits; token tiles
+    # (8 ch × 128 tokens): 1024 axons, 1024 · (8·8 + 10 → 128) = 131,072 bits. Both fit; the
+    # tile split wins because a producer neuron then reaches 1 core instead of 2.
+    spec = InputSpec(name="t", source="s", kind="conv", in_shape=(8, 256, 1))
+    got = split_group(GroupSpec(name="g", shape=(8, 256, 1), inputs=(spec,)), L1, 1)
+    assert got.split == Split(channel_groups=1, tiles_y=2, tiles_x=1)
+    assert (got.demand.input_axons, got.demand.memory_bits) == (1024, 131_072)
