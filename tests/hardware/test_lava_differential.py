@@ -412,18 +412,20 @@ def _build_run_b(
     exps = rng.permutation([-8, -3, -2, -1, 0, 2, 5, 7])
     hidden_of_group: list[list[tuple[int, int, int]]] = [[], []]  # (first, n_hid, n_out)
     dense1_blocks: list[list[tuple]] = [[] for _ in range(DENSE1)]
-    cursor, hid_cursor = [0], [0, 0]
+    in_cursor, hid_cursor = 0, [0, 0]  # each network gets its own inputs and hidden neurons
     for k in range(DENSE1):
         g = k // (DENSE1 // 2)
         for _ in range(NETS_PER_DENSE1):
             n_in, n_hid, n_out = rng.integers(1, 7), rng.integers(1, 5), rng.integers(1, 4)
             rows = slice(hid_cursor[g], hid_cursor[g] + n_hid)
-            cols = slice(cursor[0] % (n_src - 6), cursor[0] % (n_src - 6) + n_in)
+            cols = slice(in_cursor, in_cursor + n_in)
             dense1_blocks[k].append((rows, cols, _block_weights(rng, n_hid, n_in, modes[k])))
             hidden_of_group[g].append((hid_cursor[g], n_hid, n_out))
             hid_cursor[g] += n_hid
-            cursor[0] += n_in
+            in_cursor += n_in
             counts[f"num_weight_bits={nwbs[k]}"] += 1
+    if in_cursor > n_src:
+        raise ValueError(f"run B needs {in_cursor} source neurons, has {n_src}")
     layers: list[Layer] = [SpikeInputLayer(name="src", shape=B_CHW)]
     edges: list[Edge] = []
     raw: dict[str, np.ndarray] = {}
