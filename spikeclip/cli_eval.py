@@ -1,15 +1,185 @@
-"""`spikeclip-eval` console script (placeholder until its issue lands)."""
+"""`spikeclip-eval MODEL.pt --dataset NAME`: zero-shot top-1/top-5 and label-set robustness.
+
+    spikeclip-eval examples/spikeclip-digits.pt --dataset digits
+    spikeclip-eval model.pt --dataset stl10 --data-root data --protocols base replaced expanded \
+        --seeds 42 43 44 --json eval.json
+
+Every number is computed here from the model (class matrix from its own text tower, images
+through its image tower); nothing is read back from a training log. Protocols
+(`spikeclip.robustness`): `base` (the dataset's names), `replaced` (k labels renamed to unseen
+synonyms, per seed), `expanded` (n distractor names appended, per seed). The tokenizer is the
+checkpoint's metadata "tokenizer" (written by spikeclip-train) unless `--tokenizer` is given.
+Exit 0 on success, 1 on a typed error (one line on stderr).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import statistics
 import sys
+from pathlib import Path
 
-from spikeclip._not_implemented import not_implemented
+import torch
+from torch.utils.data import Dataset, Subset
+
+from spikeclip import checkpoint, evaluate, robustness
+from spikeclip.errors import SpikeCLIPError
+from spikeclip.training import data
+from spikeclip.training.io import atomic_write_json
+from spikeclip.training.teachers import TeacherError, clip_preprocess, load_tokenizer
+
+PAPER_TEACHER_IMAGE = 224
+"""Image side of the paper's teacher preprocessing (CLIP ViT-B/16), resized down for the student."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spikeclip-eval", description=__doc__.split("\n")[0])
+    p.add_argument("model", help="model.pt (spikeclip checkpoint)")
+    p.add_argument("--dataset", required=True, choices=data.DATASETS)
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--data-root", default="data", help="folder holding the dataset files")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="dataset split seed (spikeclip-train's --split-seed)")
+    p.add_argument("--tokenizer", help="tokenizer spec (default: the checkpoint's metadata)")
+    p.add_argument("--templates", choices=("model", "dataset"), default="model",
+                   help="prompt templates stored in the checkpoint (if any) or the dataset's")
+    p.add_argument("--protocols", nargs="+", choices=robustness.PROTOCOLS,
+                   default=list(robustness.PROTOCOLS))
+    p.add_argument("--seeds", nargs="+", type=int, default=list(robustness.PAPER_SEEDS),
+                   help="seeds of the replaced/expanded draws (paper: 42 43 44)")
+    p.add_argument("--replace-k", type=int, default=robustness.PAPER_REPLACE_K,
+                   help="labels renamed per seed")
+    p.add_argument("--distractors", type=int, default=robustness.PAPER_EXPAND_BLOCK,
+                   help="distractor names added per seed")
+    p.add_argument("--synonyms", help="JSON file {class name: [synonym, ...]}")
+    p.add_argument("--distractor-pool", help="text file, one distractor name per line")
+    p.add_argument("--renormalize", action="store_true",
+                   help="unit-length class vectors (ANN-CLIP rule; paper SNN: off)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--json", help="write every result (with confusion matrices) here")
+    return p
+
+
+def _teacher_spec(meta: dict) -> str | None:
+    stages = meta.get("stages")
+    if isinstance(stages, list) and stages and isinstance(stages[-1], dict):
+        spec = stages[-1].get("teacher")
+        return spec if isinstance(spec, str) else None
+    return None
+
+
+def _dataset(a: argparse.Namespace, ck: checkpoint.Checkpoint) -> tuple[Dataset, data.Splits]:
+    """The split to evaluate; torchvision images get the training teacher's preprocessing
+    (MiniLM+conv: 0.5 mean/std at the student size; CLIP teachers: CLIP at 224), then
+    `evaluate` resizes them to the model's img_size."""
+    size = ck.config.img_size
+    if a.dataset == "digits":
+        splits = data.load_splits("digits", img_size=size, seed=a.split_seed)
+    else:
+        spec = _teacher_spec(dict(ck.metadata)) or ""
+        if spec.startswith("minilm"):
+            tf, tid = clip_preprocess(size, (0.5,) * 3, (0.5,) * 3), f"{spec}-preprocess{size}"
+        else:
+            side = PAPER_TEACHER_IMAGE
+            tf, tid = clip_preprocess(side), f"clip-preprocess{side}"
+        splits = data.load_splits(a.dataset, root=a.data_root, transform=tf, transform_id=tid,
+                                  seed=a.split_seed)
+    ds = splits.test if a.split == "test" else splits.val
+    if a.limit is not None:
+        ds = Subset(ds, range(min(a.limit, len(ds))))  # type: ignore[arg-type]
+    return ds, splits
+
+
+def _tables(a: argparse.Namespace) -> tuple[dict | None, list[str] | None]:
+    synonyms = robustness.SYNONYMS.get(a.dataset)
+    pool = robustness.DISTRACTORS.get(a.dataset)
+    if a.synonyms:
+        raw = json.loads(Path(a.synonyms).read_text())
+        if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and all(isinstance(s, str) for s in v) for v in raw.values()):
+            raise robustness.LabelSetError(f"{a.synonyms}: expected {{name: [synonym, ...]}}")
+        synonyms = {str(k): tuple(v) for k, v in raw.items()}
+    if a.distractor_pool:
+        pool = [s.strip() for s in Path(a.distractor_pool).read_text().splitlines() if s.strip()]
+    return (dict(synonyms) if synonyms else None), (list(pool) if pool else None)
+
+
+def _summary(results: list[evaluate.LabelSetResult]) -> dict:
+    """Per protocol: mean (and population std over seeds) of top-1 and top-k."""
+    out: dict = {}
+    for protocol in dict.fromkeys(r.label_set.protocol for r in results):
+        rs = [r.result for r in results if r.label_set.protocol == protocol]
+        t1, tk = [r.top1 for r in rs], [r.topk for r in rs]
+        out[protocol] = {"runs": len(rs), "top1_mean": statistics.fmean(t1),
+                         "top1_std": statistics.pstdev(t1), "topk_mean": statistics.fmean(tk),
+                         "topk_std": statistics.pstdev(tk), "k": [r.k for r in rs]}
+    return out
+
+
+def _line(r: evaluate.LabelSetResult) -> str:
+    ls, res = r.label_set, r.result
+    what = ""
+    if ls.replaced:
+        what = ", ".join(f"{x.old}->{x.new}" for x in ls.replaced)
+    elif ls.distractors:
+        what = f"+{len(ls.distractors)}: " + ", ".join(ls.distractors[:4]) + (
+            ", ..." if len(ls.distractors) > 4 else "")
+    seed = "-" if ls.seed is None else str(ls.seed)
+    return (f"{ls.protocol:<9} {seed:>5} {len(ls.class_names):>5} {100 * res.top1:7.2f} "
+            f"{100 * res.topk:7.2f} (top-{res.k})  {what}")
+
+
+def run(a: argparse.Namespace) -> int:
+    """Evaluate; returns the exit status."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    ck = checkpoint.load(a.model)
+    spec = a.tokenizer or ck.metadata.get("tokenizer")
+    if not isinstance(spec, str):
+        raise evaluate.EvaluationError(f"{a.model}: no 'tokenizer' in the checkpoint metadata; "
+                                       "pass --tokenizer SPEC (e.g. minilm, open_clip:NAME)")
+    tokenize = load_tokenizer(spec)
+    ds, splits = _dataset(a, ck)
+    templates = ck.templates if (a.templates == "model" and ck.templates) else splits.templates
+    synonyms, pool = _tables(a)
+    sets = robustness.label_sets(splits.class_names, a.protocols, seeds=a.seeds,
+                                 synonyms=synonyms, pool=pool, k=a.replace_k, n=a.distractors)
+    results = [evaluate.evaluate_label_set(ck.model, ds, tokenize, s, templates,
+                                           renormalize=a.renormalize, batch_size=a.batch_size)
+               for s in sets]
+    n = results[0].result.n
+    print(f"{a.model}: {a.dataset} {a.split} ({n} images), {len(templates)} templates, "
+          f"tokenizer {spec}")
+    print(f"{'protocol':<9} {'seed':>5} {'names':>5} {'top1%':>7} {'topk%':>7}")
+    for r in results:
+        print(_line(r))
+    summary = _summary(results)
+    for protocol, s in summary.items():
+        if s["runs"] > 1:
+            print(f"{protocol}: top-1 {100 * s['top1_mean']:.2f} ± {100 * s['top1_std']:.2f} % "
+                  f"over {s['runs']} seeds")
+    if a.json:
+        atomic_write_json({"model": str(a.model), "dataset": a.dataset, "split": a.split,
+                           "split_seed": a.split_seed, "n": n, "limit": a.limit,
+                           "tokenizer": spec, "templates": list(templates),
+                           "renormalize": a.renormalize, "seeds": list(a.seeds),
+                           "results": [r.to_dict() for r in results], "summary": summary},
+                          a.json)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    return not_implemented("spikeclip-eval")
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except (SpikeCLIPError, TeacherError, data.DatasetNotFoundError, data.UnknownDatasetError,
+            json.JSONDecodeError) as err:
+        print(f"spikeclip-eval: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
