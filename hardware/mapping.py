@@ -7,7 +7,9 @@ Core groups (what neurocores hold, see `hardware.core_split`):
   (``delay_bits``). A current arriving from an off-neurocore op (max-pool, attention) is a
   one-to-one graded input (needs Loihi 2 graded spikes);
 - one *relay* per off-neurocore current consumer (max-pool, readout) fed by neurocore synapse
-  layers: graded compartments that forward the summed current (needs graded spikes).
+  layers: graded compartments that forward the summed current (needs graded spikes);
+- *repeaters* for a population whose neurons reach more destination cores than one core can
+  route even at one neuron per core (`core_split.repeater_split`).
 
 Each group is split until no per-core design rule fails (`hardware.design_rules`), groups are
 split consumers first (a producer's output axons depend on its consumers' cores), then packed
@@ -244,8 +246,7 @@ def _synapse_input(
             delay=delay,
         )
     if isinstance(syn, ConvLayer):
-        c_out, h, w = syn.out_shape
-        if math.prod(syn.out_shape) != math.prod(geometry) or geometry[0] != c_out:
+        if _geometry(syn.out_shape) != geometry:
             raise MappingError(
                 f"layer {syn.name!r}: conv output {syn.out_shape} does not match "
                 f"the consumer layout {geometry}"
@@ -264,7 +265,8 @@ def _synapse_input(
             delay=delay,
             shared=shared,
         )
-    assert isinstance(syn, TokenLinearLayer)
+    if not isinstance(syn, TokenLinearLayer):
+        raise MappingError(f"layer {syn.name!r}: {syn.KIND} is not a synapse layer")
     c_in = int(syn.weights.shape[1])
     if geometry[1] * geometry[2] != syn.tokens:
         raise MappingError(
