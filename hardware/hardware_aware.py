@@ -1,0 +1,174 @@
+"""Hardware-aware fine-tuning: train the image tower through its fake-quant twin.
+
+Each step lowers the live model to its BN-folded :class:`FloatGraph` (differentiable: gradients
+reach conv weights, BN affine parameters, the time weights and the head; BN running statistics
+stay frozen, eval mode), fake-quantizes it with the current :class:`QuantPlan` using
+straight-through rounding (forward = the exact integer network's values, backward = identity),
+and runs it with Loihi's strict ``>`` rule and the sigmoid surrogate. The plan (scales, bias
+exponents) is re-chosen from calibration data at the start of every epoch.
+
+Loss per batch: ``ce_weight · CE(logit_scale · cos-logits(twin), y) + distill_weight ·
+mean(1 − cos(f_twin, f_float))`` where ``f_float`` are the features of a frozen copy of the
+float model at the start — the second term pulls the quantized model back onto the float one,
+which is what the fidelity target (prediction agreement) measures.
+
+The ``spikeclip-train`` CLI hook (owned by the training CLI)::
+
+    from hardware.hardware_aware import HardwareAwareOptions, finetune_hardware_aware
+    finetune_hardware_aware(model, splits.train, class_matrix,
+                            options=HardwareAwareOptions(epochs=..., lr=..., batch_size=...))
+
+Standalone: ``python -m hardware.hardware_aware MODEL.pt --out OUT.pt`` (digits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from hardware.fake_quant import QuantPlan, fake_quantize
+from hardware.graph_run import run_graph
+from hardware.lower_torch import graph_from_image_encoder
+from hardware.quantize import QuantOptions, plan_quantization
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareAwareOptions:
+    """Training knobs; ``calibration_samples`` images of the training set choose the plan."""
+
+    epochs: int = 3
+    lr: float = 1e-4
+    batch_size: int = 64
+    logit_scale: float = 50.0
+    ce_weight: float = 1.0
+    distill_weight: float = 1.0
+    calibration_samples: int = 256
+    seed: int = 0
+    max_steps: int | None = None
+    quant: QuantOptions = field(default_factory=QuantOptions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareAwareResult:
+    """Per-epoch mean loss / CE / distillation term and the final plan's scales."""
+
+    history: tuple[dict[str, float], ...]
+    plan: QuantPlan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history), "scales": dict(self.plan.scales)}
+
+
+def twin_features(image_encoder, images: Tensor, plan: QuantPlan, *, ste: bool = True) -> Tensor:
+    """Features ``[B, out_dim]`` of the fake-quant twin of the live encoder (differentiable)."""
+    graph = graph_from_image_encoder(image_encoder)
+    return run_graph(fake_quantize(graph, plan, ste=ste), images.to(torch.float64),
+                     compare=">", alpha=float(image_encoder.config.surrogate_alpha)).features
+
+
+def finetune_hardware_aware(
+    model,
+    train: Dataset,
+    class_matrix: Tensor,
+    *,
+    options: HardwareAwareOptions | None = None,
+    progress=None,
+) -> HardwareAwareResult:
+    """Fine-tune ``model.image_encoder`` (a `SpikeCLIP`) in place through its fake-quant twin.
+
+    ``train`` yields ``(image [C, H, W], label)``; ``class_matrix`` ``[classes, out_dim]`` (the
+    float text tower's, fixed). ``progress``: optional callable receiving each epoch's dict.
+    The model is left in eval mode.
+    """
+    opts = options or HardwareAwareOptions()
+    enc = model.image_encoder
+    enc.eval()
+    teacher = copy.deepcopy(enc).double().eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    cm = class_matrix.detach().to(torch.float64)
+    gen = torch.Generator().manual_seed(opts.seed)
+    loader = DataLoader(train, batch_size=opts.batch_size, shuffle=True, generator=gen)
+    calib_loader = DataLoader(train, batch_size=opts.calibration_samples, shuffle=False)
+    calib = next(iter(calib_loader))[0].to(torch.float64)
+    params = [p for p in enc.parameters() if p.requires_grad]
+    optim = torch.optim.Adam(params, lr=opts.lr)
+    history: list[dict[str, float]] = []
+    steps = 0
+    plan = None
+    for epoch in range(opts.epochs):
+        with torch.no_grad():
+            plan, _ = plan_quantization(graph_from_image_encoder(enc), calib, opts.quant)
+        sums = {"loss": 0.0, "ce": 0.0, "distill": 0.0, "agree": 0.0, "n": 0}
+        for images, labels in loader:
+            x = images.to(torch.float64)
+            with torch.no_grad():
+                f_float = teacher(x)
+            f_q = twin_features(enc, x, plan)
+            logits = F.normalize(f_q, dim=-1) @ cm.T
+            ce = F.cross_entropy(opts.logit_scale * logits, labels)
+            distill = (1.0 - F.cosine_similarity(f_q, f_float, dim=-1)).mean()
+            loss = opts.ce_weight * ce + opts.distill_weight * distill
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            n = int(labels.shape[0])
+            with torch.no_grad():
+                ref = (F.normalize(f_float, dim=-1) @ cm.T).argmax(-1)
+                sums["agree"] += float((logits.argmax(-1) == ref).sum())
+            for k, v in (("loss", loss), ("ce", ce), ("distill", distill)):
+                sums[k] += float(v.detach()) * n
+            sums["n"] += n
+            steps += 1
+            if opts.max_steps is not None and steps >= opts.max_steps:
+                break
+        n = max(sums.pop("n"), 1)
+        entry = {"epoch": epoch, **{k: v / n for k, v in sums.items()}}
+        history.append(entry)
+        if progress is not None:
+            progress(entry)
+        if opts.max_steps is not None and steps >= opts.max_steps:
+            break
+    enc.eval()
+    with torch.no_grad():
+        plan, _ = plan_quantization(graph_from_image_encoder(enc), calib, opts.quant)
+    return HardwareAwareResult(history=tuple(history), plan=plan)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hardware.hardware_aware MODEL.pt --out OUT.pt [--epochs N] [--lr X]``."""
+    from hardware.fidelity import digits_class_matrix
+    from spikeclip import checkpoint as ckpt_mod
+    from spikeclip.training import data
+
+    ap = argparse.ArgumentParser(prog="python -m hardware.hardware_aware", description=__doc__)
+    ap.add_argument("model")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--split-seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    ck = ckpt_mod.load(args.model)
+    splits = data.digits_splits(ck.config.img_size, seed=args.split_seed)
+    opts = HardwareAwareOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    result = finetune_hardware_aware(ck.model, splits.train, digits_class_matrix(ck),
+                                     options=opts, progress=print)
+    meta = dict(ck.metadata)
+    meta["hardware_aware"] = {"options": {k: v for k, v in asdict(opts).items() if k != "quant"},
+                              **result.to_dict()}
+    ckpt_mod.save(args.out, ck.model, class_names=ck.class_names, templates=ck.templates,
+                  metadata=meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
