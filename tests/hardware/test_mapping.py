@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hardware.core_split import GroupSpec, InputSpec, Split, bits_per_axon, core_demand, split_group
-from hardware.design_rules import DesignRuleError
+from hardware.design_rules import DesignRuleError, MappingError
 from hardware.layers import ConvLayer, DenseLayer, LIFLayer, SpikeInputLayer
 from hardware.mapping import map_network
 from hardware.network import Edge, LoihiNetwork
@@ -314,3 +314,43 @@ def test_equal_core_splits_prefer_tiles_over_channel_slices() -> None:
     got = split_group(GroupSpec(name="g", shape=(8, 256, 1), inputs=(spec,)), L1, 1)
     assert got.split == Split(channel_groups=1, tiles_y=2, tiles_x=1)
     assert (got.demand.input_axons, got.demand.memory_bits) == (1024, 131_072)
+
+
+def test_latency_of_one_population_by_hand() -> None:
+    # Loihi 1 optimistic: 1000 neurons × 9.7 ns = 9.7 µs on the slowest core, + barrier 299 ns
+    # + 2·isqrt(128) = 22 hops × 6.5 ns = 143 ns → 10.142 µs per step; no off-core work;
+    # depth 0 and T = 1 → one step per image.
+    net = LoihiNetwork(T=1, layers=(_lif("n", (1000,)),), edges=())
+    lat = map_network(net, LOIHI1).scenarios["optimistic"].latency
+    assert (lat.embedded_s, lat.host_s) == (0.0, 0.0)
+    assert lat.step_s == pytest.approx(10.142e-6)
+    assert lat.image_s == pytest.approx(10.142e-6)
+
+
+def test_conv_output_layout_must_match_its_consumer() -> None:
+    # conv output (1, 4, 4) into a LIF laid out (1, 2, 8): same size, different grid.
+    net = LoihiNetwork(
+        T=1,
+        layers=(
+            SpikeInputLayer(name="in", shape=(1, 4, 4)),
+            ConvLayer(
+                name="conv", weights=np.full((1, 1, 1, 1), 2), in_shape=(1, 4, 4), sign_mode="mixed"
+            ),
+            ConvLayer(
+                name="conv2",
+                weights=np.full((1, 1, 1, 1), 2),
+                in_shape=(1, 2, 8),
+                sign_mode="mixed",
+            ),
+            SpikeInputLayer(name="in2", shape=(1, 2, 8)),
+            _lif("lif", (1, 4, 4)),
+        ),
+        edges=(
+            Edge(src="in", dst="conv"),
+            Edge(src="conv", dst="lif"),
+            Edge(src="in2", dst="conv2"),
+            Edge(src="conv2", dst="lif"),
+        ),
+    )
+    with pytest.raises(MappingError, match="'conv2'.*does not match"):
+        map_network(net, LOIHI1)
