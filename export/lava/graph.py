@@ -1,0 +1,544 @@
+"""`to_lava`: a `LoihiNetwork` as a Lava 0.10 process graph (DESIGN §4–§5).
+
+Every neuron population is a stock ``LIFReset`` (``PyLifResetModelBitAcc``, tag ``fixed_pt``)
+with ``reset_interval = T`` and ``reset_offset = depth + 1``; every static synapse a stock
+``Dense``/``DelayDense`` (dense layers) or ``Conv``/``DelaySparse`` (conv layers; a delayed
+conv is its sparse matrix). The project's own processes (:mod:`export.lava.procs`) cover what
+stock Lava lacks: token-shared linear layers with delay lines, attention, max-pool over
+currents, the host readout and the static-input injection.
+
+Two steps, because Lava processes run once: :func:`to_lava` checks and plans (delays aligned,
+one Lava process per layer and per distinct out-edge delay — each delayed consumer of the
+residual stream gets its own synapse replica, as on chip); :meth:`LavaGraph.build` instantiates
+the processes for a batch of inputs (sources, injected biases, spike recorders) and wires them.
+Ports keep each layer's torch layout (``(C, H, W)``, ``(C, N)``); stock Conv's ``(W, H, C)``
+and Dense's flat vectors are reached through port ``reshape``/``transpose``/``flatten`` views.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from export.lava.conv_matrix import conv_as_sparse
+from export.lava.errors import LavaLoweringError
+from export.lava.timing import Timing, align_delays
+from hardware import fixed, kernels
+from hardware.layers import (
+    AttentionLayer,
+    ConvLayer,
+    DenseLayer,
+    HostInputLayer,
+    Layer,
+    LIFLayer,
+    MaxPoolLayer,
+    ReadoutLayer,
+    SpikeInputLayer,
+    TokenLinearLayer,
+)
+from hardware.network import LoihiNetwork
+
+#: Layer kinds whose Lava process can carry out-edge delays (one replica per distinct delay).
+_DELAY_CAPABLE = ("dense", "conv", "token_linear", "attention", "maxpool")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LavaNode:
+    """One layer's Lava realization.
+
+    ``processes``: Lava process class per replica, keyed by out-edge delay (producers of a
+    current) or ``{0: …}``; ``stock``: whether every one is a stock Lava process;
+    ``placement``: the layer's (``neurocore``, ``neurocore-L2``, ``embedded``, ``host``);
+    ``depth``: pipeline depth (steps); ``reset_offset``: the ``LIFReset`` offset (LIFs only).
+    """
+
+    name: str
+    kind: str
+    processes: Mapping[int, str]
+    stock: bool
+    placement: str
+    depth: int
+    reset_offset: int | None = None
+
+
+_STOCK = frozenset({"LIFReset", "Dense", "DelayDense", "Conv", "DelaySparse", "RingBuffer"})
+
+
+def _process_names(layer: Layer, delays: tuple[int, ...]) -> dict[int, str]:
+    kind = layer.KIND
+    if kind == "lif":
+        return {0: "LIFReset"}
+    if kind == "spike_input":
+        return {0: "RingBuffer"}
+    if kind == "host_input":
+        return {0: "BiasInjection"}
+    if kind == "readout":
+        return {0: "HostReadout"}
+    by_delay = {
+        "dense": lambda d: "Dense" if d == 0 else "DelayDense",
+        "conv": lambda d: "Conv" if d == 0 else "DelaySparse",
+        "token_linear": lambda d: "TokenLinear",
+        "attention": lambda d: "SpikeAttention",
+        "maxpool": lambda d: "CurrentMaxPool",
+    }
+    if kind not in by_delay:
+        raise LavaLoweringError(layer.name, f"no Lava lowering for layer kind {kind!r}")
+    return {d: by_delay[kind](d) for d in delays}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class LavaGraph:
+    """The plan of a Lava process graph: the delay-aligned ``network``, its ``timing`` and
+    one :class:`LavaNode` per layer (``nodes``, in topological order)."""
+
+    network: LoihiNetwork
+    timing: Timing
+    nodes: Mapping[str, LavaNode]
+
+    def table(self) -> str:
+        """A Markdown table: layer, kind, Lava process(es) with delays, placement, depth."""
+        rows = [
+            "| layer | kind | Lava process (delay) | stock | placement | depth |",
+            "|---|---|---|---|---|---|",
+        ]
+        for n in self.nodes.values():
+            procs = ", ".join(f"{p} ({d})" for d, p in n.processes.items())
+            rows.append(
+                f"| {n.name} | {n.kind} | {procs} | {'yes' if n.stock else 'no'} | "
+                f"{n.placement} | {n.depth} |"
+            )
+        return "\n".join(rows)
+
+    def build(self, inputs: Any, *, record_spikes: bool = True) -> LavaBuild:
+        """Instantiate and wire the Lava processes for a batch of ``inputs``.
+
+        ``inputs`` as for ``hardware.simulate.simulate``: images ``[B, C, H, W]`` for a
+        ``conv2d`` host input, token ids ``[B, L]`` for an ``embedding`` one, a 0/1 raster
+        ``[T, B, *shape]`` for a spike input; one array or a ``{layer name: array}`` mapping.
+        The B samples stream one every T steps. ``record_spikes`` adds one stock sink
+        ``RingBuffer`` per LIF. Raises :class:`LavaLoweringError` naming the layer on a
+        shape mismatch.
+        """
+        return _Builder(self, _inputs_for(self.network, inputs), record_spikes).build()
+
+
+def to_lava(network: LoihiNetwork) -> LavaGraph:
+    """Plan ``network`` as a Lava process graph (see module doc); nothing runs yet.
+
+    Raises :class:`LavaLoweringError` naming the layer for an unsupported layer kind, a delay
+    above 62 steps, or a delayed edge whose source cannot carry a delay (a spike edge).
+    """
+    net = align_delays(network)
+    timing = Timing.of(net)
+    nodes: dict[str, LavaNode] = {}
+    for name in net.topological_order():
+        layer = net.layer(name)
+        outs = net.out_edges(name)
+        delays = tuple(sorted({e.delay for e in outs})) or (0,)
+        if layer.KIND not in _DELAY_CAPABLE and delays != (0,):
+            raise LavaLoweringError(
+                name,
+                f"{layer.KIND} output edges need delays {delays}; only synapses and "
+                "current-producing processes carry delays in Lava",
+            )
+        if isinstance(layer, LIFLayer) and layer.reset_interval is not None:
+            want = (net.T, timing.reset_offset(name))
+            if (layer.reset_interval, layer.reset_offset) != want:
+                raise LavaLoweringError(
+                    name,
+                    f"reset_interval/offset {(layer.reset_interval, layer.reset_offset)} "
+                    f"differ from the pipeline's (T, depth + 1) = {want}",
+                )
+        procs = _process_names(layer, delays if layer.KIND in _DELAY_CAPABLE else (0,))
+        nodes[name] = LavaNode(
+            name=name,
+            kind=layer.KIND,
+            processes=MappingProxyType(procs),
+            stock=all(p in _STOCK for p in procs.values()),
+            placement=layer.placement,
+            depth=timing.depth[name],
+            reset_offset=timing.reset_offset(name) if isinstance(layer, LIFLayer) else None,
+        )
+    return LavaGraph(network=net, timing=timing, nodes=MappingProxyType(nodes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building: inputs, host encoding, processes, wiring.
+# ---------------------------------------------------------------------------------------------
+
+
+def _inputs_for(network: LoihiNetwork, inputs: Any) -> dict[str, np.ndarray]:
+    sources = [ly for ly in network.layers if isinstance(ly, HostInputLayer | SpikeInputLayer)]
+    if isinstance(inputs, Mapping):
+        missing = [ly.name for ly in sources if ly.name not in inputs]
+        if missing:
+            raise LavaLoweringError(missing[0], "no input given for this input layer")
+        return {ly.name: np.asarray(inputs[ly.name]) for ly in sources}
+    if len(sources) != 1:
+        raise LavaLoweringError(
+            "<network>", f"{len(sources)} input layers; pass a {{layer name: array}} mapping"
+        )
+    return {sources[0].name: np.asarray(inputs)}
+
+
+def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
+    """Per-sample bias mantissas ``[B, *out_shape]`` (int64) of a host input layer.
+
+    ``conv2d``: ``x`` images ``[B, C, H, W]`` → ``hardware.graph_run.host_input_current``
+    (the one float64 host encoding, shared with the simulator); ``embedding``: ``x`` token ids
+    ``[B, L]`` → ``weight[ids] + bias``. Then ``fixed.bias_encode_s13(value·bias_scale,
+    bias_exp)`` (round half up, saturate at 13 bits).
+    """
+    if layer.op == "conv2d":
+        if x.ndim != 4 or tuple(x.shape[1:]) != layer.in_shape:
+            raise LavaLoweringError(
+                layer.name, f"expected images [B, {layer.in_shape}], got {tuple(x.shape)}"
+            )
+        import torch
+
+        from hardware.graph_run import host_input_current
+
+        value = host_input_current(
+            torch.from_numpy(np.array(layer.weight)),
+            torch.from_numpy(np.array(layer.bias)),
+            layer.stride,
+            layer.padding,
+            torch.from_numpy(np.asarray(x, np.float64)),
+        ).numpy()
+    else:
+        if x.ndim != 2 or tuple(x.shape[1:]) != layer.in_shape or x.dtype.kind not in "iu":
+            raise LavaLoweringError(
+                layer.name,
+                f"expected integer token ids [B, {layer.in_shape}], got {x.dtype} {tuple(x.shape)}",
+            )
+        value = np.asarray(layer.weight, np.float64)[x] + np.asarray(layer.bias, np.float64)
+    mant, _ = fixed.bias_encode_s13(value * layer.bias_scale, layer.bias_exp)
+    return mant
+
+
+_SIGN_MODE = {"mixed": "MIXED", "excitatory": "EXCITATORY", "inhibitory": "INHIBITORY"}
+
+
+def _lava_sign_mode(mode: str):
+    from lava.utils.weightutils import SignMode
+
+    return getattr(SignMode, _SIGN_MODE[mode])
+
+
+#: How a consumer's input port is laid out relative to the layer's torch shape.
+_SAME, _WHC, _FLAT = "same", "whc", "flat"
+
+
+@dataclass
+class _Input:
+    port: Any
+    shape: tuple[int, ...]
+    layout: str
+
+
+@dataclass
+class LavaBuild:
+    """Instantiated Lava processes of one :class:`LavaGraph` for ``n_samples`` samples.
+
+    ``processes[(layer, delay)]``: the Lava process of each layer replica; ``sinks[lif]``:
+    the spike recorders; ``readouts[name]``: the :class:`HostReadout` processes;
+    ``injections[name]``: the :class:`BiasInjection` processes; ``n_steps``: Lava steps to
+    run (``n_samples·T + max_depth``). Lava processes run once: build again to rerun.
+    """
+
+    graph: LavaGraph
+    n_samples: int
+    n_steps: int
+    processes: dict[tuple[str, int], Any] = field(default_factory=dict)
+    sinks: dict[str, Any] = field(default_factory=dict)
+    readouts: dict[str, Any] = field(default_factory=dict)
+    injections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def anchor(self) -> Any:
+        """A process of the (connected) graph to call ``run``/``stop`` on."""
+        return next(iter(self.processes.values()))
+
+
+class _Builder:
+    """Creates one build; each ``_make_<kind>`` returns the layer's processes by delay."""
+
+    def __init__(self, graph: LavaGraph, inputs: dict[str, np.ndarray], record: bool) -> None:
+        self.g = graph
+        self.net = graph.network
+        self.inputs = inputs
+        self.record = record
+        self.n = self._n_samples()
+        self.out = LavaBuild(graph=graph, n_samples=self.n, n_steps=graph.timing.n_steps(self.n))
+        #: (layer, delay) → callable giving a fresh torch-layout view of the output port.
+        self.views: dict[tuple[str, int], Callable[[], Any]] = {}
+        #: layer → input ports (one per replica).
+        self.ins: dict[str, list[_Input]] = {}
+        self.host_mant: dict[str, np.ndarray] = {}
+
+    def _n_samples(self) -> int:
+        sizes = set()
+        for name, x in self.inputs.items():
+            layer = self.net.layer(name)
+            sizes.add(int(x.shape[1] if isinstance(layer, SpikeInputLayer) else x.shape[0]))
+        if len(sizes) != 1 or min(sizes) < 1:
+            raise LavaLoweringError("<network>", f"inputs disagree on the sample count: {sizes}")
+        return sizes.pop()
+
+    def build(self) -> LavaBuild:
+        for _, layer in self._ordered():
+            getattr(self, f"_make_{layer.KIND}")(layer)
+        for e in self.net.edges:
+            if isinstance(self.net.layer(e.src), HostInputLayer):
+                continue  # wired by _make_lif (RefPort to bias_mant)
+            for dst in self.ins[e.dst]:
+                self._connect(self.views[(e.src, e.delay)](), self.net.layer(e.src), dst)
+        return self.out
+
+    def _ordered(self):
+        return ((n, self.net.layer(n)) for n in self.net.topological_order())
+
+    def _delays(self, name: str) -> tuple[int, ...]:
+        return tuple(self.g.nodes[name].processes)
+
+    def _add(self, layer: Layer, delay: int, proc: Any, view: Callable[[], Any]) -> None:
+        self.out.processes[(layer.name, delay)] = proc
+        self.views[(layer.name, delay)] = view
+
+    @staticmethod
+    def _connect(view: Any, src: Layer, dst: _Input) -> None:
+        port = view
+        shape = tuple(src.out_shape)
+        if dst.layout == _FLAT:
+            if len(shape) > 1:
+                port = port.flatten()
+        else:
+            if shape != dst.shape:
+                port = port.reshape(dst.shape)
+            if dst.layout == _WHC:
+                port = port.transpose([2, 1, 0])
+        port.connect(dst.port)
+
+    # -- sources -------------------------------------------------------------------------
+
+    def _make_host_input(self, layer: HostInputLayer) -> None:
+        self.host_mant[layer.name] = host_bias_mantissas(layer, self.inputs[layer.name])
+
+    def _make_spike_input(self, layer: SpikeInputLayer) -> None:
+        from lava.proc.io.source import RingBuffer
+
+        raster = self.inputs[layer.name]
+        if (
+            raster.ndim < 2
+            or raster.shape[0] != self.net.T
+            or tuple(raster.shape[2:]) != (layer.shape)
+        ):
+            raise LavaLoweringError(
+                layer.name,
+                f"expected spikes [T={self.net.T}, B, {layer.shape}], got {tuple(raster.shape)}",
+            )
+        # data[..., k·T + t] = raster[t, k]: sample k's step t is sent at time_step k·T + t + 1.
+        flat = np.swapaxes(raster, 0, 1).reshape(self.n * self.net.T, *layer.shape)
+        src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32), name=layer.name)
+        self._add(layer, 0, src, lambda: src.s_out)
+
+    # -- neurons -------------------------------------------------------------------------
+
+    def _make_lif(self, layer: LIFLayer) -> None:
+        from lava.proc.io.sink import RingBuffer as Sink
+        from lava.proc.lif.process import LIFReset
+
+        from export.lava.procs.injection.process import BiasInjection
+
+        hosts = [
+            e.src
+            for e in self.net.in_edges(layer.name)
+            if isinstance(self.net.layer(e.src), HostInputLayer)
+        ]
+        mant = np.asarray(layer.bias_mant)
+        if hosts:
+            per_sample = self.host_mant[hosts[0]].reshape(self.n, *layer.shape)
+            mant = per_sample[0]
+        lif = LIFReset(
+            shape=layer.shape,
+            du=layer.du,
+            dv=layer.dv,
+            vth=layer.vth,
+            bias_mant=mant.astype(np.int32),
+            bias_exp=np.asarray(layer.bias_exp, np.int32),
+            reset_interval=self.net.T,
+            reset_offset=self.g.timing.reset_offset(layer.name),
+            name=layer.name,
+        )
+        self._add(layer, 0, lif, lambda: lif.s_out)
+        self.ins[layer.name] = [_Input(lif.a_in, layer.shape, _SAME)]
+        if hosts:
+            inj = BiasInjection(
+                mant=per_sample,
+                T=self.net.T,
+                placement=self.net.layer(hosts[0]).placement,
+                name=hosts[0],
+            )
+            inj.connect_var(lif.bias_mant)
+            self.out.injections[hosts[0]] = inj
+        if self.record:
+            sink = Sink(shape=layer.shape, buffer=self.out.n_steps)
+            lif.s_out.connect(sink.a_in)
+            self.out.sinks[layer.name] = sink
+
+    # -- synapses ------------------------------------------------------------------------
+
+    def _make_dense(self, layer: DenseLayer) -> None:
+        from lava.proc.dense.process import DelayDense, Dense
+
+        ins = []
+        for d in self._delays(layer.name):
+            common = dict(
+                weights=np.asarray(layer.weights, np.int32),
+                weight_exp=layer.weight_exp,
+                num_weight_bits=layer.num_weight_bits,
+                sign_mode=_lava_sign_mode(layer.sign_mode),
+                name=f"{layer.name}@{d}",
+            )
+            proc = Dense(**common) if d == 0 else DelayDense(delays=d, **common)
+            shape = tuple(layer.out_shape)
+            self._add(
+                layer,
+                d,
+                proc,
+                (lambda p=proc, s=shape: p.a_out.reshape(s) if len(s) > 1 else p.a_out),
+            )
+            ins.append(_Input(proc.s_in, tuple(layer.in_shape), _FLAT))
+        self.ins[layer.name] = ins
+
+    def _make_conv(self, layer: ConvLayer) -> None:
+        from lava.proc.conv.process import Conv
+        from lava.proc.sparse.process import DelaySparse
+
+        ins = []
+        for d in self._delays(layer.name):
+            if d == 0:
+                proc = Conv(
+                    weight=kernels.conv_weight_to_lava(layer.weights).astype(np.int32),
+                    input_shape=tuple(kernels.chw_to_lava(np.empty(layer.in_shape)).shape),
+                    padding=kernels.yx_to_lava(layer.padding),
+                    stride=kernels.yx_to_lava(layer.stride),
+                    dilation=kernels.yx_to_lava(layer.dilation),
+                    groups=layer.groups,
+                    num_weight_bits=layer.num_weight_bits,
+                    name=f"{layer.name}@0",
+                )
+                want = tuple(reversed(layer.out_shape))
+                if tuple(proc.a_out.shape) != want:
+                    raise LavaLoweringError(
+                        layer.name,
+                        f"Lava Conv output {proc.a_out.shape} != expected (W, H, C) {want}",
+                    )
+                self._add(layer, d, proc, lambda p=proc: p.a_out.transpose([2, 1, 0]))
+                ins.append(_Input(proc.s_in, tuple(layer.in_shape), _WHC))
+            else:
+                mat = conv_as_sparse(layer)
+                delays = mat.astype(np.int64)  # Lava wants dtype int, same sparsity
+                delays.data[:] = d
+                proc = DelaySparse(
+                    weights=mat,
+                    delays=delays,
+                    max_delay=d,
+                    num_weight_bits=layer.num_weight_bits,
+                    sign_mode=_lava_sign_mode(layer.sign_mode),
+                    name=f"{layer.name}@{d}",
+                )
+                shape = tuple(layer.out_shape)
+                self._add(layer, d, proc, lambda p=proc, s=shape: p.a_out.reshape(s))
+                ins.append(_Input(proc.s_in, tuple(layer.in_shape), _FLAT))
+        self.ins[layer.name] = ins
+
+    def _make_token_linear(self, layer: TokenLinearLayer) -> None:
+        from export.lava.procs.token_linear.process import TokenLinear
+
+        ins = []
+        for d in self._delays(layer.name):
+            proc = TokenLinear(
+                weights=np.asarray(layer.weights),
+                tokens=layer.tokens,
+                weight_exp=layer.weight_exp,
+                num_weight_bits=layer.num_weight_bits,
+                sign_mode=layer.sign_mode,
+                delay=d,
+                placement=layer.placement,
+                name=f"{layer.name}@{d}",
+            )
+            self._add(layer, d, proc, lambda p=proc: p.a_out)
+            ins.append(_Input(proc.s_in, tuple(layer.in_shape), _SAME))
+        self.ins[layer.name] = ins
+
+    # -- extension ops ---------------------------------------------------------------------
+
+    def _make_attention(self, layer: AttentionLayer) -> None:
+        from export.lava.procs.attention.process import SpikeAttention
+
+        ins = []
+        for d in self._delays(layer.name):
+            proc = SpikeAttention(
+                channels=layer.channels,
+                tokens=layer.tokens,
+                heads=layer.heads,
+                p_shift=layer.p_shift,
+                latency=layer.latency,
+                delay=d,
+                placement=layer.placement,
+                name=f"{layer.name}@{d}",
+            )
+            self._add(layer, d, proc, lambda p=proc: p.a_out)
+            ins.append(_Input(proc.s_in, tuple(layer.in_shape), _SAME))
+        self.ins[layer.name] = ins
+
+    def _make_maxpool(self, layer: MaxPoolLayer) -> None:
+        from export.lava.procs.maxpool.process import CurrentMaxPool
+
+        ins = []
+        for d in self._delays(layer.name):
+            proc = CurrentMaxPool(
+                in_shape=layer.in_shape,
+                kernel=layer.kernel,
+                stride=layer.stride,
+                padding=layer.padding,
+                latency=layer.latency,
+                delay=d,
+                placement=layer.placement,
+                name=f"{layer.name}@{d}",
+            )
+            self._add(layer, d, proc, lambda p=proc: p.a_out)
+            ins.append(_Input(proc.a_in, tuple(layer.in_shape), _SAME))
+        self.ins[layer.name] = ins
+
+    def _make_readout(self, layer: ReadoutLayer) -> None:
+        from export.lava.procs.readout.process import HostReadout
+
+        proc = HostReadout(
+            in_shape=layer.in_shape,
+            T=self.net.T,
+            depth=self.g.timing.depth[layer.name],
+            n_samples=self.n,
+            time_weights=np.asarray(layer.time_weights),
+            head_weight=np.asarray(layer.head_weight),
+            head_bias=np.asarray(layer.head_bias),
+            input_scale=layer.input_scale,
+            input_bias=np.asarray(layer.input_bias),
+            token_axis=layer.token_axis,
+            placement=layer.placement,
+            name=layer.name,
+        )
+        self.out.processes[(layer.name, 0)] = proc
+        self.out.readouts[layer.name] = proc
+        self.ins[layer.name] = [_Input(proc.a_in, tuple(layer.in_shape), _SAME)]
+
+
+def n_neurons(graph: LavaGraph) -> int:
+    """Number of LIF neurons in ``graph`` (for reports)."""
+    return sum(math.prod(ly.shape) for ly in graph.network.layers if isinstance(ly, LIFLayer))

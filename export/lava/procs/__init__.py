@@ -1,0 +1,16 @@
+"""The project's own Lava processes: what stock Lava 0.10 lacks (DESIGN §5).
+
+One folder per process, each a ``process.py`` (the interface: ports, Vars, parameters) and a
+``models.py`` (a fixed-point ``PyLoihiProcessModel`` tagged ``fixed_pt``, vectorized numpy, no
+torch: Lava forks its runtime children and torch calls hang there):
+
+- :mod:`.attention`: spike × spike attention ``P = Q·(KᵀV)`` per head (``embedded``);
+- :mod:`.maxpool`: max-pool over integer currents, padding = −∞ (``embedded``);
+- :mod:`.token_linear`: a token-shared linear layer (Conv1d k=1) with its own delay line
+  (``neurocore``; stock Conv is too slow and DelayDense is Dense-only);
+- :mod:`.readout`: the host readout (decode, token mean, time weights, head) (``host``);
+- :mod:`.injection`: per-sample static input written into one LIF's ``bias_mant`` (``host``).
+
+Every process has a ``placement`` parameter (one of ``hardware.layers.PLACEMENTS``) and, where
+it produces a current, ``latency`` + ``delay`` pipeline steps (:mod:`.pipeline`).
+"""

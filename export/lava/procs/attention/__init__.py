@@ -1,0 +1,5 @@
+"""Spike × spike attention without softmax (``SpikeAttention`` + its fixed-point model)."""
+
+from export.lava.procs.attention.process import SpikeAttention
+
+__all__ = ["SpikeAttention"]

@@ -1,0 +1,31 @@
+"""Model of :class:`BiasInjection` (tag ``fixed_pt``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyRefPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from export.lava.procs.injection.process import BiasInjection
+
+
+@implements(proc=BiasInjection, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyBiasInjectionModel(PyLoihiProcessModel):
+    """Post-management at steps ``k·T`` (1 ≤ k < n_samples): ``bias ← mant[k]``."""
+
+    mant: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    bias: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32, precision=13)
+
+    def post_guard(self) -> bool:
+        k, r = divmod(self.time_step, self.proc_params["T"])
+        return r == 0 and 1 <= k < self.proc_params["n_samples"]
+
+    def run_post_mgmt(self) -> None:
+        self.bias.write(self.mant[self.time_step // self.proc_params["T"]])
+        self.bias.wait()  # the write has landed before the next step starts
