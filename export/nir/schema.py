@@ -26,17 +26,20 @@ Discretization (``metadata["spikeclip"]["discretization"]``, `Discretization`)
         S[t] = H[t] >= v_threshold    (compare ">="; ">" when the model fires strictly)
         V[t] = v_reset where S[t] else H[t]                           (reset "zero": hard)
 
-    The exporter writes tau = 2·dt, r = 1, v_leak = 0, v_reset = 0 (per-neuron arrays of the
-    neuron shape), which makes this exactly the model's ``H = V + (X − V)/2`` (the identity holds
-    only under forward Euler; an exponential discretization would give a different decay).
+    The exporter writes tau = τ·dt (τ = 2 steps in SpikeCLIP, so dt/tau = 0.5 exactly), r = 1,
+    v_leak = 0, v_reset = 0 (per-neuron arrays of the neuron shape), which makes this exactly
+    the model's ``H = V + (X − V)/τ`` (the identity holds only under forward Euler; an
+    exponential discretization would give a different decay).
     Spikes are 0/1 currents for the next node. Other NIR neuron types are not written.
 
 Residual stream
     The image tower's real-valued residual stream X has no node of its own: every consumer of X
     (each block's ``attn.in_lif`` and ``mlp.in_lif``, and the image Output) has one incoming edge
     from each branch that has been added to X so far: ``tokenizer.conv4`` and, for every earlier
-    block, ``attn.proj`` and ``mlp.fc2``. The sum of those sources is X. All stream tensors have
-    shape (D, h, w); the N = h·w tokens are the row-major grid positions n = i·w + j.
+    block, ``attn.proj_conv`` and ``mlp.fc2_conv``, in that order (the edge order is the
+    summation order). The sum of those sources is X. All stream tensors have shape (D, h, w);
+    the N = h·w tokens are the row-major grid positions n = i·w + j, and every token-shared
+    linear layer is a 1×1 ``nir.Conv2d`` on that grid.
 
 Standard nodes and their parameters (all float64 in the graph, BatchNorm folded in float64)
     ``nir.Conv2d`` (weight (C_out, C_in, kH, kW), bias (C_out,), stride/padding/dilation pairs,
@@ -80,7 +83,32 @@ Output decoding (``metadata["spikeclip"]["decodings"][<Output node>]``, `Readout
 
 Input encoding (``metadata["spikeclip"]["encodings"][<Input node>]``, `InputEncoding`)
     What the host does before the graph: image — the CLIP-normalized image (C, H, W); text —
-    ``flatten(token_embedding[ids] + position_embedding)``, i.e. ``TextEncoder.embed``.
+    ``flatten(token_embedding[ids] + position_embedding)``, i.e. ``TextEncoder.embed`` (the
+    embedding tables stay in the checkpoint; no Flatten node is needed anywhere).
+
+Node names (module paths below the SpikeCLIP root; P = a block's ``attn``/``mlp`` path)
+    ``image_encoder.input`` (Input) → ``image_encoder.encode`` (static_input) →
+    ``image_encoder.tokenizer.conv{i}`` (Conv2d, bn{i} folded), ``…tokenizer.pool{2,3}``
+    (max_pool2d), ``…tokenizer.lif{0..3}`` (LIF); per block b, P = ``image_encoder.blocks.b``:
+    ``P.attn.in_lif``, ``P.attn.qkv_conv`` (q|k|v 1×1 convs with their BNs, stacked on the
+    output channels: weight (3D, D, 1, 1)), ``P.attn.qkv_lif`` (shape (3D, h, w)),
+    ``P.attn.core`` (spiking_attention), ``P.attn.attn_lif`` (θ = 0.5), ``P.attn.proj_conv``,
+    ``P.mlp.in_lif``, ``P.mlp.fc1_conv``, ``P.mlp.fc1_lif``, ``P.mlp.fc2_conv`` (1×1 Conv2d);
+    ``image_encoder.output`` (Output). Text: ``text_encoder.input`` → ``.encode`` → ``.lif1``
+    → ``.fc1`` (Affine) → ``.lif2`` → ``.fc2`` (Affine) → ``.output``.
+
+Reading a graph (what the quantizer does)::
+
+    graph = export.nir.read_nir(path)            # type-checked, one-line errors
+    meta = graph_meta(graph)                     # discretization, decodings, encodings
+    for name in export.nir.from_nir.topological_order(graph):
+        node = graph.nodes[name]
+        if is_extension(node):
+            spec = extension_spec(name, node)    # StaticInputSpec | MaxPoolSpec | AttentionSpec
+            in_shape, out_shape = extension_shapes(node)
+        else:                                    # Conv2d / Affine / LIF / Input / Output
+            ...                                  # parameters are the node's own float64 arrays
+        inputs = [src for src, dst in graph.edges if dst == name]   # summed, in this order
 """
 
 from __future__ import annotations
@@ -559,7 +587,7 @@ class GraphMeta:
         decodings = _get(md, "decodings", where) if "decodings" in md else {}
         encodings = _get(md, "encodings", where) if "encodings" in md else {}
         towers = _norm_json(_get(md, "towers", where), f"{where}.towers")
-        return cls(
+        meta = cls(
             format=fmt,
             format_version=version,
             discretization=Discretization.from_metadata(
@@ -576,6 +604,14 @@ class GraphMeta:
             ),
             towers=tuple(towers),
         )
+        T = meta.discretization.timesteps
+        for dec in meta.decodings:
+            if dec.time_weights.shape != (T,):
+                raise MetadataError(
+                    f"{where}.decodings.{dec.output}.time_weights",
+                    f"has {dec.time_weights.shape[0]} weights for T = {T} steps",
+                )
+        return meta
 
 
 def graph_meta(graph: nir.NIRGraph) -> GraphMeta:

@@ -8,6 +8,7 @@ examples/spikeclip-digits.pt when it exists.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import nir
@@ -50,15 +51,17 @@ def _check_exact(model: SpikeCLIP, images, ids, path: Path, *, compression) -> d
     return counts
 
 
-def test_tiny_both_towers_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("strict", [False, True])
+def test_tiny_both_towers_exact(tmp_path: Path, strict: bool) -> None:
     torch.manual_seed(0)
-    cfg = SpikeCLIPConfig.tiny()
+    cfg = dataclasses.replace(SpikeCLIPConfig.tiny(), strict_threshold=strict)
     images, ids = inputs_for(cfg, 4)
     model = lively(SpikeCLIP(cfg), images, ids)
     counts = _check_exact(model, images, ids, tmp_path / "tiny.nir", compression="gzip")
     assert len(counts) == 20  # tokenizer 4 + 7 per block × 2 + text 2: every LIF compared
     # On real-valued inputs the tie count is 0 except at the attention LIF, where the current
-    # is k/8 exactly and H = 0.5 happens; both sides compute it exactly, so nothing flips.
+    # is k/8 exactly and H = 0.5 happens; both sides compute it exactly (with the same compare,
+    # ">=" or the strict ">"), so nothing flips.
     assert sum(c[1] for c in counts.values()) == 0
     assert all(c[2] == 0 for p, c in counts.items() if not p.endswith("attn_lif")), counts
 
@@ -66,7 +69,7 @@ def test_tiny_both_towers_exact(tmp_path: Path) -> None:
 def test_paper_both_towers_exact(tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = SpikeCLIPConfig.paper()
-    images, ids = inputs_for(cfg, 2)
+    images, ids = inputs_for(cfg, 1)
     model = lively(SpikeCLIP(cfg), images, ids)
     counts = _check_exact(model, images, ids, tmp_path / "paper.nir", compression=None)
     assert len(counts) == 4 + 7 * 4 + 2

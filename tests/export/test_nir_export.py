@@ -23,6 +23,7 @@ from test_nir_twin import inputs_for, lively
 from torch import nn
 
 from export.nir import (
+    MetadataError,
     NIRFileError,
     UnknownExtensionError,
     UnsupportedModuleError,
@@ -225,3 +226,20 @@ def test_graph_metadata_survives_write_read(tiny, tiny_file: Path) -> None:
         assert (x.head_weight is None) == (y.head_weight is None)
     raw = nir.read(tiny_file).metadata[GRAPH_KEY]
     assert isinstance(json.loads(raw["extensions"]), list)
+
+
+def test_encoder_alone_and_bad_tower(tiny) -> None:
+    model = tiny[0]
+    alone = to_nir(model.text_encoder)
+    assert graph_meta(alone).towers == (TXT,)
+    assert sorted(alone.nodes) == sorted(n for n in tiny[1].nodes if n.startswith(TXT))
+    with pytest.raises(UnsupportedModuleError, match="tower must be one of"):
+        to_nir(model, "audio")
+
+
+def test_time_weights_must_match_timesteps(tiny) -> None:
+    graph = to_nir(tiny[0], "text")
+    decodings = graph.metadata[GRAPH_KEY]["decodings"]
+    decodings[f"{TXT}.output"]["time_weights"] = np.ones(3)
+    with pytest.raises(MetadataError, match=r"time_weights: has 3 weights for T = 4"):
+        from_nir(graph)
