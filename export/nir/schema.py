@@ -46,7 +46,9 @@ Standard nodes and their parameters (all float64 in the graph, BatchNorm folded 
     groups, ``input_shape`` set) — torch cross-correlation; 1×1 convs are token-shared linears.
     ``nir.Affine`` (weight (F_out, F_in), bias (F_out,)). ``nir.LIF`` as above. Per-layer
     parameters are the node's own arrays; each node's ``metadata["source"]`` is a JSON list of
-    the model's module paths it was made from (e.g. the conv and the BN folded into it).
+    the model's module paths it was made from (e.g. the conv and the BN folded into it). LIF
+    nodes carry no bias (v_leak = 0): a neuron's constant input is the bias of the synapse
+    node(s) feeding it — for a stream consumer, the sum of all its sources' biases.
 
 Extensions (``metadata["spikeclip"]["extensions"]``: JSON list of {"node", "op"})
     NIR cannot express them, and a standard node type carrying them would be *run wrongly* by
