@@ -45,3 +45,8 @@ class NIRFileError(NIRError, OSError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class NIRExportWarning(UserWarning):
+    """Something lossy or surprising happened during export (e.g. a model in training mode:
+    the graph uses BatchNorm running statistics, i.e. eval-mode semantics)."""

@@ -6,13 +6,15 @@ The graph's layout, the extension carriers and the metadata schema are documente
 
 from __future__ import annotations
 
+import warnings
+
 import nir
 import torch
 from torch import nn
 
 from export.nir.builders import TOWERS, build, roots
 from export.nir.context import GraphBuilder
-from export.nir.errors import UnsupportedModuleError
+from export.nir.errors import NIRExportWarning, UnsupportedModuleError
 from export.nir.schema import GRAPH_KEY
 
 
@@ -32,6 +34,13 @@ def to_nir(model: nn.Module, tower: str = "image") -> nir.NIRGraph:
     timesteps = getattr(config, "T", None)
     if not isinstance(timesteps, int):
         raise UnsupportedModuleError("", type(model).__name__, "model has no config.T")
+    if model.training:
+        warnings.warn(
+            f"{type(model).__name__} is in training mode; the NIR graph folds BatchNorm with its "
+            "running statistics (eval-mode semantics): call model.eval() to match it",
+            NIRExportWarning,
+            stacklevel=2,
+        )
     ctx = GraphBuilder(timesteps=timesteps)
     with torch.no_grad():
         for module, path in roots(model, tower):

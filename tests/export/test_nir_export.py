@@ -24,6 +24,7 @@ from torch import nn
 
 from export.nir import (
     MetadataError,
+    NIRExportWarning,
     NIRFileError,
     UnknownExtensionError,
     UnsupportedModuleError,
@@ -125,27 +126,27 @@ def test_strict_model_records_strict_compare() -> None:
     import dataclasses
 
     cfg = dataclasses.replace(SpikeCLIPConfig.tiny(), strict_threshold=True)
-    meta = graph_meta(to_nir(SpikeCLIP(cfg), "text"))
+    meta = graph_meta(to_nir(SpikeCLIP(cfg).eval(), "text"))
     assert meta.discretization.compare == ">"
 
 
 def test_unknown_layer_names_its_module_path() -> None:
-    model = SpikeCLIP(SpikeCLIPConfig.tiny())
+    model = SpikeCLIP(SpikeCLIPConfig.tiny()).eval()
     model.image_encoder.blocks[1].mlp = nn.Identity()
     with pytest.raises(UnsupportedModuleError, match=r"image_encoder\.blocks\.1\.mlp \(Identity\)"):
         to_nir(model, "image")
-    model = SpikeCLIP(SpikeCLIPConfig.tiny())
+    model = SpikeCLIP(SpikeCLIPConfig.tiny()).eval()
     model.image_encoder.tokenizer.lif2 = nn.ReLU()
     with pytest.raises(UnsupportedModuleError, match=r"image_encoder\.tokenizer\.lif2 \(ReLU\)"):
         to_nir(model, "image")
-    model = SpikeCLIP(SpikeCLIPConfig.tiny())
+    model = SpikeCLIP(SpikeCLIPConfig.tiny()).eval()
     model.image_encoder.blocks[0].attn.q_bn = nn.Identity()
     with pytest.raises(UnsupportedModuleError, match=r"blocks\.0\.attn\.q_bn \(Identity\)"):
         to_nir(model, "image")
 
 
 def test_ann_twin_is_refused() -> None:
-    twin = build_ann_twin(SpikeCLIPConfig.tiny())
+    twin = build_ann_twin(SpikeCLIPConfig.tiny()).eval()
     with pytest.raises(UnsupportedModuleError, match=r"tokenizer\.lif0 \(ANNActivation\)"):
         to_nir(twin, "image")
 
@@ -243,3 +244,9 @@ def test_time_weights_must_match_timesteps(tiny) -> None:
     decodings[f"{TXT}.output"]["time_weights"] = np.ones(3)
     with pytest.raises(MetadataError, match=r"time_weights: has 3 weights for T = 4"):
         from_nir(graph)
+
+
+def test_training_mode_model_warns() -> None:
+    model = SpikeCLIP(SpikeCLIPConfig.tiny()).train()
+    with pytest.warns(NIRExportWarning, match="training mode"):
+        to_nir(model, "text")
