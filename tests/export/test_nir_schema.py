@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 import nir
-import nirtorch
 import numpy as np
 import pytest
 import torch
-from snntorch.import_nir import import_from_nir
 
 from export.nir import MetadataError, UnknownExtensionError, from_nir, read_nir, write_nir
 from export.nir.schema import (
@@ -112,6 +110,9 @@ def test_carriers_type_check_round_trip_and_are_refused_by_foreign_importers(
     back = nir.read(path, type_check=True).nodes["ext"]
     assert tuple(back.output_type["output"]) == out_shape
     assert extension_spec("ext", back) == spec
+    nirtorch = pytest.importorskip("nirtorch", reason="nirtorch==2.6 (snnTorch's NIR importer)")
+    from snntorch.import_nir import import_from_nir
+
     with pytest.raises(ValueError, match="Delay"):
         nirtorch.nir_to_torch(graph, {})
     with pytest.raises(ValueError, match="Delay"):
@@ -120,6 +121,7 @@ def test_carriers_type_check_round_trip_and_are_refused_by_foreign_importers(
 
 def test_sumpool_would_run_silently_in_nirtorch() -> None:
     """Why the carrier matters: a max-pool written as SumPool2d is executed as a sum."""
+    nirtorch = pytest.importorskip("nirtorch", reason="nirtorch==2.6 (snnTorch's NIR importer)")
     graph = nir.NIRGraph.from_list(
         nir.Input(input_type=np.array([1, 4, 4])),
         nir.SumPool2d(

@@ -22,6 +22,8 @@ from export.nir.snntorch_interop import (
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.model import SpikeCLIP
 
+pytest.importorskip("nirtorch", reason="snntorch.import_nir needs nirtorch==2.6 (setup.cfg)")
+
 
 @pytest.fixture(scope="module")
 def tiny():
