@@ -125,7 +125,7 @@ def _fold_bn(
 
 @functools.singledispatch
 def synapse(module: nn.Module, bn: nn.Module, path: str, bn_path: str, in_shape: tuple[int, ...]):
-    """The folded NIR synapse node (Conv2d/Affine) of `module` followed by `bn`."""
+    """The folded `nir.Conv2d` of `module` followed by `bn` (input shape `in_shape`)."""
     _unsupported(module, path, "not a supported synapse (Conv2d, token-shared Conv1d)")
 
 
