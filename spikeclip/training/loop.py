@@ -3,8 +3,9 @@ selection on a validation metric, resumable checkpoints, progress bar, JSON log 
 
 Batches: epoch e visits `EpochBatches(n, batch_size, seed).indices(e)`, a permutation drawn from
 a generator seeded with (seed, e) only, so the order never depends on what ran before (a resumed
-run skips the batches already done). `rank`/`world` take every world-th index for a later DDP
-launcher; today world = 1.
+run skips the batches already done). Under torchrun (`distributed`), rank r of N takes
+`distributed.shard(perm, r, N)` (DistributedSampler's padding and stride); only rank 0 shows
+progress and writes log.json / state.pt.
 
 Resume state (`<workdir>/state.pt`, written every `save_every` steps, at each epoch end and when
 `max_steps` stops a run): module and optimizer and scheduler states, position (epoch, step in
@@ -29,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from spikeclip.training import distributed
 from spikeclip.training.io import atomic_save, atomic_write_json
 
 STATE_FILE = "state.pt"
@@ -70,7 +72,8 @@ class LoopResult:
 
 class EpochBatches:
     """Index batches for one epoch: permutation from `Generator(seed · 1000003 + epoch)`, then
-    this rank's share (`perm[rank::world]`), then consecutive batches."""
+    this rank's share (`distributed.shard`: `perm[rank::world]` after padding to a multiple of
+    world), then consecutive batches."""
 
     def __init__(self, n: int, batch_size: int, seed: int, *, drop_last: bool = False,
                  rank: int = 0, world: int = 1) -> None:
@@ -81,7 +84,8 @@ class EpochBatches:
 
     def indices(self, epoch: int) -> list[list[int]]:
         gen = torch.Generator().manual_seed(self.seed * 1000003 + epoch)
-        mine = torch.randperm(self.n, generator=gen)[self.rank :: self.world].tolist()
+        perm = torch.randperm(self.n, generator=gen).tolist()
+        mine = distributed.shard(perm, self.rank, self.world)
         batches = [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
@@ -139,8 +143,9 @@ def train_loop(
                                  weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1),
                                                            eta_min=cfg.eta_min)
+    ctx = distributed.current()
     batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed,  # type: ignore[arg-type]
-                           drop_last=cfg.drop_last)
+                           drop_last=cfg.drop_last, rank=ctx.rank, world=ctx.world)
     wd = Path(workdir) if workdir is not None else None
     pos = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0,
            "samples": 0, "seconds": 0.0}
@@ -162,7 +167,7 @@ def train_loop(
     start_step = pos["global_step"]
 
     def save_state() -> None:
-        if wd is None:
+        if wd is None or not ctx.is_main:
             return
         atomic_save({"stage": stage, "modules": {k: m.state_dict() for k, m in modules.items()},
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -178,7 +183,7 @@ def train_loop(
         for m in modules.values():
             m.train()
         loader = DataLoader(dataset, batch_sampler=plan, num_workers=cfg.num_workers)
-        bar = tqdm(loader, total=len(plan), disable=not cfg.progress, leave=False,
+        bar = tqdm(loader, total=len(plan), disable=not (cfg.progress and ctx.is_main), leave=False,
                    desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}")
         t0 = time.perf_counter()
         for batch in _iter(bar):
@@ -214,7 +219,8 @@ def train_loop(
                                   steps_run=pos["global_step"] - start_step,
                               best_score=best["score"], best_epoch=best["epoch"], history=history)
         entry = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                 "train_loss": pos["loss_sum"] / max(pos["loss_n"], 1),
+                 "train_loss": distributed.mean_over_ranks(pos["loss_sum"]
+                                                           / max(pos["loss_n"], 1)),
                  "steps": pos["loss_n"], "seconds": round(pos["seconds"], 3),
                  "samples_per_s": round(pos["samples"] / max(pos["seconds"], 1e-9), 1)}
         if evaluate is not None:
@@ -229,7 +235,7 @@ def train_loop(
         scheduler.step()
         pos.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0, samples=0,
                    seconds=0.0)
-        if wd is not None:
+        if wd is not None and ctx.is_main:
             atomic_write_json(history, wd / LOG_FILE)
         save_state()
     if best["states"] is not None:
