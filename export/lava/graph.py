@@ -120,9 +120,9 @@ class LavaGraph:
         ``inputs`` as for ``hardware.simulate.simulate``: images ``[B, C, H, W]`` for a
         ``conv2d`` host input, token ids ``[B, L]`` for an ``embedding`` one, a 0/1 raster
         ``[T, B, *shape]`` for a spike input; one array or a ``{layer name: array}`` mapping.
-        The B samples stream one every T steps. ``record_spikes`` adds one stock sink
-        ``RingBuffer`` per LIF. Raises :class:`LavaLoweringError` naming the layer on a
-        shape mismatch.
+        The B samples stream one every T steps. ``record_spikes`` adds one
+        :class:`SpikeRecorder` fed by every LIF. Raises :class:`LavaLoweringError` naming
+        the layer on a shape mismatch.
         """
         return _Builder(self, _inputs_for(self.network, inputs), record_spikes).build()
 
@@ -245,8 +245,9 @@ class _Input:
 class LavaBuild:
     """Instantiated Lava processes of one :class:`LavaGraph` for ``n_samples`` samples.
 
-    ``processes[(layer, delay)]``: the Lava process of each layer replica; ``sinks[lif]``:
-    the spike recorders; ``readouts[name]``: the :class:`HostReadout` processes;
+    ``processes[(layer, delay)]``: the Lava process of each layer replica; ``recorder``: the
+    :class:`SpikeRecorder` of all LIFs (``None`` without recording) and ``recorded[lif]`` =
+    ``(first row, shape)`` in its ``data``; ``readouts[name]``: the :class:`HostReadout` processes;
     ``injections[name]``: the :class:`BiasInjection` processes; ``n_steps``: Lava steps to
     run (``n_samples·T + max_depth``). Lava processes run once: build again to rerun.
     """
@@ -255,7 +256,8 @@ class LavaBuild:
     n_samples: int
     n_steps: int
     processes: dict[tuple[str, int], Any] = field(default_factory=dict)
-    sinks: dict[str, Any] = field(default_factory=dict)
+    recorder: Any = None
+    recorded: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
     readouts: dict[str, Any] = field(default_factory=dict)
     injections: dict[str, Any] = field(default_factory=dict)
 
@@ -293,12 +295,31 @@ class _Builder:
     def build(self) -> LavaBuild:
         for _, layer in self._ordered():
             getattr(self, f"_make_{layer.KIND}")(layer)
+        if self.record:
+            self._make_recorder()
         for e in self.net.edges:
             if isinstance(self.net.layer(e.src), HostInputLayer):
                 continue  # wired by _make_lif (RefPort to bias_mant)
             for dst in self.ins[e.dst]:
                 self._connect(self.views[(e.src, e.delay)](), self.net.layer(e.src), dst)
         return self.out
+
+    def _make_recorder(self) -> None:
+        from export.lava.procs.recorder.process import SpikeRecorder
+
+        lifs = [ly for _, ly in self._ordered() if isinstance(ly, LIFLayer)]
+        if not lifs:
+            return
+        rec = SpikeRecorder(
+            sizes=tuple(math.prod(ly.shape) for ly in lifs),
+            n_steps=self.out.n_steps,
+            name="spike_recorder",
+        )
+        offsets = rec.proc_params["offsets"]
+        for i, ly in enumerate(lifs):
+            self.out.processes[(ly.name, 0)].s_out.flatten().connect(rec.port(i))
+            self.out.recorded[ly.name] = (offsets[i], tuple(ly.shape))
+        self.out.recorder = rec
 
     def _ordered(self):
         return ((n, self.net.layer(n)) for n in self.net.topological_order())
@@ -350,7 +371,6 @@ class _Builder:
     # -- neurons -------------------------------------------------------------------------
 
     def _make_lif(self, layer: LIFLayer) -> None:
-        from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.lif.process import LIFReset
 
         from export.lava.procs.injection.process import BiasInjection
@@ -386,10 +406,6 @@ class _Builder:
             )
             inj.connect_var(lif.bias_mant)
             self.out.injections[hosts[0]] = inj
-        if self.record:
-            sink = Sink(shape=layer.shape, buffer=self.out.n_steps)
-            lif.s_out.connect(sink.a_in)
-            self.out.sinks[layer.name] = sink
 
     # -- synapses ------------------------------------------------------------------------
 

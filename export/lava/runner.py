@@ -10,6 +10,7 @@ raising in its child process, a runtime that does not answer) become :class:`Lav
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 
 from export.lava.errors import LavaLoweringError
 from export.lava.graph import LavaBuild, LavaGraph, to_lava
+from export.lava.procs.recorder.process import unpack_spikes
 from hardware.network import LoihiNetwork
 
 
@@ -109,10 +111,13 @@ def run_lava(graph: LavaGraph, inputs: Any) -> LavaResult:
     features: dict[str, np.ndarray] = {}
     with LavaSession(build) as session:
         session.run()
-        for name, sink in build.sinks.items():
-            data = session.get(sink.data)  # [*shape, n_steps], column = time_step − 1
-            idx = timing.logical_indices(name, B)  # [T, B]
-            spikes[name] = np.moveaxis(data[..., idx], (-2, -1), (0, 1)).astype(bool)
+        if build.recorder is not None:
+            words = session.get(build.recorder.words)  # [n_steps, n_words], row time_step − 1
+            total = build.recorder.proc_params["offsets"][-1]
+            steps = unpack_spikes(words, total)  # bool [n_steps, Σ neurons]
+            for name, (col, shape) in build.recorded.items():
+                idx = timing.logical_indices(name, B)  # [T, B]
+                spikes[name] = steps[idx, col : col + math.prod(shape)].reshape(T, B, *shape)
         for name, proc in build.readouts.items():
             s = session.get(proc.stream).astype(np.int64)  # [B, T, *in_shape]
             stream[name] = np.swapaxes(s, 0, 1)
