@@ -13,10 +13,11 @@ Semantics (what makes N ranks × batch b equal one process × batch N·b on the 
 - Gradients: `DistributedDataParallel` averages them over ranks, so a per-rank *mean* loss gives
   the gradient of the mean over N·b. (A loss *summed* over the batch, like the paper's KL term,
   gives 1/N of the 1-process sum: the paper's DDP runs had the same scaling.)
-- BatchNorm: `SyncBatchNorm1d/2d` take batch statistics over all ranks (sum and centred sum of
-  squares all-reduced; the all-reduce's backward all-reduces the gradient), so activations,
-  gradients and running statistics equal the N·b run up to float rounding. torch's own
-  `nn.SyncBatchNorm` refuses CPU tensors, hence this implementation (same math, any backend).
+- BatchNorm: `SyncBatchNorm1d/2d` take batch statistics over all ranks (sums, then centred
+  first and second moments all-reduced; the all-reduce's backward all-reduces the gradient),
+  so activations, gradients and running statistics equal the N·b run up to float rounding.
+  torch's own `nn.SyncBatchNorm` refuses CPU tensors, hence this implementation (same math,
+  any backend).
 - Only rank 0 logs, shows progress and writes files (`is_main`).
 """
 
@@ -155,9 +156,16 @@ class _SyncBatchNormMixin:
         count = x.new_tensor([x.numel() // x.shape[1]])
         total = all_reduce_sum(torch.cat([x.sum(dims), count]))
         n = total[-1]
-        mean = total[:-1] / n
+        rough = (total[:-1] / n).view(shape)
+        # corrected two-pass: mean = rough + mean(x − rough), var = mean((x − rough)²) − (…)²;
+        # exact for a constant channel (x − mean = 0 exactly, as in torch's own batch_norm)
+        d = x - rough
+        c = x.shape[1]
+        moments = all_reduce_sum(torch.cat([d.sum(dims), (d * d).sum(dims)])) / n
+        shift = moments[:c]
+        mean = rough.view(-1) + shift
+        var = (moments[c:] - shift * shift).clamp_min(0)
         centred = x - mean.view(shape)
-        var = all_reduce_sum((centred * centred).sum(dims)) / n
         y = centred * torch.rsqrt(var + bn.eps).view(shape)
         if bn.affine:
             y = y * bn.weight.view(shape) + bn.bias.view(shape)
@@ -236,7 +244,7 @@ def data_parallel(owner: nn.Module, method: str, trained: nn.Module, *, sync_bn:
     route = _Route(trained, getattr(owner, method))
     devices = None if next(trained.parameters()).device.type == "cpu" else [
         next(trained.parameters()).device]
-    ddp = DistributedDataParallel(route, device_ids=devices, broadcast_buffers=False,
+    ddp = DistributedDataParallel(route, device_ids=devices, forward_sync_buffers=False,
                                   find_unused_parameters=find_unused_parameters)
     object.__setattr__(owner, method, ddp)  # instance attribute: not a registered submodule
     try:
