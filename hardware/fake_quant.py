@@ -37,11 +37,14 @@ V_PER_WU = 1 << fixed.ACT_SHIFT
 @dataclass(frozen=True, kw_only=True)
 class QuantPlan:
     """The quantizer's choices. ``scales``: LIF/readout name → s (power of two); ``bias_exps``:
-    LIF / host-input name → bias exponent; ``sign_modes``: synapse name → Lava sign mode."""
+    LIF / host-input name → bias exponent; ``sign_modes``: synapse name → Lava sign mode;
+    ``weight_exps``: synapse name → weight exponent e ≥ 0 (token-linear only; the effective
+    weight is ``w·2^e`` wu; absent = 0)."""
 
     scales: Mapping[str, float]
     bias_exps: Mapping[str, int] = field(default_factory=dict)
     sign_modes: Mapping[str, str] = field(default_factory=dict)
+    weight_exps: Mapping[str, int] = field(default_factory=dict)
     num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX
 
 
@@ -75,9 +78,11 @@ def fake_quantize(graph: FloatGraph, plan: QuantPlan, *, ste: bool = False) -> F
         if isinstance(node, FSynapse):
             s = consumer_scale(graph, plan, node.name)
             mode = plan.sign_modes[node.name]
-            w = weight_grid(node.weight * (s / tau), mode, plan.num_weight_bits, ste=ste)
+            unit = float(1 << plan.weight_exps.get(node.name, 0))  # wu per mantissa step
+            w = weight_grid(node.weight * (s / (tau * unit)), mode, plan.num_weight_bits, ste=ste)
             new[node.name] = FSynapse(
-                name=node.name, kind=node.kind, weight=w * (tau / s), in_shape=node.in_shape,
+                name=node.name, kind=node.kind, weight=w * (unit * tau / s),
+                in_shape=node.in_shape,
                 out_shape=node.out_shape, stride=node.stride, padding=node.padding,
                 meta=node.meta,
             )

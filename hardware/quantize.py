@@ -5,7 +5,10 @@ Mapping (τ = 2, one scale ``s`` per LIF group, a power of two):
 - every LIF: ``du = 4095`` (u = this step's input), ``dv = 4096/τ = 2048``, ``vth = θ·s``;
 - synapse weights (BN folded): ``w = grid(W·s/τ)``: rounded half-to-even straight onto Lava's
   grid (8-bit mixed: even numbers −256 … 254; excitatory/inhibitory: steps of 1) and clipped, so
-  Lava's own clip/truncation is the identity; ``weight_exp = 0`` (Lava's Conv ignores it);
+  Lava's own clip/truncation is the identity; convs have ``weight_exp = 0`` (Lava's Conv
+  ignores it); a token-linear layer whose weights would clip at the group's scale gets the
+  smallest ``weight_exp = e ≥ 0`` that fits (``w = grid(W·s/(τ·2^e))``, effective ``w·2^e``), so
+  one layer with large weights does not force a coarse scale on the others sharing it;
 - biases (the BN shifts of all inputs of a LIF, summed, rounded once): ``β = 64·s·b/τ`` v-units
   on the ``mant << bias_exp`` grid with ``bias_exp ≥ T − 1`` (so trunc0 never rounds, T ≤ 7);
 - max-pool over the integer currents (−∞ padding), the bias added after it (exact);
@@ -19,7 +22,8 @@ Mapping (τ = 2, one scale ``s`` per LIF group, a power of two):
 
 Choosing s (per group of LIFs that share an input synapse, from calibration data run through
 the float graph): the **largest** power of two — the finest weights and thresholds — such that
-(1) at most ``max_clip_fraction`` of the group's synaptic weights clip at the 8-bit range,
+(1) at most ``max_clip_fraction`` of each conv's weights clip at the 8-bit range (token-linear
+layers: at their smallest weight exponent ≤ 7),
 (2) the observed ``max |Σ W·x|·s/τ`` times ``margin`` stays within 131,071 wu (u = a << 6 fits
 24 bits), (3) ``64·s·max |H|`` times ``margin`` stays within 2²³ − 1, (4) every bias (and the
 host-injected input, times ``margin``) fits a 13-bit mantissa at exponent ≤ 7, (5) ``θ·s`` is
@@ -142,8 +146,18 @@ def _feeders(graph: FloatGraph, name: str) -> list[str]:
     return found
 
 
-def _clip_fraction(weight: torch.Tensor, s: float, tau: float) -> float:
-    return float(weight_clipped(weight * (s / tau), sign_mode_for(weight)).double().mean())
+def _clip_fraction(weight: torch.Tensor, s: float, tau: float, exp: int = 0) -> float:
+    real = weight * (s / (tau * (1 << exp)))
+    return float(weight_clipped(real, sign_mode_for(weight)).double().mean())
+
+
+def _weight_exp(syn: FSynapse, s: float, tau: float, opts: QuantOptions) -> int | None:
+    """Smallest weight exponent (0 for convs) at which ≤ max_clip_fraction of weights clip."""
+    top = fixed.WEIGHT_EXP_MAX if syn.kind == "token_linear" else 0
+    for e in range(top + 1):
+        if _clip_fraction(syn.weight.detach(), s, tau, e) <= opts.max_clip_fraction:
+            return e
+    return None
 
 
 def _choose_scale(
@@ -167,8 +181,8 @@ def _choose_scale(
         s = float(1 << k)
         reasons = []
         for w in syn:
-            frac = _clip_fraction(w.weight.detach(), s, tau)
-            if frac > opts.max_clip_fraction:
+            if _weight_exp(w, s, tau, opts) is None:
+                frac = _clip_fraction(w.weight.detach(), s, tau)
                 reasons.append(f"{w.name}: {100 * frac:.3f}% of weights clip at 8 bits")
         for n in nodes:
             a = stats.max_abs_current[n.name] * s / tau * opts.margin
@@ -209,9 +223,12 @@ def plan_quantization(
             scales.update(dict.fromkeys(group, s))
         bias_exps: dict[str, int] = {}
         sign_modes: dict[str, str] = {}
+        weight_exps: dict[str, int] = {}
         for node in graph.nodes:
             if isinstance(node, FSynapse):
                 sign_modes[node.name] = sign_mode_for(node.weight)
+                s = scales[current_consumers(graph, node.name)[0]]
+                weight_exps[node.name] = _weight_exp(node, s, graph.tau, opts) or 0
             elif isinstance(node, FLIF) and node.role != "attention":
                 beta = V_PER_WU * scales[node.name] * float(node.bias.abs().max()) / graph.tau
                 bias_exps[node.name] = bias_exp_for(beta, graph.T)
@@ -221,7 +238,9 @@ def plan_quantization(
                 s = scales[lif]
                 beta = V_PER_WU * s * stats.max_abs_current[lif] / graph.tau * opts.margin
                 bias_exps[node.name] = bias_exps[lif] = bias_exp_for(beta, graph.T)
-    return QuantPlan(scales=scales, bias_exps=bias_exps, sign_modes=sign_modes), stats
+    plan = QuantPlan(scales=scales, bias_exps=bias_exps, sign_modes=sign_modes,
+                     weight_exps=weight_exps)
+    return plan, stats
 
 
 def _token_shape(graph: FloatGraph, node: FLIF) -> tuple[int, ...]:
@@ -268,12 +287,13 @@ def build_network(
             (cons, *_) = current_consumers(graph, node.name)
             s = plan.scales[cons]
             mode = plan.sign_modes[node.name]
-            real = node.weight.detach() * (s / tau)
+            exp = plan.weight_exps.get(node.name, 0)
+            real = node.weight.detach() * (s / (tau * (1 << exp)))
             w = weight_grid(real, mode, plan.num_weight_bits)
             wi = w.to(torch.int64).numpy()
             syn_recs.append(SynapseQuant(
                 name=node.name, kind=node.kind, scale=s, sign_mode=mode,
-                num_weight_bits=plan.num_weight_bits, weight_exp=0, n_weights=int(wi.size),
+                num_weight_bits=plan.num_weight_bits, weight_exp=exp, n_weights=int(wi.size),
                 pct_clipped=100 * float(weight_clipped(real, mode).double().mean()),
                 pct_rounded_to_zero=100 * float(((w == 0) & (real != 0)).double().mean()),
                 max_abs_weight=int(np.abs(wi).max(initial=0)),
@@ -286,7 +306,7 @@ def build_network(
                                         padding=node.padding, **common))
             else:
                 tokens = math.prod(node.in_shape[1:])
-                layers.append(TokenLinearLayer(tokens=tokens, weight_exp=0, **common))
+                layers.append(TokenLinearLayer(tokens=tokens, weight_exp=exp, **common))
         elif isinstance(node, FMaxPool):
             layers.append(MaxPoolLayer(name=node.name, in_shape=node.in_shape, kernel=node.kernel,
                                        stride=node.stride, padding=node.padding))

@@ -19,8 +19,10 @@ from hardware.network import LoihiNetwork
 from hardware.quantize import QuantizationRangeError, QuantOptions, quantize, quantize_graph
 
 
-def _two_layer_graph(w: torch.Tensor, b: torch.Tensor, host_scale: float = 1.0) -> FloatGraph:
-    """image (1, 1, 2) → host 1×1 conv (×host_scale) → lif0 (1, 1, 2) → token-linear w → lif1."""
+def _two_layer_graph(
+    w: torch.Tensor, b: torch.Tensor, host_scale: float = 1.0, kind: str = "token_linear"
+) -> FloatGraph:
+    """image (1, 1, 2) → host 1×1 conv (×host_scale) → lif0 (1, 1, 2) → synapse w → lif1."""
     one = torch.ones(1, 1, 1, 1, dtype=torch.float64) * host_scale
     c_out = w.shape[0]
     nodes = (
@@ -39,7 +41,11 @@ def _two_layer_graph(w: torch.Tensor, b: torch.Tensor, host_scale: float = 1.0) 
             bias=torch.zeros(1, 1, 2, dtype=torch.float64),
         ),
         FSynapse(
-            name="fc", kind="token_linear", weight=w, in_shape=(1, 1, 2), out_shape=(c_out, 1, 2)
+            name="fc",
+            kind=kind,
+            weight=w if kind == "token_linear" else w[:, :, None, None],
+            in_shape=(1, 1, 2),
+            out_shape=(c_out, 1, 2),
         ),
         FLIF(
             name="lif1",
@@ -54,7 +60,8 @@ def _two_layer_graph(w: torch.Tensor, b: torch.Tensor, host_scale: float = 1.0) 
 
 
 def test_mapping_by_hand():
-    # W = [1.0, −0.3, 0.01]ᵀ, b = [0.7, −0.2, 0]. Largest power-of-two s with no clipping of
+    # A 1×1 conv (no weight exponent), W = [1.0, −0.3, 0.01]ᵀ, b = [0.7, −0.2, 0].
+    # Largest power-of-two s with no clipping of
     # W·s/τ in [−256, 254]: s = 256 (1.0·256/2 = 128; s = 512 gives 256 > 254).
     # Weights: 2·round(W·s/(2τ)) = 2·round([64, −19.2, 0.64]) = [128, −38, 2].
     # Biases: β = 64·s·b/τ = 8192·b = [5734.4, −1638.4, 0] v-units, bias_exp = T − 1 = 3 (they
@@ -63,13 +70,13 @@ def test_mapping_by_hand():
     w = torch.tensor([[1.0], [-0.3], [0.01]], dtype=torch.float64)
     b = torch.tensor([0.7, -0.2, 0.0], dtype=torch.float64)
     calib = torch.full((4, 1, 1, 2), 1.5, dtype=torch.float64)
-    net, rec = quantize_graph(_two_layer_graph(w, b), calib)
+    net, rec = quantize_graph(_two_layer_graph(w, b, kind="conv"), calib)
     fc, lif1 = net.layer("fc"), net.layer("lif1")
-    assert fc.weights[:, 0].tolist() == [128, -38, 2]
-    assert fc.weight_exp == 0 and fc.sign_mode == "mixed"
+    assert fc.weights[:, 0, 0, 0].tolist() == [128, -38, 2]
+    assert rec.synapses[0].weight_exp == 0 and fc.sign_mode == "mixed"
     assert (lif1.vth, lif1.du, lif1.dv) == (256, 4095, 2048)
     assert np.unique(lif1.bias_exp).tolist() == [3]
-    assert lif1.bias_mant[:, 0].tolist() == [717, -205, 0]
+    assert lif1.bias_mant[:, 0, 0].tolist() == [717, -205, 0]
     assert rec.scale("lif1") == 256.0
     syn = rec.synapses[0]
     assert syn.pct_clipped == 0.0 and syn.max_abs_weight == 128
@@ -84,21 +91,36 @@ def test_mapping_by_hand():
 
 
 def test_clipping_tolerance_and_range_error():
-    # One weight of 20.0 among small ones: no-clip needs s ≤ 16 (20·16/2 = 160 ≤ 254);
-    # allowing 1/3 of the weights to clip lets s grow to the cap.
+    # A conv (no weight exponent in Lava) with one weight of 20.0 among small ones: no clipping
+    # needs s ≤ 16 (20·16/2 = 160 ≤ 254; s = 32 gives 320); allowing 1/3 of the weights to
+    # clip lets s grow to the cap 2¹².
     w = torch.tensor([[20.0], [0.1], [0.1]], dtype=torch.float64)
     b = torch.zeros(3, dtype=torch.float64)
     calib = torch.ones(2, 1, 1, 2, dtype=torch.float64)
-    _, rec = quantize_graph(_two_layer_graph(w, b), calib)
+    _, rec = quantize_graph(_two_layer_graph(w, b, kind="conv"), calib)
     assert rec.scale("lif1") == 16.0
-    _, rec = quantize_graph(
-        _two_layer_graph(w, b), calib, options=QuantOptions(max_clip_fraction=0.34)
-    )
+    _, rec = quantize_graph(_two_layer_graph(w, b, kind="conv"), calib,
+                            options=QuantOptions(max_clip_fraction=0.34))
     assert rec.scale("lif1") == 4096.0
     assert rec.synapses[0].pct_clipped == pytest.approx(100 / 3)
     # A bias of 1e5 needs β = 64·s·b/τ ≥ 3.2e6 > 524,160 even at s = 1: typed error.
     with pytest.raises(QuantizationRangeError, match="'lif1'.*bias"):
         quantize_graph(_two_layer_graph(w, torch.tensor([1e5, 0, 0]).double()), calib)
+
+
+def test_token_linear_weight_exponent():
+    # Token-linear layers may use weight_exp e ≥ 0 (w·2^e wu) instead of forcing a small s:
+    # s = 4096 needs 20·4096/2 = 40960 = 2^e·w with w ≤ 254: e = 7 gives 320 (clips), so
+    # s = 2048, e = 7 (mixed signs: grid step 2): w = 2·round(20·2048/(2·128·2)) = 160;
+    # ±0.1 → 2·round(±0.4) = 0.
+    w = torch.tensor([[20.0], [-0.1], [0.1]], dtype=torch.float64)
+    calib = torch.ones(2, 1, 1, 2, dtype=torch.float64)
+    net, rec = quantize_graph(_two_layer_graph(w, torch.zeros(3, dtype=torch.float64)), calib)
+    fc = net.layer("fc")
+    assert rec.scale("lif1") == 2048.0 and fc.weight_exp == 7
+    assert fc.weights[:, 0].tolist() == [160, 0, 0]
+    assert rec.synapses[0].weight_exp == 7
+    assert rec.synapses[0].pct_rounded_to_zero == pytest.approx(200 / 3)
 
 
 @pytest.fixture(scope="module")
