@@ -21,11 +21,14 @@ EXIT_INTERNAL = 7
 # (module, class name) -> exit code. Resolved lazily so that this table does not import every
 # stage at start-up.
 _ERROR_CODES: tuple[tuple[str, str, int], ...] = (
+    ("export.stages", "ExportUsageError", EXIT_USAGE),
+    ("spikeclip.training.data", "DatasetNotFoundError", EXIT_USAGE),
+    ("spikeclip.training.data", "UnknownDatasetError", EXIT_USAGE),
     ("spikeclip.errors", "CheckpointError", EXIT_BAD_CHECKPOINT),
     ("export.nir.errors", "UnsupportedModuleError", EXIT_UNSUPPORTED_LAYER),
-    ("hardware.quantize", "QuantizationError", EXIT_DOES_NOT_FIT),
-    ("hardware.design_rules", "DesignRuleViolation", EXIT_DOES_NOT_FIT),
-    ("hardware.mapping", "MappingError", EXIT_DOES_NOT_FIT),
+    ("export.lava.errors", "LavaLoweringError", EXIT_UNSUPPORTED_LAYER),
+    ("hardware.quantize", "QuantizationRangeError", EXIT_DOES_NOT_FIT),
+    ("hardware.design_rules", "MappingError", EXIT_DOES_NOT_FIT),
     ("export.lava.runner", "LavaRunError", EXIT_LAVA_FAILED),
 )
 

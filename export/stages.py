@@ -52,6 +52,12 @@ class ExportContext:
     checkpoint: Any = None
     checkpoint_sha256: str = ""
     nir_graph: Any = None
+    data: Any = None
+    network: Any = None
+    mapping: Any = None
+    fidelity: Any = None
+    energy: Any = None
+    ann_macs: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # file name -> what it is
     summary_lines: list[str] = field(default_factory=list)
@@ -100,6 +106,237 @@ def stage_nir(ctx: ExportContext) -> str:
     nir.write(str(path), ctx.nir_graph)
     ctx.artifacts["model.nir"] = "NIR graph of both towers (standard nodes + marked extensions)"
     return f"{len(ctx.nir_graph.nodes)} nodes, {len(ctx.nir_graph.edges)} edges -> model.nir"
+
+
+class ExportUsageError(ValueError):
+    """The command line asks for something this checkpoint or installation cannot give."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalData:
+    """Images the export calibrates on and evaluates with.
+
+    calib: ``[N, C, H, W]`` float32 (training split; chooses the quantization scales).
+    images / labels: ``[M, C, H, W]`` / ``[M]`` int64 (held-out test split).
+    """
+
+    name: str
+    calib: Any
+    images: Any
+    labels: Any
+    class_names: tuple[str, ...]
+    templates: tuple[str, ...]
+
+
+CALIBRATION_IMAGES = 256
+
+
+def stage_data(ctx: ExportContext) -> str:
+    """Pick the calibration/evaluation data: --calib, else the checkpoint's own dataset."""
+    from spikeclip.training import data
+
+    name = ctx.options.calib or ctx.checkpoint.metadata.get("dataset")
+    if not name:
+        raise ExportUsageError(
+            f"{ctx.options.model_path}: the checkpoint names no dataset; pass --calib digits "
+            "(bundled) or --calib DATASET (a torchvision dataset under ./data)"
+        )
+    cfg = ctx.checkpoint.config
+    seed = int(ctx.checkpoint.metadata.get("split_seed", 0))
+    if name == "digits":
+        splits = data.digits_splits(cfg.img_size, seed=seed)
+    else:
+        splits = data.load_splits(name, img_size=cfg.img_size, seed=seed)
+    calib = _stack(splits.train, CALIBRATION_IMAGES)[0]
+    images, labels = _stack(splits.test, ctx.options.samples)
+    ctx.data = EvalData(
+        name=name,
+        calib=calib,
+        images=images,
+        labels=labels,
+        class_names=tuple(ctx.checkpoint.class_names or splits.class_names),
+        templates=tuple(ctx.checkpoint.templates or splits.templates),
+    )
+    return f"{name}: {len(calib)} calibration images (train), {len(images)} test images"
+
+
+def _stack(dataset: Any, limit: int) -> tuple[Any, Any]:
+    import torch
+
+    if hasattr(dataset, "images"):
+        return dataset.images[:limit], dataset.labels[:limit]
+    n = min(limit, len(dataset))
+    items = [dataset[i] for i in range(n)]
+    return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
+
+
+def stage_onnx(ctx: ExportContext) -> str:
+    """Export the ANN twin's image tower to ONNX (checked in onnxruntime) and count its MACs."""
+    from export.onnx_export import export_ann_twin_image_encoder
+    from export.onnx_macs import count_onnx_macs
+    from spikeclip.ann_twin import build_ann_twin
+
+    twin = build_ann_twin(ctx.checkpoint.config)  # structure only: MACs do not depend on weights
+    path = export_ann_twin_image_encoder(twin, ctx.folder / "model.onnx")
+    macs = count_onnx_macs(path)
+    ctx.ann_macs = int(macs.total)
+    ctx.artifacts["model.onnx"] = "ANN twin's image tower (LIF → ReLU, T = 1) as ONNX"
+    return f"ANN twin: {ctx.ann_macs:,} MACs per image -> model.onnx"
+
+
+def stage_quantize(ctx: ExportContext) -> str:
+    """Quantize the image tower to Loihi fixed point (scales from the calibration images)."""
+    from export.nir import to_nir
+    from hardware.quantize import quantize
+
+    graph = to_nir(ctx.checkpoint.model.image_encoder)
+    ctx.network, record = quantize(graph, ctx.data.calib)
+    ctx.network.save(ctx.folder / "network.npz")
+    record.write(ctx.folder)
+    ctx.artifacts["network.npz"] = "the quantized integer network (LoihiNetwork v1)"
+    ctx.artifacts["quantization.md"] = "per-layer scales, bits, clipping, ranges vs 24-bit limits"
+    n_layers = len(ctx.network.layers)
+    return f"{n_layers} integer layers -> network.npz, quantization.md/json"
+
+
+def stage_map(ctx: ExportContext) -> str:
+    """Map the integer network onto cores and chips of the target generation."""
+    from hardware.mapping import map_network
+    from hardware.mapping_report import write_report
+    from hardware.target_profiles import load_target
+
+    target = load_target("loihi1" if ctx.options.target == "loihi1" else "loihi2")
+    ctx.mapping = map_network(ctx.network, target)
+    write_report(ctx.mapping, target, ctx.folder, title=f"Mapping onto {target.name}")
+    ctx.artifacts["mapping.md"] = f"cores, chips, placement, latency and I/O on {target.name}"
+    ctx.summary_lines.append(f"- mapping: see [mapping.md](mapping.md) ({target.name})")
+    return f"{target.name} -> mapping.md/json"
+
+
+def class_matrix_for(ctx: ExportContext) -> tuple[Any, str]:
+    """The zero-shot class matrix ``[classes, out_dim]`` and how it was made.
+
+    With a tokenizer named in the checkpoint's metadata: the float text tower on the prompts.
+    Without one (e.g. a randomly initialised test model): class means of the float image
+    features of the calibration images are not available per class, so the float model's
+    features of the test images, averaged per label, stand in (said in the report).
+    """
+    import torch
+
+    model = ctx.checkpoint.model
+    if ctx.checkpoint.metadata.get("tokenizer"):
+        from spikeclip.evaluate import class_matrix
+        from spikeclip.training.teachers import load_tokenizer
+
+        tokenizer = load_tokenizer(str(ctx.checkpoint.metadata["tokenizer"]))
+        with torch.no_grad():
+            matrix = class_matrix(model, tokenizer, ctx.data.class_names, ctx.data.templates)
+        return matrix, "text tower on the class prompts (float, host)"
+    with torch.no_grad():
+        feats = torch.nn.functional.normalize(model.encode_image(ctx.data.images), dim=-1)
+    classes = int(ctx.data.labels.max()) + 1
+    matrix = torch.stack([feats[ctx.data.labels == c].mean(0) for c in range(classes)])
+    return matrix, "class means of the float image features (no tokenizer in the checkpoint)"
+
+
+def stage_simulate(ctx: ExportContext) -> str:
+    """Float model vs fake-quant twin vs bit-accurate simulation on the test images."""
+    from hardware.fidelity import fidelity
+
+    matrix, how = class_matrix_for(ctx)
+    report = fidelity(
+        ctx.checkpoint.model.image_encoder, ctx.network, ctx.data.images, ctx.data.labels, matrix
+    )
+    report.write(ctx.folder)
+    ctx.fidelity = report
+    ctx.artifacts["fidelity.md"] = "float vs fake-quant twin vs simulator (and Lava) per layer"
+    line = (
+        f"top-1 float {100 * report.top1_float:.1f}% / twin {100 * report.top1_twin:.1f}% / "
+        f"simulator {100 * report.top1_sim:.1f}% on {report.samples} images; prediction "
+        f"agreement float-sim {100 * report.agreement_float_sim:.1f}%; twin == simulator bit "
+        f"for bit: {report.twin_sim_bit_exact}"
+    )
+    ctx.summary_lines.append(f"- fidelity ({how}): {line}")
+    return line
+
+
+def stage_lava(ctx: ExportContext) -> str:
+    """Run the first --run-lava samples in Lava and compare with the simulator, node by node."""
+    from export.lava.runner import compare_to_sim, run_lava, to_lava
+    from hardware.simulate import simulate
+
+    n = ctx.options.run_lava
+    if n <= 0:
+        ctx.summary_lines.append("- Lava: skipped (--run-lava 0)")
+        return "skipped (--run-lava 0)"
+    images = ctx.data.images[:n]
+    lava = run_lava(to_lava(ctx.network), images)
+    sim = simulate(ctx.network, images, keep_states=True)
+    comparison = compare_to_sim(lava, sim, ctx.network)
+    spikes_off = sum(comparison.spike_mismatches.values())
+    streams_off = sum(comparison.stream_mismatches.values())
+    feature_diff = max(comparison.feature_max_abs_diff.values(), default=0.0)
+    exact = not comparison.missing and spikes_off == 0 and streams_off == 0
+    verdict = (
+        f"every spike and readout stream identical (max |Δ feature| {feature_diff:.1e})"
+        if exact
+        else f"DIFFERS: {spikes_off} neuron-steps, {streams_off} stream entries, "
+        f"missing {list(comparison.missing)}"
+    )
+    line = f"{n} samples, Lava vs simulator: {verdict}; {lava.wall_s:.1f} s in Lava"
+    ctx.summary_lines.append(f"- Lava check: {line}")
+    if not exact:
+        from export.lava.runner import LavaRunError
+
+        raise LavaRunError(f"Lava and the simulator disagree: {verdict}")
+    return line
+
+
+def stage_energy(ctx: ExportContext) -> str:
+    """Exact operation counts from simulated activity, priced by the presets."""
+    from hardware.energy.activity import spikes_from_simulator
+    from hardware.energy.pipeline import image_specs, model_report
+    from hardware.energy.plots import write_plots
+    from hardware.energy.report import write_report
+    from hardware.simulate import simulate
+
+    n = min(len(ctx.data.images), ENERGY_SAMPLES)
+    sim = simulate(ctx.network, ctx.data.images[:n], keep_states=True)
+    spikes = spikes_from_simulator(
+        {_model_path(k): v for k, v in sim.spikes.items()}, image_specs(ctx.checkpoint.model)
+    )
+    report = model_report(
+        ctx.checkpoint.model,
+        spikes=spikes,
+        samples=n,
+        activity=f"bit-accurate simulator, {n} {ctx.data.name} test images",
+        presets=ctx.options.presets,
+        ann_onnx_macs=getattr(ctx, "ann_macs", None),
+    )
+    write_report(report, ctx.folder)
+    write_plots(report, ctx.folder)
+    ctx.energy = report
+    ctx.artifacts["energy.md"] = "per-layer operation counts and energy per preset (+ .json)"
+    ctx.artifacts["energy_per_layer.png"] = "energy per layer per preset"
+    ctx.artifacts["energy_firing_rate.png"] = "firing rate per layer"
+    ratio = report.ratio_range()
+    line = f"{len(report.presets)} presets" + (
+        f"; SNN/ANN energy ratio {ratio[0]:.3f} to {ratio[1]:.3f} over presets" if ratio else ""
+    )
+    ctx.summary_lines.append(f"- energy: {line}")
+    return line
+
+
+ENERGY_SAMPLES = 64
+
+
+def _model_path(layer_name: str) -> str:
+    """The simulator's layer names are the image encoder's module paths; energy uses the
+    model's (``image_encoder.`` prefix)."""
+    prefix = "image_encoder."
+    return layer_name if layer_name.startswith(prefix) else prefix + layer_name
+
+
 
 
 def _versions() -> dict[str, str]:
@@ -158,8 +395,17 @@ def stage_report(ctx: ExportContext) -> str:
 
 
 _ALL = frozenset(TARGETS)
+_HW = frozenset({"loihi", "loihi1"})
+_SIM = _HW | {"sim"}
 STAGES: tuple[Stage, ...] = (
     Stage("load", "load checkpoint", stage_load, _ALL),
-    Stage("nir", "export NIR graph", stage_nir, frozenset({"loihi", "loihi1", "sim", "nir"})),
+    Stage("nir", "export NIR graph", stage_nir, _SIM | {"nir"}),
+    Stage("onnx", "export ANN twin to ONNX", stage_onnx, _SIM | {"onnx"}),
+    Stage("data", "calibration and test data", stage_data, _SIM),
+    Stage("quantize", "quantize to Loihi fixed point", stage_quantize, _SIM),
+    Stage("map", "map onto cores and chips", stage_map, _HW),
+    Stage("simulate", "simulate bit-accurately, fidelity", stage_simulate, _SIM),
+    Stage("lava", "run in Lava, compare", stage_lava, _HW),
+    Stage("energy", "count operations, price energy", stage_energy, _SIM),
     Stage("report", "write manifest and report", stage_report, _ALL),
 )

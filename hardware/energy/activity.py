@@ -189,3 +189,39 @@ def split_fused_qkv(spikes: Mapping[str, object], suffix: str = ".attn.qkv_lif")
         for part, block in zip(("q", "k", "v"), np.split(a, 3, axis=-3), strict=True):
             out[f"{base}{part}_lif"] = block
     return out
+
+
+QKV_LEAVES = ("q_lif", "k_lif", "v_lif")
+
+
+def spikes_from_simulator(
+    spikes: Mapping[str, object], specs: Sequence[LayerSpec]
+) -> dict[str, np.ndarray]:
+    """Per-sample simulator spikes ``{lif: bool [T, B, *net_shape]}`` in the model's layout.
+
+    The integer network keeps token layers as ``(C, N)`` and fuses Q|K|V into one
+    ``….attn.qkv_lif`` of ``3·C`` channels (Q, K, V blocks in that order, channel axis 2). Each
+    neuron spec of ``specs`` gets its array reshaped to ``[T, B, *spec.out_shape]`` (same element
+    order: channels first, then tokens row-major). Raises `EnergyCountError` for a neuron the
+    simulator did not record or a size that does not match.
+    """
+    out: dict[str, np.ndarray] = {}
+    for spec in specs:
+        if spec.op != "neuron":
+            continue
+        base, _, leaf = spec.name.rpartition(".")
+        fused = f"{base}.qkv_lif"
+        if spec.name in spikes:
+            a = np.asarray(spikes[spec.name])
+        elif leaf in QKV_LEAVES and fused in spikes:
+            block = QKV_LEAVES.index(leaf)
+            a = np.split(np.asarray(spikes[fused]), 3, axis=2)[block]
+        else:
+            raise EnergyCountError(f"{spec.name}: no spikes recorded by the simulator")
+        want = int(np.prod(spec.out_shape))
+        if a.ndim < 3 or int(np.prod(a.shape[2:])) != want:
+            raise EnergyCountError(
+                f"{spec.name}: simulator shape {a.shape} does not hold {spec.out_shape} per step"
+            )
+        out[spec.name] = a.reshape(*a.shape[:2], *spec.out_shape)
+    return out
