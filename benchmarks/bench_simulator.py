@@ -1,0 +1,365 @@
+"""Simulator speed (issue #10): the bit-accurate simulator vs Lava, vs the float model, vs BLAS.
+
+Prints, from one run in one process (ratios are measured within the run, repeats interleaved,
+so a loaded machine slows both sides alike), and writes as JSON (``--out``):
+
+(a) samples/s of ``hardware.simulate`` (batched) vs Lava 0.10 ``fixed_pt`` (one sample after
+    another, streamed one every T steps through ``LIFReset``) on the same small quantized
+    network — a spike input → Dense → LIF chain built from stock Lava processes
+    (RingBuffer, Dense, LIFReset, RingBuffer sink). Lava's rate is the *marginal* one
+    (two run lengths, difference of wall times / difference of samples), so its start-up and
+    compile are not charged per sample; its spikes are checked equal to the simulator's.
+(b) images/s of the simulator vs the float torch model (``ImageEncoder``, float32, no grad)
+    on the ``paper`` config (random weights, BN statistics drawn so every layer fires,
+    quantized with a small calibration batch), batch 32, T = 4;
+(c) the machine's float32 GEMM rate (``torch.mm`` on a block-sized product) and the fraction
+    of it the simulator reaches (its GEMM/conv/attention FLOPs over its wall time);
+(d) peak memory: resident-set growth while each measured call runs (sampled every 2 ms).
+
+Run: ``.venv/bin/python benchmarks/bench_simulator.py [--threads N] [--repeats R]``.
+Targets (issue #10; not tests): ≥ 1000× Lava per sample, ≥ 0.8× the float model, ≥ 50% of
+the GEMM rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hardware.layers import (
+    AttentionLayer,
+    ConvLayer,
+    DenseLayer,
+    LIFLayer,
+    SpikeInputLayer,
+    TokenLinearLayer,
+)
+from hardware.network import Edge, LoihiNetwork
+from hardware.simulate import simulate
+
+DEFAULT_OUT = Path(__file__).parent / "results" / "bench_simulator.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring.
+# ---------------------------------------------------------------------------------------------
+
+
+class PeakRSS:
+    """Context manager: peak resident-set growth (bytes) over the body, sampled every 2 ms."""
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(0.002)
+
+    def __enter__(self) -> PeakRSS:
+        self.base = self.peak = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """``(wall seconds, peak RSS growth MiB)`` of one call."""
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+    return dt, mem.growth_mib
+
+
+def simulate_variants() -> dict[str, Callable]:
+    """The simulator paths to time: the default one, and the int64 reference if selectable."""
+    out = {"simulator": lambda net, x: simulate(net, x)}
+    if "reference" in inspect.signature(simulate).parameters:
+        out["simulator_reference"] = lambda net, x: simulate(net, x, reference=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) Small network: simulator vs Lava.
+# ---------------------------------------------------------------------------------------------
+
+
+def small_network(sizes=(64, 128, 128, 10), T: int = 4, seed: int = 0) -> LoihiNetwork:
+    """Spike input → (Dense → LIF)×3 with random 8-bit mixed-sign weights (even, on Lava's grid)
+    and biases/thresholds that make every layer fire (~30–50 % of neuron-steps)."""
+    rng = np.random.default_rng(seed)
+    layers: list = [SpikeInputLayer(name="in", shape=(sizes[0],))]
+    edges: list[Edge] = []
+    prev = "in"
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        w = rng.integers(-60, 60, size=(n_out, n_in)) * 2
+        layers.append(DenseLayer(name=f"d{i}", weights=w))
+        layers.append(LIFLayer(name=f"lif{i}", shape=(n_out,), du=4095, dv=2048, vth=200,
+                               bias_mant=100, bias_exp=6))
+        edges += [Edge(src=prev, dst=f"d{i}"), Edge(src=f"d{i}", dst=f"lif{i}")]
+        prev = f"lif{i}"
+    return LoihiNetwork(layers=tuple(layers), edges=tuple(edges), T=T)
+
+
+def run_small_in_lava(net: LoihiNetwork, raster: np.ndarray) -> tuple[float, dict]:
+    """Stream ``raster`` ``[T, n, N0]`` through stock Lava processes (fixed_pt); returns
+    (wall seconds for build + run + read, {lif: bool spikes [T, n, N]} in logical time)."""
+    from export import lava_compat
+
+    lava_compat.install()
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.lif.process import LIFReset
+
+    from export.lava.timing import Timing
+
+    T, n = net.T, raster.shape[1]
+    timing = Timing.of(net)
+    steps = n * T + timing.max_depth
+    t0 = time.perf_counter()
+    # data[:, k·T + t] = raster[t, k]: sample k's step t is sent at Lava step k·T + t + 1.
+    flat = np.swapaxes(raster, 0, 1).reshape(n * T, -1)
+    src = Source(data=np.moveaxis(flat, 0, -1).astype(np.int32))
+    port, sinks = src.s_out, {}
+    for e in (e for e in net.edges if net.layer(e.dst).KIND == "dense"):
+        dense = net.layer(e.dst)
+        lif_name = net.out_edges(dense.name)[0].dst
+        lif = net.layer(lif_name)
+        proc_d = Dense(weights=np.asarray(dense.weights, np.int32), weight_exp=dense.weight_exp)
+        proc_l = LIFReset(shape=lif.shape, du=lif.du, dv=lif.dv, vth=lif.vth,
+                          bias_mant=lif.bias_mant, bias_exp=lif.bias_exp, reset_interval=T,
+                          reset_offset=timing.reset_offset(lif_name))
+        sink = Sink(shape=lif.shape, buffer=steps)
+        port.connect(proc_d.s_in)
+        proc_d.a_out.connect(proc_l.a_in)
+        proc_l.s_out.connect(sink.a_in)
+        sinks[lif_name] = sink
+        port = proc_l.s_out
+    try:
+        src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        data = {k: np.asarray(s.data.get()) for k, s in sinks.items()}
+    finally:
+        src.stop()
+    wall = time.perf_counter() - t0
+    spikes = {k: np.moveaxis(d[:, timing.logical_indices(k, n)], 0, -1) > 0
+              for k, d in data.items()}
+    return wall, spikes
+
+
+def bench_small(repeats: int, n_lava: tuple[int, int], batch: int) -> dict:
+    net = small_network()
+    rng = np.random.default_rng(1)
+    n_short, n_long = n_lava
+    lava_rates, lava_walls = [], []
+    mismatches = 0
+    for _ in range(repeats):
+        walls = []
+        for n in (n_short, n_long):
+            raster = (rng.random((net.T, n, 64)) < 0.3).astype(np.int8)
+            wall, spikes = run_small_in_lava(net, raster)
+            ref = simulate(net, raster, keep_states=True)
+            mismatches += sum(int(np.count_nonzero(spikes[k] != ref.spikes[k])) for k in spikes)
+            walls.append(wall)
+        lava_walls.append(walls)
+        lava_rates.append((n_long - n_short) / max(walls[1] - walls[0], 1e-9))
+    raster = (rng.random((net.T, batch, 64)) < 0.3).astype(np.int8)
+    sims: dict[str, list[float]] = {}
+    for name, fn in simulate_variants().items():
+        fn(net, raster)  # warm-up
+        sims[name] = [batch / timed(lambda f=fn: f(net, raster))[0] for _ in range(repeats)]
+    lava_rate = statistics.median(lava_rates)
+    out = {
+        "network": "spike input 64 → Dense/LIF 128 → Dense/LIF 128 → Dense/LIF 10, T = 4",
+        "lava_samples": list(n_lava),
+        "lava_walls_s": lava_walls,
+        "lava_samples_per_s": lava_rate,
+        "lava_spike_mismatches_vs_simulator": mismatches,
+        "simulator_batch": batch,
+    }
+    for name, rates in sims.items():
+        out[f"{name}_samples_per_s"] = statistics.median(rates)
+        out[f"{name}_vs_lava"] = statistics.median(rates) / lava_rate
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# (b)–(d) Paper config: simulator vs float model vs GEMM rate.
+# ---------------------------------------------------------------------------------------------
+
+
+def paper_encoder(seed: int = 0):
+    """`paper` ImageEncoder (eval) with BN statistics/affines drawn so every LIF fires."""
+    from spikeclip.config import SpikeCLIPConfig
+    from spikeclip.image_encoder import ImageEncoder
+
+    torch.manual_seed(seed)
+    enc = ImageEncoder(SpikeCLIPConfig.paper())
+    with torch.no_grad():
+        for m in enc.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(1.5, 3.0)
+                m.bias.normal_(0.3, 0.5)
+    return enc.eval()
+
+
+def network_flops(net: LoihiNetwork, batch: int) -> float:
+    """Multiply-adds ×2 of every synapse/attention op for ``batch`` samples × T steps."""
+    per_step = 0
+    for ly in net.layers:
+        if isinstance(ly, ConvLayer):
+            w = np.asarray(ly.weights)
+            per_step += 2 * math.prod(ly.out_shape) * math.prod(w.shape[1:])
+        elif isinstance(ly, TokenLinearLayer):
+            w = np.asarray(ly.weights)
+            per_step += 2 * w.shape[0] * w.shape[1] * ly.tokens
+        elif isinstance(ly, DenseLayer):
+            per_step += 2 * np.asarray(ly.weights).size
+        elif isinstance(ly, AttentionLayer):
+            d = ly.channels // ly.heads
+            per_step += 2 * 2 * ly.channels * d * ly.tokens  # KᵀV and Q·M
+    return float(per_step) * net.T * batch
+
+
+def gemm_rate(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """Best float32 ``torch.mm`` rate (FLOP/s) of an ``[m, k] @ [k, n]`` product."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * m * k * n / best
+
+
+def bench_paper(repeats: int, batch: int, calib: int) -> dict:
+    from hardware.lower_torch import graph_from_image_encoder
+    from hardware.quantize import quantize_graph
+
+    enc = paper_encoder()
+    size = enc.config.img_size if hasattr(enc, "config") else 32
+    g = torch.Generator().manual_seed(2)
+    t0 = time.perf_counter()
+    net, _ = quantize_graph(graph_from_image_encoder(enc),
+                            torch.randn(calib, 3, size, size, generator=g, dtype=torch.float64))
+    quantize_s = time.perf_counter() - t0
+    x = torch.randn(batch, 3, size, size, generator=g)
+    x64 = x.double()
+    flops = network_flops(net, batch)
+    variants = simulate_variants()
+
+    def float_model():
+        with torch.no_grad():
+            enc(x)
+
+    float_model()  # warm-up
+    runs: dict[str, list[tuple[float, float]]] = {"float_model": []}
+    runs.update({k: [] for k in variants})
+    gemm = []
+    for _ in range(repeats):  # interleaved, so load changes hit every side alike
+        runs["float_model"].append(timed(float_model))
+        for name, fn in variants.items():
+            runs[name].append(timed(lambda f=fn: f(net, x64)))
+        gemm.append(gemm_rate(net.T * batch * 64, 384, 1536))
+    out: dict = {"batch": batch, "T": net.T, "calibration_images": calib,
+                 "quantize_s": quantize_s, "simulator_gflop": flops / 1e9,
+                 "gemm_gflops": statistics.median(gemm) / 1e9,
+                 "gemm_shape": [net.T * batch * 64, 384, 1536]}
+    for name, rs in runs.items():
+        med = statistics.median(r[0] for r in rs)
+        out[f"{name}_s"] = [r[0] for r in rs]
+        out[f"{name}_images_per_s"] = batch / med
+        out[f"{name}_peak_rss_growth_mib"] = max(r[1] for r in rs)
+    for name in variants:
+        sims = [r[0] for r in runs[name]]
+        out[f"{name}_vs_float"] = statistics.median(
+            f[0] / s for f, s in zip(runs["float_model"], sims, strict=True))
+        out[f"{name}_gflops"] = flops / statistics.median(sims) / 1e9
+        out[f"{name}_fraction_of_gemm"] = out[f"{name}_gflops"] / out["gemm_gflops"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="torch intra-op threads for every measured side (default: all cores)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=32, help="paper-config batch (b)")
+    p.add_argument("--calibration", type=int, default=4, help="calibration images for (b)")
+    p.add_argument("--small-batch", type=int, default=4096, help="simulator batch in (a)")
+    p.add_argument("--lava-samples", type=int, nargs=2, default=(4, 36),
+                   help="the two Lava run lengths (samples) whose difference gives its rate")
+    p.add_argument("--skip", choices=("small", "paper"), action="append", default=[])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result: dict = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "load_average_start": os.getloadavg()},
+        "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if "small" not in args.skip:
+        result["small_vs_lava"] = bench_small(args.repeats, tuple(args.lava_samples),
+                                              args.small_batch)
+        print("(a)", json.dumps(result["small_vs_lava"], indent=1))
+    if "paper" not in args.skip:
+        result["paper"] = bench_paper(args.repeats, args.batch, args.calibration)
+        print("(b-d)", json.dumps(result["paper"], indent=1))
+    result["machine"]["load_average_end"] = os.getloadavg()
+    result["peak_rss_process_mib"] = _maxrss_mib()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, args.out)
+    print(f"load average {result['machine']['load_average_start']} → "
+          f"{result['machine']['load_average_end']}; wrote {args.out}")
+    return result
+
+
+def _maxrss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
