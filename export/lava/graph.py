@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from export.lava.conv_matrix import conv_as_sparse
-from export.lava.errors import LavaLoweringError
+from export.lava.errors import LavaInputError, LavaLoweringError
 from export.lava.timing import Timing, align_delays
 from hardware import fixed, kernels
 from hardware.layers import (
@@ -121,8 +121,8 @@ class LavaGraph:
         ``conv2d`` host input, token ids ``[B, L]`` for an ``embedding`` one, a 0/1 raster
         ``[T, B, *shape]`` for a spike input; one array or a ``{layer name: array}`` mapping.
         The B samples stream one every T steps. ``record_spikes`` adds one
-        :class:`SpikeRecorder` fed by every LIF. Raises :class:`LavaLoweringError` naming
-        the layer on a shape mismatch.
+        :class:`SpikeRecorder` fed by every LIF. Raises :class:`LavaInputError` (a
+        :class:`LavaRunError`) naming the layer when the inputs do not fit.
         """
         return _Builder(self, _inputs_for(self.network, inputs), record_spikes).build()
 
@@ -177,10 +177,10 @@ def _inputs_for(network: LoihiNetwork, inputs: Any) -> dict[str, np.ndarray]:
     if isinstance(inputs, Mapping):
         missing = [ly.name for ly in sources if ly.name not in inputs]
         if missing:
-            raise LavaLoweringError(missing[0], "no input given for this input layer")
+            raise LavaInputError(missing[0], "no input given for this input layer")
         return {ly.name: np.asarray(inputs[ly.name]) for ly in sources}
     if len(sources) != 1:
-        raise LavaLoweringError(
+        raise LavaInputError(
             "<network>", f"{len(sources)} input layers; pass a {{layer name: array}} mapping"
         )
     return {sources[0].name: np.asarray(inputs)}
@@ -196,7 +196,7 @@ def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
     """
     if layer.op == "conv2d":
         if x.ndim != 4 or tuple(x.shape[1:]) != layer.in_shape:
-            raise LavaLoweringError(
+            raise LavaInputError(
                 layer.name, f"expected images [B, {layer.in_shape}], got {tuple(x.shape)}"
             )
         import torch
@@ -212,10 +212,13 @@ def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
         ).numpy()
     else:
         if x.ndim != 2 or tuple(x.shape[1:]) != layer.in_shape or x.dtype.kind not in "iu":
-            raise LavaLoweringError(
+            raise LavaInputError(
                 layer.name,
                 f"expected integer token ids [B, {layer.in_shape}], got {x.dtype} {tuple(x.shape)}",
             )
+        vocab = layer.weight.shape[0]
+        if x.size and (x.min() < 0 or x.max() >= vocab):
+            raise LavaInputError(layer.name, f"token ids outside [0, {vocab})")
         value = np.asarray(layer.weight, np.float64)[x] + np.asarray(layer.bias, np.float64)
     mant, _ = fixed.bias_encode_s13(value * layer.bias_scale, layer.bias_exp)
     return mant
@@ -289,7 +292,7 @@ class _Builder:
             layer = self.net.layer(name)
             sizes.add(int(x.shape[1] if isinstance(layer, SpikeInputLayer) else x.shape[0]))
         if len(sizes) != 1 or min(sizes) < 1:
-            raise LavaLoweringError("<network>", f"inputs disagree on the sample count: {sizes}")
+            raise LavaInputError("<network>", f"inputs disagree on the sample count: {sizes}")
         return sizes.pop()
 
     def build(self) -> LavaBuild:
@@ -359,7 +362,7 @@ class _Builder:
             or raster.shape[0] != self.net.T
             or tuple(raster.shape[2:]) != (layer.shape)
         ):
-            raise LavaLoweringError(
+            raise LavaInputError(
                 layer.name,
                 f"expected spikes [T={self.net.T}, B, {layer.shape}], got {tuple(raster.shape)}",
             )

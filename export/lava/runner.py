@@ -11,6 +11,8 @@ raising in its child process, a runtime that does not answer) become :class:`Lav
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,15 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from export.lava.errors import LavaLoweringError
-from export.lava.graph import LavaBuild, LavaGraph, to_lava
+from export.lava.errors import LavaInputError, LavaLoweringError, LavaRunError
+from export.lava.graph import LavaGraph, to_lava
 from export.lava.procs.recorder.process import unpack_spikes
 from hardware.network import LoihiNetwork
 
-
-class LavaRunError(RuntimeError):
-    """A Lava run failed (an exception in a process model, a runtime error); the message
-    names the stage and carries Lava's reason. The runtime has been stopped."""
+__all__ = [
+    "LavaInputError",
+    "LavaResult",
+    "LavaRunError",
+    "LavaSession",
+    "SimComparison",
+    "compare_to_sim",
+    "run_in_lava",
+    "run_lava",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,59 +57,189 @@ class LavaResult:
     wall_s: float
 
 
-class LavaSession:
-    """Context manager around one :class:`LavaBuild`: ``run()`` it, read Vars, always stop.
+#: Seconds between liveness checks of the runtime's child processes while a run is going.
+POLL_S = 0.2
+#: Seconds Lava gets to report a child's failure itself once a child has died.
+GRACE_S = 2.0
+#: Seconds a child process gets to exit after SIGTERM (then SIGKILL).
+TERM_S = 5.0
 
-    ``with LavaSession(build) as s: s.run(); data = s.get(var)``. On exit the runtime is
-    stopped even if the body raised; a failure to stop is raised as :class:`LavaRunError`
-    unless another exception is already propagating.
+
+class LavaSession:
+    """Context manager around one Lava graph: ``run()`` it, read Vars, always release it.
+
+    ``with LavaSession(anchor, n_steps) as s: s.run(); data = s.get(var)``. ``run`` executes
+    Lava's blocking ``run`` in a worker thread and watches it: an exception (Lava re-raises a
+    process model's exception as a bare ``RuntimeError``), a child process that died, or
+    ``timeout_s`` elapsed becomes a :class:`LavaRunError` — after the runtime has been torn
+    down (children terminated, then killed; Lava's shared memory segments unlinked; its
+    watchdog manager stopped), because Lava's own ``stop`` hangs once a child has failed.
+    On exit after a good run, Lava's ``stop`` runs with ``stop_timeout_s`` (teardown and
+    :class:`LavaRunError` if it hangs). ``shared_memory`` lists the segment names the runtime
+    created (for leak checks).
     """
 
-    def __init__(self, build: LavaBuild) -> None:
-        self.build = build
+    def __init__(
+        self, anchor: Any, n_steps: int, *, timeout_s: float = 600.0, stop_timeout_s: float = 30.0
+    ) -> None:
+        self.anchor = anchor
+        self.n_steps = int(n_steps)
+        self.timeout_s = float(timeout_s)
+        self.stop_timeout_s = float(stop_timeout_s)
+        self.shared_memory: tuple[str, ...] = ()
         self._started = False
+        self._released = False
 
     def __enter__(self) -> LavaSession:
         return self
 
+    # -- running -----------------------------------------------------------------------------
+
     def run(self) -> None:
-        """Compile and run ``build.n_steps`` steps with ``Loihi2SimCfg(select_tag="fixed_pt")``."""
+        """Compile and run ``n_steps`` steps with ``Loihi2SimCfg(select_tag="fixed_pt")``."""
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
         self._started = True
-        try:
-            self.build.anchor.run(
-                condition=RunSteps(num_steps=self.build.n_steps),
-                run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),
-            )
-        except Exception as err:  # Lava re-raises child failures as bare exceptions
-            raise LavaRunError(
-                f"export.lava: Lava run failed: {type(err).__name__}: {err}"
-            ) from err
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self.anchor.run(
+                    condition=RunSteps(num_steps=self.n_steps),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),
+                )
+            except BaseException as err:  # noqa: BLE001 - handed to the watching thread
+                errors.append(err)
+
+        worker = threading.Thread(target=work, name="lava-run", daemon=True)
+        worker.start()
+        deadline = time.monotonic() + self.timeout_s
+        died_at: float | None = None
+        while worker.is_alive():
+            worker.join(POLL_S)
+            self._note_shared_memory()
+            now = time.monotonic()
+            if worker.is_alive() and died_at is None and self._dead_children():
+                died_at = now
+            if worker.is_alive() and died_at is not None and now - died_at > GRACE_S:
+                self._fail(f"child process(es) {self._dead_children()} died during the run")
+            if worker.is_alive() and now > deadline:
+                self._fail(f"the run did not finish within {self.timeout_s:g} s")
+        if errors:
+            err = errors[0]
+            self._fail(f"{type(err).__name__}: {err}", cause=err)
 
     def get(self, var: Any) -> np.ndarray:
-        """``var.get()`` as a numpy array, failures as :class:`LavaRunError`."""
+        """``var.get()`` as a numpy array; a failure tears down and raises LavaRunError."""
         try:
             return np.asarray(var.get())
-        except Exception as err:
-            raise LavaRunError(
-                f"export.lava: reading {var.name!r} of {var.process.name!r} "
-                f"failed: {type(err).__name__}: {err}"
-            ) from err
+        except Exception as err:  # Lava raises bare exceptions from its runtime
+            self._fail(f"reading {var.name!r} of {var.process.name!r} failed: {err}", cause=err)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if not self._started:
+        if not self._started or self._released:
             return
-        try:
-            self.build.anchor.stop()
-        except Exception as err:
+        stopper = threading.Thread(target=self._stop_quietly, name="lava-stop", daemon=True)
+        stopper.start()
+        stopper.join(self.stop_timeout_s)
+        if stopper.is_alive() or self._stop_error is not None:
+            reason = (
+                f"Lava's stop did not return within {self.stop_timeout_s:g} s"
+                if stopper.is_alive()
+                else f"Lava's stop failed: {self._stop_error}"
+            )
+            self._teardown()
             if exc is None:
-                raise LavaRunError(f"export.lava: stopping the Lava runtime failed: {err}") from err
+                raise LavaRunError(f"export.lava: {reason}")
+        self._released = True
+
+    _stop_error: BaseException | None = None
+
+    def _stop_quietly(self) -> None:
+        try:
+            self.anchor.stop()
+        except BaseException as err:  # noqa: BLE001 - reported by __exit__
+            self._stop_error = err
+
+    # -- failure handling --------------------------------------------------------------------
+
+    def _runtime(self) -> Any:
+        return getattr(self.anchor, "runtime", None)
+
+    def _actors(self) -> list[Any]:
+        infra = getattr(self._runtime(), "_messaging_infrastructure", None)
+        return list(getattr(infra, "actors", []) or [])
+
+    def _dead_children(self) -> list[str]:
+        return [
+            f"{a.name} (exit code {a.exitcode})"
+            for a in self._actors()
+            if not getattr(a, "_is_done", False) and a.exitcode is not None
+        ]
+
+    def _note_shared_memory(self) -> None:
+        infra = getattr(self._runtime(), "_messaging_infrastructure", None)
+        smm = getattr(infra, "smm", None)
+        handles = getattr(smm, "_shared_memory_handles", None) or []
+        if len(handles) > len(self.shared_memory):
+            self.shared_memory = tuple(h.name for h in handles)
+
+    def _child_tracebacks(self) -> str:
+        tails = []
+        for actor in self._actors():
+            try:
+                exc = actor.exception
+            except (OSError, EOFError, ValueError):
+                continue
+            if exc:
+                lines = [ln for ln in str(exc[1]).strip().splitlines() if ln.strip()]
+                tails.append(lines[-1] if lines else repr(exc[0]))
+        return "; ".join(tails)
+
+    def _fail(self, reason: str, cause: BaseException | None = None) -> None:
+        self._note_shared_memory()
+        detail = self._child_tracebacks()
+        self._teardown()
+        msg = f"export.lava: Lava run failed: {reason}"
+        if detail:
+            msg += f" [in child: {detail}]"
+        raise LavaRunError(msg) from cause
+
+    def _teardown(self) -> None:
+        """Release what Lava's runtime holds without its (hanging) stop protocol."""
+        self._released = True
+        runtime = self._runtime()
+        if runtime is None:
+            return
+        # Actors Lava already joined are closed (and dead); handle the others.
+        actors = [a for a in self._actors() if not getattr(a, "_is_done", False)]
+        for actor in actors:
+            if actor.is_alive():
+                actor.terminate()
+        for actor in actors:
+            mp.Process.join(actor, TERM_S)
+            if actor.is_alive():
+                actor.kill()
+                mp.Process.join(actor, TERM_S)
+            actor.join()  # Lava's bookkeeping: reads its exception, closes pipes, marks done
+        infra = getattr(runtime, "_messaging_infrastructure", None)
+        if getattr(infra, "smm", None) is not None:
+            infra.smm.shutdown()  # unlinks every segment the runtime created
+        watchdog = getattr(runtime, "_watchdog_manager", None)
+        if watchdog is not None:
+            watchdog.stop()
+        # Lava's Process.__del__ calls stop(), which would wait forever on dead children.
+        runtime._is_started = False
+        runtime._is_running = False
 
 
-def run_lava(graph: LavaGraph, inputs: Any) -> LavaResult:
-    """Build ``graph`` for ``inputs`` (see :meth:`LavaGraph.build`), run, read, stop."""
+def run_lava(graph: LavaGraph, inputs: Any, *, timeout_s: float = 600.0) -> LavaResult:
+    """Build ``graph`` for ``inputs`` (see :meth:`LavaGraph.build`), run, read, release.
+
+    Raises :class:`LavaInputError` (a :class:`LavaRunError`) for inputs that do not fit,
+    :class:`LavaRunError` for a failed or timed-out run (children and shared memory released).
+    """
     start = time.perf_counter()
     build = graph.build(inputs)
     timing = graph.timing
@@ -109,7 +247,7 @@ def run_lava(graph: LavaGraph, inputs: Any) -> LavaResult:
     spikes: dict[str, np.ndarray] = {}
     stream: dict[str, np.ndarray] = {}
     features: dict[str, np.ndarray] = {}
-    with LavaSession(build) as session:
+    with LavaSession(build.anchor, build.n_steps, timeout_s=timeout_s) as session:
         session.run()
         if build.recorder is not None:
             words = session.get(build.recorder.words)  # [n_steps, n_words], row time_step − 1
