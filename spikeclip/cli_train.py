@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--save-every", type=int, default=0, help="steps between resume saves")
         s.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
         s.add_argument("--threads", type=int, help="torch.set_num_threads")
+        s.add_argument("--deterministic", action="store_true",
+                       help="torch.use_deterministic_algorithms(True)")
         s.add_argument("--no-progress", action="store_true")
         if name == "align-text":
             s.add_argument("--corpus", help="extra sentences, one per line")
@@ -123,6 +125,8 @@ def run(a: argparse.Namespace) -> int:
     """Run one stage; returns the exit status (0 done, 3 stopped early by --max-steps)."""
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.deterministic:
+        torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)
     out = Path(a.out)
     workdir = Path(a.workdir) if a.workdir else out.with_name(out.name + ".work")
