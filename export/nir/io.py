@@ -14,11 +14,13 @@ from export.nir.schema import graph_meta
 
 
 def write_nir(
-    graph: nir.NIRGraph, path: str | Path, *, compression: str | None = "gzip", level: int = 1
+    graph: nir.NIRGraph, path: str | Path, *, compression: str | None = None, level: int = 1
 ) -> Path:
     """`nir.write` to a temp file beside `path`, then `os.replace` (atomic). Returns the path.
 
-    compression: "gzip" (at `level`, 1 = fastest), "lzf" or None; it changes no value.
+    compression: None (default, fastest), "gzip" at `level` or "lzf". The per-neuron LIF arrays
+    and the extension placeholders are constant, so gzip 1 shrinks the paper image file from
+    131 to 74 MB, but makes writing 3-8× slower (1.2 s → 9 s on 2 busy cores). No value changes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
