@@ -7,10 +7,15 @@ straight-through rounding (forward = the exact integer network's values, backwar
 and runs it with Loihi's strict ``>`` rule and the sigmoid surrogate. The plan (scales, bias
 exponents) is re-chosen from calibration data at the start of every epoch.
 
-Loss per batch: ``ce_weight · CE(logit_scale · cos-logits(twin), y) + distill_weight ·
-mean(1 − cos(f_twin, f_float))`` where ``f_float`` are the features of a frozen copy of the
-float model at the start — the second term pulls the quantized model back onto the float one,
-which is what the fidelity target (prediction agreement) measures.
+Loss per batch, with ``f_q`` the twin's features and ``f`` the live float model's (both
+differentiable; cos-logits ``z = logit_scale · normalize(f) · Wᵀ`` against the fixed class
+matrix W)::
+
+    ce_weight · (CE(z_q, y) + CE(z, y))/2            both engines accurate
+    + agree_weight · mean(1 − cos(f_q, f))             float and quantized agree (the fidelity
+                                                       target: float vs simulated predictions)
+    + anchor_weight · mean(1 − cos(f, f_start))        stay near the model we started from
+                                                       (``f_start``: a frozen copy)
 
 The ``spikeclip-train`` CLI hook (owned by the training CLI)::
 
@@ -49,7 +54,8 @@ class HardwareAwareOptions:
     batch_size: int = 64
     logit_scale: float = 50.0
     ce_weight: float = 1.0
-    distill_weight: float = 1.0
+    agree_weight: float = 1.0
+    anchor_weight: float = 0.5
     calibration_samples: int = 256
     seed: int = 0
     max_steps: int | None = None
@@ -58,20 +64,14 @@ class HardwareAwareOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class HardwareAwareResult:
-    """Per-epoch mean loss / CE / distillation term and the final plan's scales."""
+    """Per-epoch means (loss, ce, agree_loss, anchor; ``agree``: fraction of training images
+    where twin and float predictions agree) and the final plan's scales."""
 
     history: tuple[dict[str, float], ...]
     plan: QuantPlan
 
     def to_dict(self) -> dict[str, Any]:
         return {"history": list(self.history), "scales": dict(self.plan.scales)}
-
-
-def twin_features(image_encoder, images: Tensor, plan: QuantPlan, *, ste: bool = True) -> Tensor:
-    """Features ``[B, out_dim]`` of the fake-quant twin of the live encoder (differentiable)."""
-    graph = graph_from_image_encoder(image_encoder)
-    return run_graph(fake_quantize(graph, plan, ste=ste), images.to(torch.float64),
-                     compare=">", alpha=float(image_encoder.config.surrogate_alpha)).features
 
 
 def finetune_hardware_aware(
@@ -104,27 +104,32 @@ def finetune_hardware_aware(
     history: list[dict[str, float]] = []
     steps = 0
     plan = None
+    alpha = float(enc.config.surrogate_alpha)
     for epoch in range(opts.epochs):
         with torch.no_grad():
             plan, _ = plan_quantization(graph_from_image_encoder(enc), calib, opts.quant)
-        sums = {"loss": 0.0, "ce": 0.0, "distill": 0.0, "agree": 0.0, "n": 0}
+        sums = dict.fromkeys(("loss", "ce", "agree_loss", "anchor", "agree"), 0.0)
+        sums["n"] = 0
         for images, labels in loader:
             x = images.to(torch.float64)
             with torch.no_grad():
-                f_float = teacher(x)
-            f_q = twin_features(enc, x, plan)
-            logits = F.normalize(f_q, dim=-1) @ cm.T
-            ce = F.cross_entropy(opts.logit_scale * logits, labels)
-            distill = (1.0 - F.cosine_similarity(f_q, f_float, dim=-1)).mean()
-            loss = opts.ce_weight * ce + opts.distill_weight * distill
+                f_start = teacher(x)
+            graph = graph_from_image_encoder(enc)
+            f = run_graph(graph, x, compare=">=", alpha=alpha).features
+            f_q = run_graph(fake_quantize(graph, plan, ste=True), x, compare=">",
+                            alpha=alpha).features
+            z, z_q = (F.normalize(v, dim=-1) @ cm.T for v in (f, f_q))
+            ce = 0.5 * (F.cross_entropy(opts.logit_scale * z_q, labels)
+                        + F.cross_entropy(opts.logit_scale * z, labels))
+            agree = (1.0 - F.cosine_similarity(f_q, f, dim=-1)).mean()
+            anchor = (1.0 - F.cosine_similarity(f, f_start, dim=-1)).mean()
+            loss = opts.ce_weight * ce + opts.agree_weight * agree + opts.anchor_weight * anchor
             optim.zero_grad()
             loss.backward()
             optim.step()
             n = int(labels.shape[0])
-            with torch.no_grad():
-                ref = (F.normalize(f_float, dim=-1) @ cm.T).argmax(-1)
-                sums["agree"] += float((logits.argmax(-1) == ref).sum())
-            for k, v in (("loss", loss), ("ce", ce), ("distill", distill)):
+            sums["agree"] += float((z_q.argmax(-1) == z.argmax(-1)).sum())
+            for k, v in (("loss", loss), ("ce", ce), ("agree_loss", agree), ("anchor", anchor)):
                 sums[k] += float(v.detach()) * n
             sums["n"] += n
             steps += 1
