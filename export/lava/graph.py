@@ -368,7 +368,7 @@ class _Builder:
             )
         # data[..., k·T + t] = raster[t, k]: sample k's step t is sent at time_step k·T + t + 1.
         flat = np.swapaxes(raster, 0, 1).reshape(self.n * self.net.T, *layer.shape)
-        src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32), name=layer.name)
+        src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32))
         self._add(layer, 0, src, lambda: src.s_out)
 
     # -- neurons -------------------------------------------------------------------------

@@ -45,7 +45,8 @@ class LavaResult:
     ``spikes[lif]``: bool ``[T, B, *shape]``, entry ``[t, k]`` recorded at Lava step
     ``k·T + t + depth + 1``; ``stream[readout]``: int64 ``[T, B, *in_shape]``, the summed
     currents (wu) the readout received per logical step; ``features[readout]``: float64
-    ``[B, F]``; ``n_steps``: Lava steps run; ``wall_s``: seconds for build + run + read.
+    ``[B, F]``; ``n_steps``: Lava steps run; ``wall_s``: seconds for build + run + read;
+    ``shared_memory``: names of the segments the runtime used (all unlinked on return).
     """
 
     T: int
@@ -55,6 +56,7 @@ class LavaResult:
     features: Mapping[str, np.ndarray]
     n_steps: int
     wall_s: float
+    shared_memory: tuple[str, ...] = ()
 
 
 #: Seconds between liveness checks of the runtime's child processes while a run is going.
@@ -268,6 +270,7 @@ def run_lava(graph: LavaGraph, inputs: Any, *, timeout_s: float = 600.0) -> Lava
         features=MappingProxyType(features),
         n_steps=build.n_steps,
         wall_s=time.perf_counter() - start,
+        shared_memory=session.shared_memory,
     )
 
 

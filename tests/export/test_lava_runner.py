@@ -1,0 +1,121 @@
+"""`export.lava.runner`: a small network by hand, and failing runs that must raise promptly and
+leave no child process and no shared memory segment behind (issue #12)."""
+
+from __future__ import annotations
+
+import multiprocessing.resource_tracker
+import os
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from export.lava import LavaRunError, LavaSession, compare_to_sim, run_in_lava, run_lava, to_lava
+from export.lava.errors import LavaInputError
+from hardware.layers import DenseLayer, LIFLayer, SpikeInputLayer
+from hardware.network import Edge, LoihiNetwork
+from hardware.simulate import simulate
+
+pytestmark = pytest.mark.lava
+
+#: The acceptance bound for a failing run to raise.
+FAIL_WITHIN_S = 30.0
+
+
+def _residual() -> LoihiNetwork:
+    """in(2) → d1 → lif1 → d2 → lif2 plus the skip in → skip → lif2 (needs a 1-step delay)."""
+    layers = (
+        SpikeInputLayer(name="in", shape=(2,)),
+        DenseLayer(name="d1", weights=[[4, -2]], weight_exp=1),
+        LIFLayer(name="lif1", shape=(1,), du=4095, dv=2048, vth=5, bias_mant=3, bias_exp=3),
+        DenseLayer(name="d2", weights=[[10]]),
+        DenseLayer(name="skip", weights=[[3, 5]], weight_exp=-1),
+        LIFLayer(name="lif2", shape=(1,), du=4095, dv=2048, vth=4),
+    )
+    edges = (Edge(src="in", dst="d1"), Edge(src="d1", dst="lif1"), Edge(src="lif1", dst="d2"),
+             Edge(src="d2", dst="lif2"), Edge(src="in", dst="skip"), Edge(src="skip", dst="lif2"))
+    return LoihiNetwork(layers=layers, edges=edges, T=3)
+
+
+def _children() -> set[int]:
+    return {c.pid for c in psutil.Process().children(recursive=True)}
+
+
+def _mapped_segments() -> list[str]:
+    """Shared memory segments this process still maps and that still exist (a leak)."""
+    with open(f"/proc/{os.getpid()}/maps") as fh:
+        return [ln.split()[-1] for ln in fh if "/dev/shm/" in ln and "(deleted)" not in ln]
+
+
+@pytest.fixture()
+def baseline():
+    """Child pids before a run (the resource tracker started first: it lives as long as the
+    interpreter, by design)."""
+    multiprocessing.resource_tracker.ensure_running()
+    return _children()
+
+
+def _exists(names) -> list[str]:
+    return [n for n in names if os.path.exists(f"/dev/shm/{n}")]
+
+
+def test_run_in_lava_by_hand_then_releases_everything(baseline):
+    # Sample 0: x = [1,1], [1,0], [0,1]; sample 1 all zero.
+    # d1 = (4x0 − 2x1) << 1 → 4, 8, −4. lif1 (u = a << 6, v halves; β = 3 << 3 = 24, thr
+    # 5 << 6 = 320): v = 280; 140 + 512 + 24 = 676 > 320 → spike; −232 → spikes F, T, F.
+    # lif2: a = 10·s1 + ((3x0 + 5x1) >> 1) = 4, 11, 2 → v = 256 (tie, no spike under >),
+    # 128 + 704 = 832 → spike, 128 → F, T, F. Sample 1: lif1 sees only β = 24 < 320: silent.
+    raster = np.array([[[1, 1], [0, 0]], [[1, 0], [0, 0]], [[0, 1], [0, 0]]])
+    result = run_lava(to_lava(_residual()), raster)
+    features, spikes = run_in_lava(_residual(), raster, n_samples=2)
+    assert features == {} and result.n_samples == 2
+    assert all(np.array_equal(spikes[n], result.spikes[n]) for n in ("lif1", "lif2"))
+    assert spikes["lif1"][:, :, 0].tolist() == [[False, False], [True, False], [False, False]]
+    assert spikes["lif2"][:, :, 0].tolist() == [[False, False], [True, False], [False, False]]
+    assert _children() <= baseline
+    assert result.shared_memory and _exists(result.shared_memory) == []
+    assert _mapped_segments() == []
+
+
+def test_compare_to_sim_on_the_hand_network():
+    graph = to_lava(_residual())
+    rng = np.random.default_rng(0)
+    raster = (rng.random((3, 4, 2)) < 0.5).astype(np.int8)
+    cmp = compare_to_sim(run_lava(graph, raster), simulate(graph.network, raster,
+                                                           keep_states=True))
+    assert cmp.equal and dict(cmp.spike_mismatches) == {"lif1": 0, "lif2": 0}
+
+
+def test_wrong_input_shape_raises_promptly_and_leaves_nothing(baseline):
+    start = time.monotonic()
+    with pytest.raises(LavaRunError, match=r"'in'.*expected spikes") as info:
+        run_in_lava(_residual(), np.zeros((3, 2, 5)))  # 5 input neurons instead of 2
+    assert isinstance(info.value, LavaInputError)
+    assert time.monotonic() - start < FAIL_WITHIN_S
+    assert _children() <= baseline
+    assert _mapped_segments() == []
+
+
+def test_exception_in_a_process_model_raises_promptly_and_leaves_nothing(baseline):
+    from lava.proc.io.source import RingBuffer
+
+    from export.lava.procs.readout.process import HostReadout
+
+    # A readout whose head expects 5 features but receives 2 channels: its model raises a
+    # numpy ValueError in its child process at the first sample's last step (Lava step 2).
+    src = RingBuffer(data=np.ones((2, 3, 6), np.int32))
+    bad = HostReadout(in_shape=(2, 3), T=2, depth=0, n_samples=3, time_weights=np.ones(2),
+                      head_weight=np.ones((4, 5)), head_bias=np.zeros(4), input_scale=1.0,
+                      input_bias=np.zeros(2))
+    src.s_out.connect(bad.a_in)
+    session = LavaSession(src, 6, timeout_s=FAIL_WITHIN_S)
+    start = time.monotonic()
+    with pytest.raises(LavaRunError, match="mismatch in its core dimension"):
+        with session:
+            session.run()
+    assert time.monotonic() - start < FAIL_WITHIN_S
+    assert _children() <= baseline
+    assert session.shared_memory  # Lava did allocate segments for this run …
+    assert _exists(session.shared_memory) == [] and _mapped_segments() == []  # … all freed
+    src.stop()  # Lava's own stop (also run by Process.__del__) must not hang afterwards
