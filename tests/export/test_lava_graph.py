@@ -92,7 +92,12 @@ def test_delays_computed_where_residual_paths_meet(graph):
     assert delays[(p + "tokenizer.conv4", p + "blocks.0.attn.in_lif")] == 0
     # One replica per distinct delay: conv4 feeds delays {0, 3, 5, 8, 10}.
     assert dict(graph.nodes[p + "tokenizer.conv4"].processes) == {
-        0: "Conv", 3: "DelaySparse", 5: "DelaySparse", 8: "DelaySparse", 10: "DelaySparse"}
+        0: "Conv",
+        3: "DelaySparse",
+        5: "DelaySparse",
+        8: "DelaySparse",
+        10: "DelaySparse",
+    }
     assert graph.timing.max_depth == 14
 
 
@@ -105,8 +110,9 @@ def test_streamed_spikes_equal_simulator_after_depth_shift(graph, streamed, sim)
     # The comparison is not vacuous: most layers spike, and a one-step misalignment differs.
     active = [n for n in _lifs(graph.network) if sim.spikes[n].any()]
     assert len(active) >= len(_lifs(graph.network)) - 2
-    shifted = sum(int(np.count_nonzero(streamed.spikes[n][1:] != sim.spikes[n][:-1]))
-                  for n in active)
+    shifted = sum(
+        int(np.count_nonzero(streamed.spikes[n][1:] != sim.spikes[n][:-1])) for n in active
+    )
     assert shifted > 0
 
 
@@ -124,7 +130,7 @@ def test_streamed_readout_equals_simulator(graph, streamed, sim):
 
 @pytest.mark.lava
 def test_streaming_equals_running_a_sample_alone(graph, images, streamed):
-    alone = run_lava(graph, images[ALONE:ALONE + 1])
+    alone = run_lava(graph, images[ALONE : ALONE + 1])
     assert alone.n_samples == 1
     for name, s in alone.spikes.items():
         assert np.array_equal(s[:, 0], streamed.spikes[name][:, ALONE]), name

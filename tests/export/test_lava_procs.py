@@ -57,15 +57,26 @@ def spike_run():
     # Mixed 8-bit weights, odd ones included: Lava floors them to even (both sides must).
     w = rng.integers(-256, 256, size=(C_OUT, C_IN))
     src = Source(data=spikes)
-    tl = TokenLinear(weights=w, tokens=N_TOK, weight_exp=TL_EXP, sign_mode="mixed",
-                     delay=TL_DELAY)
-    dd = DelayDense(weights=np.kron(w, np.eye(N_TOK, dtype=np.int64)).astype(np.int32),
-                    delays=TL_DELAY, weight_exp=TL_EXP, num_weight_bits=8,
-                    sign_mode=SignMode.MIXED)
-    att = SpikeAttention(channels=C_ATT, tokens=N_TOK, heads=HEADS, p_shift=P_SHIFT,
-                         latency=ATT_LATENCY, delay=ATT_DELAY)
-    sinks = {k: Sink(shape=shape, buffer=STEPS) for k, shape in
-             (("tl", (C_OUT, N_TOK)), ("dd", (C_OUT * N_TOK,)), ("att", (C_ATT, N_TOK)))}
+    tl = TokenLinear(weights=w, tokens=N_TOK, weight_exp=TL_EXP, sign_mode="mixed", delay=TL_DELAY)
+    dd = DelayDense(
+        weights=np.kron(w, np.eye(N_TOK, dtype=np.int64)).astype(np.int32),
+        delays=TL_DELAY,
+        weight_exp=TL_EXP,
+        num_weight_bits=8,
+        sign_mode=SignMode.MIXED,
+    )
+    att = SpikeAttention(
+        channels=C_ATT,
+        tokens=N_TOK,
+        heads=HEADS,
+        p_shift=P_SHIFT,
+        latency=ATT_LATENCY,
+        delay=ATT_DELAY,
+    )
+    sinks = {
+        k: Sink(shape=shape, buffer=STEPS)
+        for k, shape in (("tl", (C_OUT, N_TOK)), ("dd", (C_OUT * N_TOK,)), ("att", (C_ATT, N_TOK)))
+    }
     src.s_out.connect(tl.s_in)
     src.s_out.flatten().connect(dd.s_in)
     src.s_out.connect(att.s_in)
@@ -109,7 +120,7 @@ def test_attention_against_torch_qkt_v(spike_run):
         x = s[..., i]
         for h in range(HEADS):
             rows = slice(h * d, (h + 1) * d)
-            q, k, v = (x[j * C_ATT:(j + 1) * C_ATT][rows].T for j in range(3))  # [N, d]
+            q, k, v = (x[j * C_ATT : (j + 1) * C_ATT][rows].T for j in range(3))  # [N, d]
             ref = 0.125 * (q @ k.T) @ v  # the float model's order, [N, d]
             got = out["att"][rows, :, i + lag].T / 2.0**P_SHIFT  # P = (QKᵀ)V, shifted
             assert torch.equal(0.125 * torch.tensor(got, dtype=torch.float64), ref)
@@ -140,15 +151,25 @@ def current_run():
     cur[0, :3, :3, 1] = rng.integers(-900, -100, size=(3, 3))  # negative corner: −∞ padding
     src = Source(data=cur)
     pool0 = CurrentMaxPool(in_shape=POOL_IN, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
-    pool2 = CurrentMaxPool(in_shape=POOL_IN, kernel=(3, 2), stride=(1, 2), padding=(1, 0),
-                           latency=0, delay=POOL_DELAY)
+    pool2 = CurrentMaxPool(
+        in_shape=POOL_IN, kernel=(3, 2), stride=(1, 2), padding=(1, 0), latency=0, delay=POOL_DELAY
+    )
     d, n_tok = POOL_IN[0], POOL_IN[1] * POOL_IN[2]
     params = {
-        "time_weights": rng.normal(size=RO_T), "head_weight": rng.normal(size=(4, d)),
-        "head_bias": rng.normal(size=4), "input_bias": rng.normal(size=d),
+        "time_weights": rng.normal(size=RO_T),
+        "head_weight": rng.normal(size=(4, d)),
+        "head_bias": rng.normal(size=4),
+        "input_bias": rng.normal(size=d),
     }
-    ro = HostReadout(in_shape=(d, n_tok), T=RO_T, depth=RO_DEPTH, n_samples=RO_SAMPLES,
-                     input_scale=RO_SCALE, token_axis=1, **params)
+    ro = HostReadout(
+        in_shape=(d, n_tok),
+        T=RO_T,
+        depth=RO_DEPTH,
+        n_samples=RO_SAMPLES,
+        input_scale=RO_SCALE,
+        token_axis=1,
+        **params,
+    )
     sink0 = Sink(shape=tuple(pool0.a_out.shape), buffer=STEPS)
     sink2 = Sink(shape=tuple(pool2.a_out.shape), buffer=STEPS)
     src.s_out.connect(pool0.a_in)
@@ -158,10 +179,12 @@ def current_run():
     pool2.a_out.connect(sink2.a_in)
     try:
         _run(src, STEPS)
-        out = {"pool0": sink0.data.get().astype(np.int64),
-               "pool2": sink2.data.get().astype(np.int64),
-               "stream": ro.stream.get().astype(np.int64),
-               "features": ro.features.get().astype(np.float64)}
+        out = {
+            "pool0": sink0.data.get().astype(np.int64),
+            "pool2": sink2.data.get().astype(np.int64),
+            "stream": ro.stream.get().astype(np.int64),
+            "features": ro.features.get().astype(np.float64),
+        }
     finally:
         src.stop()
     return cur, params, out
@@ -188,8 +211,9 @@ def test_readout_stream_and_features_against_torch(current_run):
     feats = []
     for k in range(RO_SAMPLES):
         cols = [k * RO_T + t + RO_DEPTH for t in range(RO_T)]  # step k·T + t + depth + 1
-        assert np.array_equal(out["stream"][k], np.moveaxis(cur.reshape(d, n_tok, STEPS)[
-            ..., cols], -1, 0))
+        assert np.array_equal(
+            out["stream"][k], np.moveaxis(cur.reshape(d, n_tok, STEPS)[..., cols], -1, 0)
+        )
         x = a[..., cols] * RO_SCALE + torch.tensor(p["input_bias"])[:, None, None]
         pooled = x.mean(dim=1)  # [D, T]
         feat = pooled @ torch.tensor(p["time_weights"])
@@ -213,8 +237,16 @@ def test_bias_injection_switches_per_sample():
 
     mant = np.array([[5, -7, 0], [100, 3, -2], [-40, 9, 4095]])  # 3 samples × 3 neurons
     n_steps = 3 * INJ_T
-    lif = LIFReset(shape=(3,), du=4095, dv=0, vth=100_000, bias_mant=mant[0],
-                   bias_exp=INJ_EXP, reset_interval=INJ_T, reset_offset=1)
+    lif = LIFReset(
+        shape=(3,),
+        du=4095,
+        dv=0,
+        vth=100_000,
+        bias_mant=mant[0],
+        bias_exp=INJ_EXP,
+        reset_interval=INJ_T,
+        reset_offset=1,
+    )
     inj = BiasInjection(mant=mant, T=INJ_T)
     inj.connect_var(lif.bias_mant)
     mon = Monitor()
@@ -234,8 +266,16 @@ def test_bias_injection_switches_per_sample():
 def test_host_bias_mantissas_conv2d_against_torch():
     rng = np.random.default_rng(3)
     weight, bias = rng.normal(size=(2, 3, 3, 3)), rng.normal(size=2)
-    layer = HostInputLayer(name="conv0", op="conv2d", weight=weight, bias=bias,
-                           in_shape=(3, 5, 5), padding=(1, 1), bias_scale=300.0, bias_exp=3)
+    layer = HostInputLayer(
+        name="conv0",
+        op="conv2d",
+        weight=weight,
+        bias=bias,
+        in_shape=(3, 5, 5),
+        padding=(1, 1),
+        bias_scale=300.0,
+        bias_exp=3,
+    )
     images = rng.normal(size=(2, 3, 5, 5))
     x = F.conv2d(torch.tensor(images), torch.tensor(weight), padding=1)
     x = x + torch.tensor(bias)[None, :, None, None]

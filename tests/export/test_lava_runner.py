@@ -33,8 +33,14 @@ def _residual() -> LoihiNetwork:
         DenseLayer(name="skip", weights=[[3, 5]], weight_exp=-1),
         LIFLayer(name="lif2", shape=(1,), du=4095, dv=2048, vth=4),
     )
-    edges = (Edge(src="in", dst="d1"), Edge(src="d1", dst="lif1"), Edge(src="lif1", dst="d2"),
-             Edge(src="d2", dst="lif2"), Edge(src="in", dst="skip"), Edge(src="skip", dst="lif2"))
+    edges = (
+        Edge(src="in", dst="d1"),
+        Edge(src="d1", dst="lif1"),
+        Edge(src="lif1", dst="d2"),
+        Edge(src="d2", dst="lif2"),
+        Edge(src="in", dst="skip"),
+        Edge(src="skip", dst="lif2"),
+    )
     return LoihiNetwork(layers=layers, edges=edges, T=3)
 
 
@@ -82,8 +88,7 @@ def test_compare_to_sim_on_the_hand_network():
     graph = to_lava(_residual())
     rng = np.random.default_rng(0)
     raster = (rng.random((3, 4, 2)) < 0.5).astype(np.int8)
-    cmp = compare_to_sim(run_lava(graph, raster), simulate(graph.network, raster,
-                                                           keep_states=True))
+    cmp = compare_to_sim(run_lava(graph, raster), simulate(graph.network, raster, keep_states=True))
     assert cmp.equal and dict(cmp.spike_mismatches) == {"lif1": 0, "lif2": 0}
 
 
@@ -105,9 +110,17 @@ def test_exception_in_a_process_model_raises_promptly_and_leaves_nothing(baselin
     # A readout whose head expects 5 features but receives 2 channels: its model raises a
     # numpy ValueError in its child process at the first sample's last step (Lava step 2).
     src = RingBuffer(data=np.ones((2, 3, 6), np.int32))
-    bad = HostReadout(in_shape=(2, 3), T=2, depth=0, n_samples=3, time_weights=np.ones(2),
-                      head_weight=np.ones((4, 5)), head_bias=np.zeros(4), input_scale=1.0,
-                      input_bias=np.zeros(2))
+    bad = HostReadout(
+        in_shape=(2, 3),
+        T=2,
+        depth=0,
+        n_samples=3,
+        time_weights=np.ones(2),
+        head_weight=np.ones((4, 5)),
+        head_bias=np.zeros(4),
+        input_scale=1.0,
+        input_bias=np.zeros(2),
+    )
     src.s_out.connect(bad.a_in)
     session = LavaSession(src, 6, timeout_s=FAIL_WITHIN_S)
     start = time.monotonic()

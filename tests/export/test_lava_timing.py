@@ -26,8 +26,14 @@ def _residual() -> LoihiNetwork:
         DenseLayer(name="skip", weights=[[3, 5]]),
         _lif("lif2"),
     )
-    edges = (Edge(src="in", dst="d1"), Edge(src="d1", dst="lif1"), Edge(src="lif1", dst="d2"),
-             Edge(src="d2", dst="lif2"), Edge(src="in", dst="skip"), Edge(src="skip", dst="lif2"))
+    edges = (
+        Edge(src="in", dst="d1"),
+        Edge(src="d1", dst="lif1"),
+        Edge(src="lif1", dst="d2"),
+        Edge(src="d2", dst="lif2"),
+        Edge(src="in", dst="skip"),
+        Edge(src="skip", dst="lif2"),
+    )
     return LoihiNetwork(layers=layers, edges=edges, T=3)
 
 
@@ -82,8 +88,9 @@ def test_delay_beyond_lava_cap_is_a_typed_error():
 
 def test_delayed_spike_edge_is_a_typed_error():
     net = _residual()
-    edges = tuple(Edge(src=e.src, dst=e.dst, delay=2 if e.src == "lif1" else e.delay)
-                  for e in net.edges)
+    edges = tuple(
+        Edge(src=e.src, dst=e.dst, delay=2 if e.src == "lif1" else e.delay) for e in net.edges
+    )
     bad = LoihiNetwork(layers=net.layers, edges=edges, T=3)
     with pytest.raises(LavaLoweringError, match="'lif1'.*only synapses"):
         to_lava(bad)
@@ -92,8 +99,11 @@ def test_delayed_spike_edge_is_a_typed_error():
 def test_lif_with_a_conflicting_reset_setting_is_refused():
     net = _residual()
     layers = tuple(
-        LIFLayer(name="lif2", shape=(1,), du=4095, dv=2048, vth=4, reset_interval=3,
-                 reset_offset=1) if ly.name == "lif2" else ly for ly in net.layers)
+        LIFLayer(name="lif2", shape=(1,), du=4095, dv=2048, vth=4, reset_interval=3, reset_offset=1)
+        if ly.name == "lif2"
+        else ly
+        for ly in net.layers
+    )
     with pytest.raises(LavaLoweringError, match="'lif2'.*reset"):
         to_lava(LoihiNetwork(layers=layers, edges=net.edges, T=3))
 
