@@ -7,8 +7,9 @@ plan (Ŵ = τ·w/s, b̂ = τ·β/(64·s), θ̂ = vth/s; host currents on the bia
 through, for hardware-aware fine-tuning.
 
 The attention LIF is special (DESIGN §5): on Loihi it gets ``a = P`` (scale s = τ/qk_scale = 16),
-``vth = θ·s = 8`` and a tie-break bias of 1 v-unit, which makes Loihi's ``v > 512`` equal the
-float ``H ≥ θ`` exactly; its twin therefore keeps bias 0 and compares with ``>=``.
+``vth = θ·s = 8`` and, when the float model fires on ``>=``, a tie-break bias of 1 v-unit, which
+makes Loihi's ``v > 512`` equal the float ``H ≥ θ`` exactly; its twin therefore keeps bias 0
+and compares with ``>=``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def fake_quantize(graph: FloatGraph, plan: QuantPlan, *, ste: bool = False) -> F
             )
         elif isinstance(node, FLIF):
             s = plan.scales[node.name]
-            if node.role == "attention":
+            if node.role == "attention" and graph.compare == ">=":
                 new[node.name] = FLIF(
                     name=node.name, shape=node.shape, theta=node.theta, tau=node.tau,
                     bias=node.bias * 0.0, role=node.role, compare=">=", meta=node.meta,

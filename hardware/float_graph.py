@@ -126,13 +126,15 @@ class FReadout(FNode):
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class FloatGraph:
-    """Nodes in topological order, edges ``(src, dst)``, ``T`` steps, one ``tau`` for all LIFs."""
+    """Nodes in topological order, edges ``(src, dst)``, ``T`` steps, one ``tau`` for all LIFs;
+    ``compare``: the float model's spike rule (``">="``, or ``">"`` for a strict model)."""
 
     nodes: tuple[FNode, ...]
     edges: tuple[tuple[str, str], ...]
     T: int
     tau: float
     input_shape: tuple[int, ...]
+    compare: str = ">="
 
     def __post_init__(self) -> None:
         names = [n.name for n in self.nodes]
@@ -167,4 +169,5 @@ class FloatGraph:
             T=self.T,
             tau=self.tau,
             input_shape=self.input_shape,
+            compare=self.compare,
         )

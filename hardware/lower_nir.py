@@ -185,4 +185,4 @@ def float_graph_from_nir(graph: nir.NIRGraph) -> FloatGraph:
     if len(taus) != 1:
         raise FloatGraphError(f"lower_nir: LIFs must share one τ, got {sorted(taus)}")
     return FloatGraph(nodes=tuple(nodes), edges=tuple(edges), T=disc.timesteps, tau=taus.pop(),
-                      input_shape=input_shape)
+                      input_shape=input_shape, compare=disc.compare)

@@ -148,4 +148,5 @@ def graph_from_image_encoder(encoder: nn.Module, prefix: str = "image_encoder") 
     )
     edges.extend((s, f"{pre}output") for s in branches)
     return FloatGraph(nodes=tuple(nodes), edges=tuple(edges), T=int(cfg.T), tau=tau,
-                      input_shape=(cfg.in_channels, cfg.img_size, cfg.img_size))
+                      input_shape=(cfg.in_channels, cfg.img_size, cfg.img_size),
+                      compare=">" if cfg.strict_threshold else ">=")

@@ -321,8 +321,10 @@ def build_network(
             shape = _token_shape(graph, node)
             vth = round(node.theta * s)
             if node.role == "attention":
-                mant, exp = np.ones(shape, np.int64), 0
-                bias_stats[node.name] = {"exp": 0, "max": 1.0, "clip": 0.0, "err": 0.0}
+                tie_break = 1 if graph.compare == ">=" else 0  # DESIGN §5
+                mant, exp = np.full(shape, tie_break, np.int64), 0
+                bias_stats[node.name] = {"exp": 0, "max": float(tie_break), "clip": 0.0,
+                                         "err": 0.0}
             elif node.name in host_exp:
                 mant, exp = np.zeros(shape, np.int64), host_exp[node.name]
                 bias_stats[node.name] = {"exp": exp, "max": 0.0, "clip": 0.0, "err": 0.0}

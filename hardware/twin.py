@@ -111,9 +111,7 @@ def dequantize(network: LoihiNetwork) -> FloatGraph:
             s = _scale(network, name)
             beta = _t(fixed.bias_s13e3(ly.bias_mant, ly.bias_exp))
             role = str(ly.meta.get("role", "lif"))
-            if role == "attention":
-                if not bool((beta == 1).all()):
-                    raise FloatGraphError(f"twin: attention LIF {name!r} lacks the tie-break bias")
+            if role == "attention" and bool((beta == 1).all()):
                 nodes.append(FLIF(name=name, shape=ly.shape, theta=ly.vth / s, tau=tau,
                                   bias=beta * 0.0, role=role, compare=">="))
             else:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.image_encoder import ImageEncoder
 
 
-def active_tiny_encoder(seed: int = 0) -> ImageEncoder:
+def active_tiny_encoder(seed: int = 0, *, strict: bool = False) -> ImageEncoder:
     """The `tiny` image encoder (eval mode) with BN statistics/affines drawn so that every LIF
-    layer fires (random init alone leaves most layers silent)."""
+    layer fires (random init alone leaves most layers silent); ``strict``: fire on ``H > θ``."""
     torch.manual_seed(seed)
-    enc = ImageEncoder(SpikeCLIPConfig.tiny())
+    enc = ImageEncoder(dataclasses.replace(SpikeCLIPConfig.tiny(), strict_threshold=strict))
     with torch.no_grad():
         for m in enc.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

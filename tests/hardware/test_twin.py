@@ -48,6 +48,22 @@ def test_simulation_equals_twin_bit_for_bit(tiny):
     assert sim.totals()["ties"] > 0  # ties happened, and both sides broke them alike
 
 
+def test_strict_float_model_has_no_tie_break_and_stays_exact():
+    # A model trained with Loihi's own ">" needs no attention tie-break bias (bias 0, vth 8).
+    enc = active_tiny_encoder(strict=True)
+    net, _ = quantize_graph(graph_from_image_encoder(enc), tiny_images(16, seed=1))
+    atts = [ly for ly in net.layers if ly.meta.get("role") == "attention"]
+    assert atts and all(np.all(ly.bias_mant == 0) and ly.vth == 8 for ly in atts)
+    images = tiny_images(8, seed=2)
+    sim, twin = simulate(net, images, keep_states=True), run_twin(net, images, keep_states=True)
+    for name, spikes in sim.spikes.items():
+        v_twin = twin.v[name].numpy().reshape(spikes.shape) * 64 * net.layer(name).meta["scale"]
+        assert np.array_equal(sim.v[name], v_twin), name
+    with torch.no_grad():
+        float_twin = run_graph(graph_from_image_encoder(enc.double()), images, compare=">")
+        assert torch.allclose(float_twin.features, enc(images), atol=1e-12)
+
+
 def test_fake_quant_graph_equals_dequantized_network(tiny):
     _, graph, net, _, images = tiny
     plan, _ = plan_quantization(graph, tiny_images(16, seed=1))
