@@ -237,47 +237,80 @@ def quantize_text_tower(
     lif_meta = {"tau": tau, "theta": theta, "role": "lif"}
     layers = (
         HostInputLayer(
-            name=NAMES["encode"], op="embedding", weight=tok.numpy(), bias=pos.numpy(),
-            in_shape=(cfg.text_len,), bias_scale=V_PER_WU * s1 / tau, bias_exp=NETX_BIAS_EXP,
+            name=NAMES["encode"],
+            op="embedding",
+            weight=tok.numpy(),
+            bias=pos.numpy(),
+            in_shape=(cfg.text_len,),
+            bias_scale=V_PER_WU * s1 / tau,
+            bias_exp=NETX_BIAS_EXP,
             meta={"scale": s1},
         ),
         LIFLayer(
-            name=NAMES["lif1"], shape=(n_flat,), du=DU_NO_MEMORY, dv=dv, vth=round(theta * s1),
-            bias_mant=0, bias_exp=NETX_BIAS_EXP, meta={"scale": s1, **lif_meta},
+            name=NAMES["lif1"],
+            shape=(n_flat,),
+            du=DU_NO_MEMORY,
+            dv=dv,
+            vth=round(theta * s1),
+            bias_mant=0,
+            bias_exp=NETX_BIAS_EXP,
+            meta={"scale": s1, **lif_meta},
         ),
         fc1,
         LIFLayer(
-            name=NAMES["lif2"], shape=(cfg.text_hidden,), du=DU_NO_MEMORY, dv=dv,
-            vth=round(theta * s2), bias_mant=mant2, bias_exp=NETX_BIAS_EXP,
+            name=NAMES["lif2"],
+            shape=(cfg.text_hidden,),
+            du=DU_NO_MEMORY,
+            dv=dv,
+            vth=round(theta * s2),
+            bias_mant=mant2,
+            bias_exp=NETX_BIAS_EXP,
             meta={"scale": s2, **lif_meta},
         ),
         fc2,
         ReadoutLayer(
-            name=NAMES["output"], in_shape=(cfg.out_dim,),
+            name=NAMES["output"],
+            in_shape=(cfg.out_dim,),
             time_weights=_f64(encoder.readout.weights).numpy(),
-            head_weight=np.eye(cfg.out_dim), head_bias=np.zeros(cfg.out_dim),
-            input_scale=tau / s3, input_bias=b2.numpy(), token_axis=None, meta={"scale": s3},
+            head_weight=np.eye(cfg.out_dim),
+            head_bias=np.zeros(cfg.out_dim),
+            input_scale=tau / s3,
+            input_bias=b2.numpy(),
+            token_axis=None,
+            meta={"scale": s3},
         ),
     )
     chain = [NAMES[k] for k in ("encode", "lif1", "fc1", "lif2", "fc2", "output")]
     edges = tuple(Edge(src=a, dst=b) for a, b in zip(chain, chain[1:]))
     net = LoihiNetwork(
-        layers=layers, edges=edges, T=T,
+        layers=layers,
+        edges=edges,
+        T=T,
         provenance={"quantizer": "export.netx_export", "tau": tau, "bias_exp": NETX_BIAS_EXP},
     )
     rec = TextTowerQuant(
-        T=T, tau=tau,
+        T=T,
+        tau=tau,
         scales=MappingProxyType({NAMES["lif1"]: s1, NAMES["lif2"]: s2, NAMES["output"]: s3}),
         vth=MappingProxyType({NAMES["lif1"]: round(theta * s1), NAMES["lif2"]: round(theta * s2)}),
-        pct_clipped=MappingProxyType({
-            NAMES["fc1"]: _pct_clipped(w1, s2, tau), NAMES["fc2"]: _pct_clipped(w2, s3, tau),
-        }),
-        pct_zeroed=MappingProxyType({
-            NAMES["fc1"]: _pct_zeroed(w1, q1), NAMES["fc2"]: _pct_zeroed(w2, q2),
-        }),
-        max_row_abs_sum=MappingProxyType({
-            NAMES["fc1"]: int(np.abs(q1).sum(1).max()), NAMES["fc2"]: int(np.abs(q2).sum(1).max()),
-        }),
+        pct_clipped=MappingProxyType(
+            {
+                NAMES["fc1"]: _pct_clipped(w1, s2, tau),
+                NAMES["fc2"]: _pct_clipped(w2, s3, tau),
+            }
+        ),
+        pct_zeroed=MappingProxyType(
+            {
+                NAMES["fc1"]: _pct_zeroed(w1, q1),
+                NAMES["fc2"]: _pct_zeroed(w2, q2),
+            }
+        ),
+        max_row_abs_sum=MappingProxyType(
+            {
+                NAMES["fc1"]: int(np.abs(q1).sum(1).max()),
+                NAMES["fc2"]: int(np.abs(q2).sum(1).max()),
+            }
+        ),
         bias_max_abs_error_wu=float((beta_q - beta).abs().max()) / V_PER_WU,
         max_abs_drive_wu=s1 * drive_max / tau,
     )
@@ -317,7 +350,8 @@ def embedding_drive(network: LoihiNetwork, token_ids: Any) -> np.ndarray:
     vocab = layer.weight.shape[0]
     if ids.ndim != 2 or tuple(ids.shape[1:]) != layer.in_shape or ids.dtype.kind not in "iu":
         raise NetxExportError(
-            layer.name, f"expected integer token ids [B, {layer.in_shape[0]}], got "
+            layer.name,
+            f"expected integer token ids [B, {layer.in_shape[0]}], got "
             f"{ids.dtype} {tuple(ids.shape)}",
         )
     if ids.size and (ids.min() < 0 or ids.max() >= vocab):
@@ -350,9 +384,15 @@ def simulator_network(network: LoihiNetwork) -> LoihiNetwork:
     host = _embedding_input(network)
     n = math.prod(host.out_shape)
     twin = HostInputLayer(
-        name=host.name, op="conv2d", weight=np.ones((1, 1, 1, 1)), bias=np.zeros(1),
-        in_shape=(1, n, 1), bias_scale=host.bias_scale, bias_exp=host.bias_exp,
-        placement=host.placement, meta=dict(host.meta),
+        name=host.name,
+        op="conv2d",
+        weight=np.ones((1, 1, 1, 1)),
+        bias=np.zeros(1),
+        in_shape=(1, n, 1),
+        bias_scale=host.bias_scale,
+        bias_exp=host.bias_exp,
+        placement=host.placement,
+        meta=dict(host.meta),
     )
     layers = tuple(twin if ly.name == host.name else ly for ly in network.layers)
     return LoihiNetwork(
@@ -545,6 +585,11 @@ def run_netx(path: str | os.PathLike, drive_mant: Any, T: int) -> NetxResult:
     for depth, (name, d) in enumerate(zip(names, data)):
         spikes[name] = np.moveaxis(d[:, t_idx + depth], 0, -1).astype(bool)
     return NetxResult(
-        T=int(T), n_samples=B, spikes=MappingProxyType(spikes), n_steps=n_steps,
-        build_s=build_s, run_s=time.perf_counter() - start, layer_names=names,
+        T=int(T),
+        n_samples=B,
+        spikes=MappingProxyType(spikes),
+        n_steps=n_steps,
+        build_s=build_s,
+        run_s=time.perf_counter() - start,
+        layer_names=names,
     )
