@@ -310,18 +310,22 @@ def _first(network: LoihiNetwork, inputs: Any, n: int) -> Any:
 @dataclass(frozen=True, kw_only=True)
 class SimComparison:
     """Lava vs simulator: per-LIF count of differing neuron-steps (``spike_mismatches``),
-    per-readout count of differing stream entries and max |Δ feature|, and ``equal``."""
+    per-readout count of differing stream entries and max |Δ feature|, LIFs recorded with
+    different shapes (``shape_mismatches``, not compared), names on one side only
+    (``missing``), and ``equal``."""
 
     spike_mismatches: Mapping[str, int]
     stream_mismatches: Mapping[str, int]
     feature_max_abs_diff: Mapping[str, float]
     missing: tuple[str, ...]
+    shape_mismatches: tuple[str, ...] = ()
 
     @property
     def equal(self) -> bool:
         """Every compared node identical, features identical, nothing missing."""
         return (
             not self.missing
+            and not self.shape_mismatches
             and not any(self.spike_mismatches.values())
             and not any(self.stream_mismatches.values())
             and not any(self.feature_max_abs_diff.values())
@@ -338,10 +342,14 @@ def compare_to_sim(
     features by max absolute difference. LIFs missing on either side are listed in ``missing``.
     """
     missing = tuple(sorted(set(lava.spikes) ^ set(sim.spikes)))
-    spikes = {
-        n: int(np.count_nonzero(lava.spikes[n] != np.asarray(sim.spikes[n])))
-        for n in sorted(set(lava.spikes) & set(sim.spikes))
-    }
+    spikes: dict[str, int] = {}
+    shapes: list[str] = []
+    for n in sorted(set(lava.spikes) & set(sim.spikes)):
+        ref = np.asarray(sim.spikes[n])
+        if ref.shape != lava.spikes[n].shape:
+            shapes.append(n)
+            continue
+        spikes[n] = int(np.count_nonzero(lava.spikes[n] != ref))
     streams: dict[str, int] = {}
     if network is not None:
         for name, a in lava.stream.items():
@@ -359,6 +367,7 @@ def compare_to_sim(
     }
     missing += tuple(sorted(set(lava.features) ^ set(sim.features)))
     return SimComparison(
+        shape_mismatches=tuple(shapes),
         spike_mismatches=MappingProxyType(spikes),
         stream_mismatches=MappingProxyType(streams),
         feature_max_abs_diff=MappingProxyType(feats),
