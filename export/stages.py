@@ -97,13 +97,10 @@ def stage_load(ctx: ExportContext) -> str:
 
 def stage_nir(ctx: ExportContext) -> str:
     """Export both towers to NIR and write model.nir."""
-    import nir
-
-    from export.nir import to_nir
+    from export.nir import to_nir, write_nir
 
     ctx.nir_graph = to_nir(ctx.checkpoint.model, tower="both")
-    path = ctx.folder / "model.nir"
-    nir.write(str(path), ctx.nir_graph)
+    write_nir(ctx.nir_graph, ctx.folder / "model.nir")
     ctx.artifacts["model.nir"] = "NIR graph of both towers (standard nodes + marked extensions)"
     return f"{len(ctx.nir_graph.nodes)} nodes, {len(ctx.nir_graph.edges)} edges -> model.nir"
 
@@ -209,8 +206,36 @@ def stage_map(ctx: ExportContext) -> str:
     ctx.mapping = map_network(ctx.network, target)
     write_report(ctx.mapping, target, ctx.folder, title=f"Mapping onto {target.name}")
     ctx.artifacts["mapping.md"] = f"cores, chips, placement, latency and I/O on {target.name}"
-    ctx.summary_lines.append(f"- mapping: see [mapping.md](mapping.md) ({target.name})")
-    return f"{target.name} -> mapping.md/json"
+    line = mapping_summary(ctx.mapping)
+    ctx.summary_lines.append(f"- mapping ({target.name}): {line}")
+    ctx.summary_lines.append("- what runs where: " + placement_summary(ctx.mapping))
+    return line
+
+
+def _span(lo: int, hi: int | None) -> str:
+    if hi is None:
+        return f"{lo:,} (optimistic limits; no fit under pessimistic limits)"
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
+def mapping_summary(mapping: Any) -> str:
+    """Cores and chips (ranges over the target's uncertain limits) and the binding resource."""
+    optimistic = mapping.scenarios["optimistic"]
+    cores, chips = _span(*mapping.cores_range()), _span(*mapping.chips_range())
+    image_ms = 1e3 * optimistic.latency.image_s
+    return (
+        f"{cores} cores on {chips} chips (binds: {optimistic.binding}); "
+        f"≈{image_ms:.2f} ms per image at the optimistic timing"
+    )
+
+
+def placement_summary(mapping: Any) -> str:
+    """Fraction of operations (and neurons) per placement label."""
+    return ", ".join(
+        f"{share.placement} {100 * share.op_fraction:.2f}% of ops"
+        f" ({100 * share.neuron_fraction:.1f}% of neurons)"
+        for share in mapping.placement
+    )
 
 
 def class_matrix_for(ctx: ExportContext) -> tuple[Any, str]:

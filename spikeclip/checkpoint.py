@@ -20,6 +20,7 @@ import pickletools
 import re
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,7 +197,12 @@ def _safe_torch_load(path: Path, map_location: str | torch.device) -> Any:
     from spikeclip.official import SAFE_GLOBALS
 
     try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)), warnings.catch_warnings():
+            # torch warns about non-default pickle protocols before refusing them; the typed
+            # error below is the one-line message the user gets.
+            warnings.filterwarnings(
+                "ignore", message="Detected pickle protocol", category=UserWarning
+            )
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         unsafe = _needs_code(str(err)) or _pickle_imports(path)
