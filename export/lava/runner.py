@@ -118,19 +118,30 @@ class LavaSession:
         worker.start()
         deadline = time.monotonic() + self.timeout_s
         died_at: float | None = None
-        while worker.is_alive():
-            worker.join(POLL_S)
-            self._note_shared_memory()
-            now = time.monotonic()
-            if worker.is_alive() and died_at is None and self._dead_children():
-                died_at = now
-            if worker.is_alive() and died_at is not None and now - died_at > GRACE_S:
-                self._fail(f"child process(es) {self._dead_children()} died during the run")
-            if worker.is_alive() and now > deadline:
-                self._fail(f"the run did not finish within {self.timeout_s:g} s")
+        try:
+            while worker.is_alive():
+                worker.join(POLL_S)
+                self._note_shared_memory()
+                now = time.monotonic()
+                if worker.is_alive() and died_at is None and self._dead_children():
+                    died_at = now
+                if worker.is_alive() and died_at is not None and now - died_at > GRACE_S:
+                    self._fail(f"child process(es) {self._dead_children()} died during the run")
+                if worker.is_alive() and now > deadline:
+                    self._fail(f"the run did not finish within {self.timeout_s:g} s")
+        except KeyboardInterrupt:
+            self._teardown()  # the worker stays blocked in Lava (a daemon thread); children go
+            raise
         if errors:
             err = errors[0]
             self._fail(f"{type(err).__name__}: {err}", cause=err)
+
+    @property
+    def children(self) -> tuple[int, ...]:
+        """Process ids of the runtime's live child processes (Lava's actors)."""
+        return tuple(
+            a.pid for a in self._actors() if not getattr(a, "_is_done", False) and a.is_alive()
+        )
 
     def get(self, var: Any) -> np.ndarray:
         """``var.get()`` as a numpy array; a failure tears down and raises LavaRunError."""

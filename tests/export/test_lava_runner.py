@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing.resource_tracker
 import os
+import threading
 import time
 
 import numpy as np
@@ -132,3 +133,35 @@ def test_exception_in_a_process_model_raises_promptly_and_leaves_nothing(baselin
     assert session.shared_memory  # Lava did allocate segments for this run …
     assert _exists(session.shared_memory) == [] and _mapped_segments() == []  # … all freed
     src.stop()  # Lava's own stop (also run by Process.__del__) must not hang afterwards
+
+
+def test_a_child_killed_mid_run_raises_promptly_and_leaves_nothing(baseline):
+    # 3000 samples × 3 steps: far longer than the test. Once the run is going, SIGKILL one of
+    # Lava's child processes; Lava itself would wait for it forever.
+    rng = np.random.default_rng(0)
+    raster = (rng.random((3, 3000, 2)) < 0.5).astype(np.int8)
+    build = to_lava(_residual()).build(raster)
+    session = LavaSession(build.anchor, build.n_steps, timeout_s=120)
+    killed: list[int] = []
+
+    def kill_one() -> None:
+        deadline = time.monotonic() + FAIL_WITHIN_S
+        while not session.children and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let it step for a while
+        victim = session.children[-1]
+        psutil.Process(victim).kill()
+        killed.append(victim)
+
+    killer = threading.Thread(target=kill_one, daemon=True)
+    killer.start()
+    start = time.monotonic()
+    with pytest.raises(LavaRunError, match="died during the run"):
+        with session:
+            session.run()
+    elapsed = time.monotonic() - start
+    killer.join(5)
+    assert killed and elapsed < FAIL_WITHIN_S
+    assert _children() <= baseline
+    assert _exists(session.shared_memory) == [] and _mapped_segments() == []
+    build.anchor.stop()  # must return: the runtime is marked stopped
