@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hardware.atomic_io import write_text_atomic
 from hardware.mapping import Mapping, ScenarioMapping, summary_dict
 from hardware.target_profiles import TargetProfile
 
@@ -32,20 +32,6 @@ _UTIL_COLUMNS = (
     ("memory_bits", "SynMem%"),
     ("neuron_groups", "NeuronGr%"),
 )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _int(n: int | None) -> str:
@@ -255,6 +241,6 @@ def write_report(
     """Write `<stem>.md` and `<stem>.json` into `out_dir` atomically; returns both paths."""
     out = Path(out_dir)
     md, js = out / f"{stem}.md", out / f"{stem}.json"
-    _write_atomic(md, render_markdown(mapping, target, title=title, note=note))
-    _write_atomic(js, json.dumps(report_dict(mapping, title=title, note=note), indent=1) + "\n")
+    write_text_atomic(md, render_markdown(mapping, target, title=title, note=note))
+    write_text_atomic(js, json.dumps(report_dict(mapping, title=title, note=note), indent=1) + "\n")
     return md, js

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from hardware import fixed
+from hardware.atomic_io import open_atomic
 from hardware.layers import (
     LAYER_TYPES,
     PLACEMENTS,
@@ -338,15 +338,8 @@ class LoihiNetwork:
             "edges": [[e.src, e.dst, e.delay] for e in self.edges],
             "layers": header_layers,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{_HEADER_KEY: np.array(json.dumps(header))}, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with open_atomic(path) as fh:
+            np.savez(fh, **{_HEADER_KEY: np.array(json.dumps(header))}, **arrays)
         return path
 
     @classmethod

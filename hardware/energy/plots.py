@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from export.atomic_dir import write_bytes_atomic  # noqa: E402
+from hardware.atomic_io import write_bytes_atomic  # noqa: E402
 from hardware.energy.report import EnergyReport  # noqa: E402
 
 

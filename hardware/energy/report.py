@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.atomic_dir import write_text_atomic
+from hardware.atomic_io import write_text_atomic
 from hardware.energy.counts import COUNT_FIELDS, LayerCounts
 from hardware.energy.presets import (
     PRESETS,
