@@ -114,6 +114,17 @@ class LavaGraph:
             )
         return "\n".join(rows)
 
+    def custom_processes(self) -> tuple[tuple[str, str], ...]:
+        """``(layer, process)`` pairs that use the project's own processes. These have only
+        CPU Python models: a Loihi hardware run (``Loihi2HwCfg``, lava-loihi) would need
+        NcProcessModels/CProcessModels for them, so it is not supported."""
+        return tuple(
+            (n.name, p)
+            for n in self.nodes.values()
+            for p in n.processes.values()
+            if p not in _STOCK
+        )
+
     def build(self, inputs: Any, *, record_spikes: bool = True) -> LavaBuild:
         """Instantiate and wire the Lava processes for a batch of ``inputs``.
 
@@ -145,6 +156,13 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
                 name,
                 f"{layer.KIND} output edges need delays {delays}; only synapses and "
                 "current-producing processes carry delays in Lava",
+            )
+        hosts = [e.src for e in net.in_edges(name) if net.layer(e.src).OUTPUT == "bias"]
+        if len(hosts) > 1:
+            raise LavaLoweringError(
+                name,
+                f"fed by {len(hosts)} host inputs {hosts}; one LIF "
+                "bias can carry one injected input",
             )
         if isinstance(layer, LIFLayer) and layer.reset_interval is not None:
             want = (net.T, timing.reset_offset(name))
@@ -556,8 +574,3 @@ class _Builder:
         self.out.processes[(layer.name, 0)] = proc
         self.out.readouts[layer.name] = proc
         self.ins[layer.name] = [_Input(proc.a_in, tuple(layer.in_shape), _SAME)]
-
-
-def n_neurons(graph: LavaGraph) -> int:
-    """Number of LIF neurons in ``graph`` (for reports)."""
-    return sum(math.prod(ly.shape) for ly in graph.network.layers if isinstance(ly, LIFLayer))

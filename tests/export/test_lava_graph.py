@@ -71,6 +71,14 @@ def test_plan_uses_stock_lif_reset_and_stock_synapses(graph):
     assert kinds["maxpool"].placement == "embedded"
     assert kinds["readout"].placement == "host"
     assert kinds["host_input"].placement == "host"
+    # What a Loihi hardware run would lack (only CPU models): the project's own processes.
+    assert {p for _, p in graph.custom_processes()} == {
+        "BiasInjection",
+        "CurrentMaxPool",
+        "TokenLinear",
+        "SpikeAttention",
+        "HostReadout",
+    }
     assert T == 4
 
 

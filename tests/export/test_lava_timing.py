@@ -8,7 +8,7 @@ import pytest
 
 from export.lava import LavaLoweringError, Timing, align_delays, to_lava
 from export.lava.procs.recorder.process import pack_spikes, unpack_spikes
-from hardware.layers import DenseLayer, LIFLayer, SpikeInputLayer
+from hardware.layers import DenseLayer, HostInputLayer, LIFLayer, SpikeInputLayer
 from hardware.network import Edge, LoihiNetwork
 
 
@@ -118,3 +118,28 @@ def test_recorder_packing_by_hand():
     words = np.stack([pack_spikes(r.astype(np.float64)) for r in raster])
     assert words.max() < 2.0**48
     assert np.array_equal(unpack_spikes(words, 101), raster)
+
+
+def test_two_host_inputs_into_one_lif_are_refused():
+    def host(name: str) -> HostInputLayer:
+        return HostInputLayer(
+            name=name,
+            op="embedding",
+            weight=np.ones((3, 2)),
+            bias=np.zeros((1, 2)),
+            in_shape=(1,),
+            bias_exp=2,
+        )
+
+    layers = (
+        host("h1"),
+        host("h2"),
+        LIFLayer(name="lif", shape=(2,), du=4095, dv=2048, vth=4, bias_exp=2),
+    )
+    edges = (Edge(src="h1", dst="lif"), Edge(src="h2", dst="lif"))
+    with pytest.raises(LavaLoweringError, match="'lif'.*2 host inputs"):
+        to_lava(LoihiNetwork(layers=layers, edges=edges, T=2))
+
+
+def test_custom_processes_listed_for_hardware_runs():
+    assert to_lava(_residual()).custom_processes() == ()  # all stock Lava
