@@ -17,7 +17,7 @@ pricing rules, named by ``Preset.rule``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,6 +53,19 @@ class Preset:
     label: str = ""
 
 
+#: Loihi 1 per-op prices; also the (labelled) Loihi 2 proxy, so the numbers live only here.
+_LOIHI1_TABLE2 = Preset(
+    name="loihi1-table2",
+    rule="loihi",
+    e_syn=23.6,
+    e_update_active=81.0,
+    e_update_inactive=52.0,
+    e_spike=1.7,
+    e_hop=3.5,  # mean of the 3.0 / 4.0 pJ hop energies
+    source="Davies et al. IEEE Micro 2018 Table 2 (pre-silicon, 0.75 V): 23.6 pJ/synop "
+    "(min), neuron update 81/52 pJ active/inactive, 1.7 pJ in-tile spike, hop 3.0/4.0 pJ",
+)
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -87,17 +100,7 @@ PRESETS: dict[str, Preset] = {
             "mul 3.1 pJ; SRAM 10/20/100 pJ per 32-bit word at 8 KB/32 KB/1 MB",
             label="toolchain simplification (see rule 'memory')",
         ),
-        Preset(
-            name="loihi1-table2",
-            rule="loihi",
-            e_syn=23.6,
-            e_update_active=81.0,
-            e_update_inactive=52.0,
-            e_spike=1.7,
-            e_hop=3.5,
-            source="Davies et al. IEEE Micro 2018 Table 2 (pre-silicon, 0.75 V): 23.6 pJ/synop "
-            "(min), neuron update 81/52 pJ active/inactive, 1.7 pJ in-tile spike, hop 3.0/4.0 pJ",
-        ),
+        _LOIHI1_TABLE2,
         Preset(
             name="loihi1-sanafe",
             rule="loihi",
@@ -108,14 +111,9 @@ PRESETS: dict[str, Preset] = {
             source="SANA-FE arch/loihi.yaml (Boyle et al. TCAD 2025): synapse 35.5 pJ, soma "
             "inactive 51.2, spiking 69.3 pJ + axon-out 76.8 pJ per spike; hops 3.0/4.2 pJ",
         ),
-        Preset(
+        replace(
+            _LOIHI1_TABLE2,
             name="loihi2-proxy",
-            rule="loihi",
-            e_syn=23.6,
-            e_update_active=81.0,
-            e_update_inactive=52.0,
-            e_spike=1.7,
-            e_hop=3.5,
             source="PROXY: Loihi 1 Table 2 values; no public per-op Loihi 2 constants exist",
             label="Loihi 2 proxy (Loihi 1 numbers, not a Loihi 2 measurement)",
         ),
