@@ -6,7 +6,11 @@
     spikeclip-train finetune    --teacher SPEC --teacher-weights TOWER.pt --dataset D
                                 --init CKPT --out OUT.pt
 
-Teacher specs: `open_clip:NAME[@TAG]`, `hf:NAME_OR_DIR`, `minilm`, `minilm+conv`. Each stage
+Teacher specs: `open_clip:NAME[@TAG]`, `hf:NAME_OR_DIR`, `minilm`, `minilm+conv`.
+Data-parallel: `torchrun --nproc_per_node N -m spikeclip.cli_train STAGE ...` trains the stage's
+tower with DistributedDataParallel (gloo on CPU), `--batch-size` per rank, disjoint shards,
+SyncBatchNorm in align-image and finetune (as the paper; `--no-sync-bn` turns it off), and only
+rank 0 logs and writes files (`spikeclip.training.distributed`). Each stage
 writes OUT (a `model.pt`, or the teacher's image tower for finetune-teacher) and a work folder
 (`--workdir`, default OUT + `.work`) holding `log.json` (one entry per epoch) and `state.pt`
 (resume with `--resume`). Exit 0 on success, 1 on a typed error (one line on stderr).
@@ -15,6 +19,7 @@ writes OUT (a `model.pt`, or the teacher's image tower for finetune-teacher) and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -24,7 +29,7 @@ import torch
 from spikeclip import checkpoint
 from spikeclip.errors import SpikeCLIPError
 from spikeclip.model import SpikeCLIP
-from spikeclip.training import data, presets, prompts, stages
+from spikeclip.training import data, distributed, presets, prompts, stages
 from spikeclip.training.loop import LoopConfig
 from spikeclip.training.teachers import (
     Teacher,
@@ -74,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--deterministic", action="store_true",
                        help="torch.use_deterministic_algorithms(True)")
         s.add_argument("--no-progress", action="store_true")
+        s.add_argument("--no-sync-bn", action="store_true",
+                       help="under torchrun: per-rank BatchNorm statistics (paper: synced)")
         if name == "align-text":
             s.add_argument("--corpus", help="extra sentences, one per line")
             s.add_argument("--init-embeddings", action="store_true",
@@ -121,8 +128,28 @@ def _class_matrix(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
     return stages.spiking_class_matrix(model, ids)
 
 
+SYNC_BN_STAGES = ("align-image", "finetune")
+"""Stages the paper ran with SyncBatchNorm (its stage-2 and stage-4 DDP scripts)."""
+
+
+def _data_parallel(a: argparse.Namespace, model: SpikeCLIP,
+                   teacher: Teacher) -> contextlib.AbstractContextManager:
+    """DDP over the tower this stage trains (a no-op without torchrun)."""
+    sync = a.command in SYNC_BN_STAGES and not a.no_sync_bn
+    if a.command == "align-text":
+        return distributed.data_parallel(model, "encode_text", model.text_encoder, sync_bn=sync)
+    if a.command == "finetune-teacher":
+        return distributed.data_parallel(teacher, "encode_image", teacher.image_module(),
+                                         sync_bn=sync, find_unused_parameters=True)
+    return distributed.data_parallel(model, "encode_image", model.image_encoder, sync_bn=sync)
+
+
 def run(a: argparse.Namespace) -> int:
     """Run one stage; returns the exit status (0 done, 3 stopped early by --max-steps)."""
+    ctx = distributed.current()
+    if ctx.enabled and getattr(a, "angle_gate", None):
+        raise distributed.DistributedError("--angle-gate skips optimizer steps per rank; it is "
+                                           "not supported under torchrun")
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.deterministic:
@@ -138,34 +165,39 @@ def run(a: argparse.Namespace) -> int:
     splits = _splits(a, teacher, model.config.img_size)
     common = {"cfg": cfg, "workdir": workdir, "resume": a.resume}
     t0 = time.perf_counter()
-    if a.command == "align-text":
-        sentences = prompts.prompts_for(splits.class_names, splits.templates)
-        if a.corpus:
-            sentences += [s for s in Path(a.corpus).read_text().splitlines() if s.strip()]
-        if a.init_embeddings and not a.resume:
-            meta["embedding_init"] = stages.init_text_embeddings(model, teacher)
-        res = stages.align_text(model, teacher, sentences, corpus_name=splits.name,
-                                cache_dir=cache, **common)
-    elif a.command == "align-image":
-        ids = stages.prompt_ids(teacher, splits.class_names, splits.templates,
-                                model.config.text_len)
-        res = stages.align_image(model, teacher, splits, class_ids=ids, select=a.select,
-                                 cache_dir=cache, **common)
-    elif a.command == "finetune-teacher":
-        w = _class_matrix(a, model, teacher, splits)
-        res = stages.finetune_teacher(teacher, splits, w, logit_scale=a.logit_scale, **common)
-    else:
-        w = _class_matrix(a, model, teacher, splits)
-        res = stages.finetune(model, teacher, splits, w, kl_weight=a.kl_weight,
-                              temperature=a.temperature, logit_scale=a.logit_scale,
-                              angle_gate=a.angle_gate, cache_dir=cache, **common)
+    with _data_parallel(a, model, teacher):
+        if a.command == "align-text":
+            sentences = prompts.prompts_for(splits.class_names, splits.templates)
+            if a.corpus:
+                sentences += [s for s in Path(a.corpus).read_text().splitlines() if s.strip()]
+            if a.init_embeddings and not a.resume:
+                meta["embedding_init"] = stages.init_text_embeddings(model, teacher)
+            res = stages.align_text(model, teacher, sentences, corpus_name=splits.name,
+                                    cache_dir=cache, **common)
+        elif a.command == "align-image":
+            ids = stages.prompt_ids(teacher, splits.class_names, splits.templates,
+                                    model.config.text_len)
+            res = stages.align_image(model, teacher, splits, class_ids=ids, select=a.select,
+                                     cache_dir=cache, **common)
+        elif a.command == "finetune-teacher":
+            w = _class_matrix(a, model, teacher, splits)
+            res = stages.finetune_teacher(teacher, splits, w, logit_scale=a.logit_scale, **common)
+        else:
+            w = _class_matrix(a, model, teacher, splits)
+            res = stages.finetune(model, teacher, splits, w, kl_weight=a.kl_weight,
+                                  temperature=a.temperature, logit_scale=a.logit_scale,
+                                  angle_gate=a.angle_gate, cache_dir=cache, **common)
     if not res.loop.completed:
-        print(f"{a.command}: stopped at step {res.loop.global_step} (--max-steps); "
-              f"continue with --resume", file=sys.stderr)
+        if ctx.is_main:
+            print(f"{a.command}: stopped at step {res.loop.global_step} (--max-steps); "
+                  f"continue with --resume", file=sys.stderr)
         return 3
     record = {"command": a.command, "teacher": a.teacher, "dataset": a.dataset,
               "seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.loop.best_epoch,
-              "val": res.metrics, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size}
+              "val": res.metrics, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
+              "world_size": ctx.world}
+    if not ctx.is_main:
+        return 0
     if a.command == "finetune-teacher":
         save_image_tower(teacher, out, metadata=record)
     else:
@@ -181,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
     try:
-        return run(args)
+        with distributed.process_group():
+            return run(args)
     except (SpikeCLIPError, TeacherError, data.DatasetNotFoundError, data.UnknownDatasetError,
-            stages.StageInputError) as err:
+            stages.StageInputError, distributed.DistributedError) as err:
         print(f"spikeclip-train {args.command}: {err}", file=sys.stderr)
         return 1
 

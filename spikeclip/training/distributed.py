@@ -90,6 +90,19 @@ def init_from_env(*, device: torch.device | str = "cpu") -> DistContext:
     return current()
 
 
+@contextlib.contextmanager
+def process_group(*, device: torch.device | str = "cpu") -> Iterator[DistContext]:
+    """`init_from_env` for the block; leaves the group at exit only if this call joined it
+    (a caller that already runs a group keeps it)."""
+    joined = not (dist.is_available() and dist.is_initialized())
+    ctx = init_from_env(device=device)
+    try:
+        yield ctx
+    finally:
+        if joined:
+            shutdown()
+
+
 def shutdown() -> None:
     """Leave the process group (no-op without one)."""
     if dist.is_available() and dist.is_initialized():
@@ -256,5 +269,6 @@ def data_parallel(owner: nn.Module, method: str, trained: nn.Module, *, sync_bn:
 
 __all__ = ["DistContext", "DistributedError", "SyncBatchNorm1d", "SyncBatchNorm2d",
            "all_reduce_sum", "backend_for", "convert_sync_batchnorm", "current",
-           "data_parallel", "init_from_env", "mean_over_ranks", "revert_sync_batchnorm",
+           "data_parallel", "init_from_env", "mean_over_ranks", "process_group",
+           "revert_sync_batchnorm",
            "shard", "shutdown"]

@@ -24,6 +24,7 @@ What is compared and why the tolerance is what it is:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikeclip import SpikeCLIP, SpikeCLIPConfig
+from spikeclip import SpikeCLIP, SpikeCLIPConfig, checkpoint
 from spikeclip.training import distributed
 from spikeclip.training.data import Indexed, TensorImages
 from spikeclip.training.loop import LoopConfig, train_loop
@@ -154,6 +155,16 @@ def test_only_rank_zero_writes(ddp: dict) -> None:
     assert not (ddp["out"] / "work1").exists() or not any((ddp["out"] / "work1").iterdir())
 
 
+def test_spikeclip_train_under_torchrun(ddp: dict) -> None:
+    assert [r["cli"]["gate_rc"] for r in ddp["ranks"]] == [1, 1]  # --angle-gate refused
+    assert [r["cli"]["text_rc"] for r in ddp["ranks"]] == [0, 0]
+    meta = checkpoint.load(ddp["out"] / "text.pt").metadata
+    assert meta["stages"][-1]["world_size"] == WORLD
+    log = json.loads((ddp["out"] / "text.pt.work" / "log.json").read_text())
+    # 80 prompts, 8 held out (10%): 72 train, 36 per rank, batches of 9 -> 4 steps
+    assert [e["steps"] for e in log] == [4]
+
+
 def test_shard_pads_like_distributed_sampler() -> None:
     # 5 items on 2 ranks: padded to 6 with the head (item 0): rank 0 gets 0, 2, 4; rank 1 gets
     # 1, 3 and the repeated 0
@@ -165,10 +176,29 @@ def test_shard_pads_like_distributed_sampler() -> None:
         distributed.shard(perm, 2, 2)
 
 
+TEXT_CFG = {**CFG.to_dict(), "out_dim": 384, "vocab_size": 30522, "text_len": 16}
+"""Tiny towers with MiniLM's width and vocabulary, for `spikeclip-train align-text`."""
+
+
+def _cli(out: Path, rank: int) -> dict:
+    """spikeclip-train under torchrun: --angle-gate refused; align-text trains and rank 0
+    alone writes the model and the work folder (72 train sentences, 9 per rank and step)."""
+    from spikeclip import cli_train
+
+    cfg = out / f"text_cfg{rank}.json"
+    cfg.write_text(json.dumps(TEXT_CFG))
+    gate = cli_train.main(["finetune", "--teacher", "minilm", "--dataset", "digits",
+                           "--out", str(out / "gate.pt"), "--angle-gate", "5"])
+    text = cli_train.main(["align-text", "--teacher", "minilm", "--dataset", "digits",
+                           "--config", str(cfg), "--out", str(out / "text.pt"), "--epochs", "1",
+                           "--batch-size", "9", "--cache-dir", "", "--no-progress"])
+    return {"gate_rc": gate, "text_rc": text}
+
+
 def _worker(out: Path) -> None:
     ctx = distributed.init_from_env()
     try:
-        result = {}
+        result = {"cli": _cli(out, ctx.rank)}
         for run, sync in (("sync", True), ("nosync", False)):
             workdir = out / f"work{ctx.rank}" if run == "sync" else None
             result[run] = _train(B, sync_bn=sync, workdir=workdir)
