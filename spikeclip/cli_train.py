@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--weight-decay", type=float, default=0.0)
         s.add_argument("--max-steps", type=int, help="stop after this many steps (resumable)")
         s.add_argument("--save-every", type=int, default=0, help="steps between resume saves")
+        s.add_argument("--state-every-epochs", type=int, default=1,
+                       help="epochs between end-of-epoch resume saves")
         s.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
         s.add_argument("--threads", type=int, help="torch.set_num_threads")
         s.add_argument("--deterministic", action="store_true",
@@ -104,6 +106,7 @@ def _loop_config(a: argparse.Namespace) -> LoopConfig:
     return LoopConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, eta_min=a.eta_min,
                       amsgrad=not a.no_amsgrad, weight_decay=a.weight_decay, seed=a.seed,
                       max_steps=a.max_steps, save_every=a.save_every,
+                      state_every_epochs=a.state_every_epochs,
                       progress=not a.no_progress, num_workers=a.workers)
 
 

@@ -7,11 +7,11 @@ run skips the batches already done). Under torchrun (`distributed`), rank r of N
 `distributed.shard(perm, r, N)` (DistributedSampler's padding and stride); only rank 0 shows
 progress and writes log.json / state.pt.
 
-Resume state (`<workdir>/state.pt`, written every `save_every` steps, at each epoch end and when
-`max_steps` stops a run): module and optimizer and scheduler states, position (epoch, step in
-epoch, global step), the epoch's running loss, the best score and best weights, the log so far,
-and the torch / numpy / python RNG states. Resuming from it gives the same weights as an
-uninterrupted run (same ops in the same order).
+Resume state (`<workdir>/state.pt`, written every `save_every` steps, every
+`state_every_epochs` epoch ends, after the last epoch, and when `max_steps` stops a run): module,
+optimizer and scheduler states, position (epoch, step in epoch, global step), the epoch's running
+loss, the best score and best weights, the log so far, and the torch / numpy / python RNG states.
+Resuming from it gives the same weights as an uninterrupted run (same ops in the same order).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class LoopConfig:
     drop_last: bool = False
     max_steps: int | None = None  # stop (with a resume checkpoint) after this many steps
     save_every: int = 0  # steps between resume checkpoints (0: only at epoch ends)
+    state_every_epochs: int = 1  # epochs between end-of-epoch resume checkpoints (last: always)
     progress: bool = True
     num_workers: int = 0
 
