@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--confusion", action="store_true",
+                   help="print the base protocol's confusion matrix and per-class top-1")
     p.add_argument("--json", help="write every result (with confusion matrices) here")
     return p
 
@@ -132,6 +134,16 @@ def _line(r: evaluate.LabelSetResult) -> str:
             f"{100 * res.topk:7.2f} (top-{res.k})  {what}")
 
 
+def _print_confusion(res: evaluate.ZeroShotResult) -> None:
+    """Per-class top-1 and the confusion matrix (rows = labels, columns = predictions)."""
+    acc = res.per_class_accuracy().tolist()
+    width = max(len(n) for n in res.class_names)
+    print("confusion (rows: label, columns: prediction) and per-class top-1 %")
+    for i, row in enumerate(res.confusion.tolist()):
+        cells = " ".join(f"{v:4d}" for v in row)
+        print(f"{res.class_names[i]:>{width}} {cells}  {100 * acc[i]:6.2f}")
+
+
 def run(a: argparse.Namespace) -> int:
     """Evaluate; returns the exit status."""
     if a.threads:
@@ -156,6 +168,10 @@ def run(a: argparse.Namespace) -> int:
     print(f"{'protocol':<9} {'seed':>5} {'names':>5} {'top1%':>7} {'topk%':>7}")
     for r in results:
         print(_line(r))
+    if a.confusion:
+        for r in results:
+            if r.label_set.protocol == "base":
+                _print_confusion(r.result)
     summary = _summary(results)
     for protocol, s in summary.items():
         if s["runs"] > 1:

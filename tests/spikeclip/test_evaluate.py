@@ -132,7 +132,7 @@ def test_cli_numbers_come_from_the_model(tiny_ckpt: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "eval.json"
     rc = cli_eval.main([str(tiny_ckpt), "--dataset", "digits", "--limit", "30",
-                        "--seeds", "42", "43", "--json", str(out)])
+                        "--seeds", "42", "43", "--json", str(out), "--confusion"])
     assert rc == 0, capsys.readouterr().err
     rep = json.loads(out.read_text())
     assert [(r["protocol"], r["seed"]) for r in rep["results"]] == [
@@ -162,7 +162,8 @@ def test_cli_numbers_come_from_the_model(tiny_ckpt: Path, tmp_path: Path,
     assert rep["results"][1]["replaced"][0]["old"] == "one"  # seed 42 draws labels 1, 0
     assert len(rep["results"][3]["class_names"]) == 20
     assert len({r["correct_top1"] for r in rep["results"]}) > 1  # protocols do differ
-    assert "replaced" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "replaced" in printed and "per-class top-1" in printed
 
 
 def test_cli_refuses_a_model_without_tokenizer(tmp_path: Path,
