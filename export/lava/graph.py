@@ -5,12 +5,12 @@ with ``reset_interval = T`` and ``reset_offset = depth + 1``; every static synap
 ``Dense``/``DelayDense`` (dense layers) or ``Conv``/``DelaySparse`` (conv layers; a delayed
 conv is its sparse matrix). The project's own processes (:mod:`export.lava.procs`) cover what
 stock Lava lacks: token-shared linear layers with delay lines, attention, max-pool over
-currents, the host readout and the static-input injection.
+currents, the host readout, the static-input injection, and one spike recorder for all LIFs.
 
 Two steps, because Lava processes run once: :func:`to_lava` checks and plans (delays aligned,
 one Lava process per layer and per distinct out-edge delay — each delayed consumer of the
 residual stream gets its own synapse replica, as on chip); :meth:`LavaGraph.build` instantiates
-the processes for a batch of inputs (sources, injected biases, spike recorders) and wires them.
+the processes for a batch of inputs (sources, injected biases, the recorder) and wires them.
 Ports keep each layer's torch layout (``(C, H, W)``, ``(C, N)``); stock Conv's ``(W, H, C)``
 and Dense's flat vectors are reached through port ``reshape``/``transpose``/``flatten`` views.
 """
@@ -268,9 +268,10 @@ class LavaBuild:
 
     ``processes[(layer, delay)]``: the Lava process of each layer replica; ``recorder``: the
     :class:`SpikeRecorder` of all LIFs (``None`` without recording) and ``recorded[lif]`` =
-    ``(first row, shape)`` in its ``data``; ``readouts[name]``: the :class:`HostReadout` processes;
-    ``injections[name]``: the :class:`BiasInjection` processes; ``n_steps``: Lava steps to
-    run (``n_samples·T + max_depth``). Lava processes run once: build again to rerun.
+    ``(first entry, shape)`` in each unpacked row of its ``words``; ``readouts[name]``: the
+    :class:`HostReadout` processes; ``injections[name]``: the :class:`BiasInjection`
+    processes; ``n_steps``: Lava steps to run (``n_samples·T + max_depth``). Lava processes
+    run once: build again to rerun.
     """
 
     graph: LavaGraph
@@ -307,8 +308,10 @@ class _Builder:
     def _n_samples(self) -> int:
         sizes = set()
         for name, x in self.inputs.items():
-            layer = self.net.layer(name)
-            sizes.add(int(x.shape[1] if isinstance(layer, SpikeInputLayer) else x.shape[0]))
+            axis = 1 if isinstance(self.net.layer(name), SpikeInputLayer) else 0
+            if x.ndim <= axis:
+                raise LavaInputError(name, f"no sample axis {axis} in an input of shape {x.shape}")
+            sizes.add(int(x.shape[axis]))
         if len(sizes) != 1 or min(sizes) < 1:
             raise LavaInputError("<network>", f"inputs disagree on the sample count: {sizes}")
         return sizes.pop()
@@ -384,6 +387,8 @@ class _Builder:
                 layer.name,
                 f"expected spikes [T={self.net.T}, B, {layer.shape}], got {tuple(raster.shape)}",
             )
+        if not np.isin(raster, (0, 1)).all():
+            raise LavaInputError(layer.name, "spikes must be 0 or 1")
         # data[..., k·T + t] = raster[t, k]: sample k's step t is sent at time_step k·T + t + 1.
         flat = np.swapaxes(raster, 0, 1).reshape(self.n * self.net.T, *layer.shape)
         src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32))

@@ -9,7 +9,9 @@ torch: Lava forks its runtime children and torch calls hang there):
 - :mod:`.token_linear`: a token-shared linear layer (Conv1d k=1) with its own delay line
   (``neurocore``; stock Conv is too slow and DelayDense is Dense-only);
 - :mod:`.readout`: the host readout (decode, token mean, time weights, head) (``host``);
-- :mod:`.injection`: per-sample static input written into one LIF's ``bias_mant`` (``host``).
+- :mod:`.injection`: per-sample static input written into one LIF's ``bias_mant`` (``host``);
+- :mod:`.recorder`: the spike trains of all LIFs in one process, packed for one ``Var.get``
+  (``host``; a probe, not part of the model).
 
 Every process has a ``placement`` parameter (one of ``hardware.layers.PLACEMENTS``) and, where
 it produces a current, ``latency`` + ``delay`` pipeline steps (:mod:`.pipeline`).
