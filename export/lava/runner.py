@@ -78,7 +78,8 @@ class LavaSession:
     watchdog manager stopped), because Lava's own ``stop`` hangs once a child has failed.
     On exit after a good run, Lava's ``stop`` runs with ``stop_timeout_s`` (teardown and
     :class:`LavaRunError` if it hangs). ``shared_memory`` lists the segment names the runtime
-    created (for leak checks).
+    created (for leak checks). The teardown reads Lava 0.10 runtime internals (its actors,
+    shared memory manager and watchdog manager; see :meth:`_teardown`): pinned to that version.
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class LavaSession:
         self.shared_memory: tuple[str, ...] = ()
         self._started = False
         self._released = False
+        self._stop_error: BaseException | None = None
 
     def __enter__(self) -> LavaSession:
         return self
@@ -166,8 +168,6 @@ class LavaSession:
             if exc is None:
                 raise LavaRunError(f"export.lava: {reason}")
         self._released = True
-
-    _stop_error: BaseException | None = None
 
     def _stop_quietly(self) -> None:
         try:
