@@ -375,7 +375,7 @@ def test_conv_output_wraps_at_24_bits_like_lava(run_a: RunA) -> None:
 # ---------------------------------------------------------------------------------------------
 
 T = 6
-SAMPLES = 5
+SAMPLES = 3
 B_CHW = (128, 4, 4)  # source (C, H, W)
 CONV_GROUPS = 64
 DENSE1 = 8  # processes; num_weight_bits 1..8
