@@ -109,23 +109,23 @@ def _int_array(
     shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     arr = np.asarray(value)
-    if arr.dtype.kind not in "iub":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise NetworkValidationError(
-                layer, name, f"expected integers ({width}), got {arr.dtype}"
-            )
+    if arr.dtype.kind not in "iub" and not (
+        arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    ):
+        raise NetworkValidationError(layer, name, f"expected integers ({width}), got {arr.dtype}")
+    # Range check on the values as given, before any cast: uint64 2**64 - 1 or float 2**63
+    # would wrap to another int64 that may pass the check.
+    if arr.size and (arr.min() < lo or arr.max() > hi):
+        shown = [v.item() for v in (arr.min(), arr.max())]
+        raise NetworkValidationError(
+            layer, name, f"values in [{shown[0]}, {shown[1]}] outside {width} range [{lo}, {hi}]"
+        )
     arr = arr.astype(np.int64)
     if shape is not None:
         if arr.ndim == 0:
             arr = np.broadcast_to(arr, shape)
         if arr.shape != shape:
             raise NetworkValidationError(layer, name, f"shape {arr.shape} != expected {shape}")
-    if arr.size and (arr.min() < lo or arr.max() > hi):
-        raise NetworkValidationError(
-            layer, name, f"values in [{arr.min()}, {arr.max()}] outside {width} range [{lo}, {hi}]"
-        )
     return _readonly(arr.astype(dtype))
 
 

@@ -241,6 +241,19 @@ def test_lif_field_validation_names_layer_and_field(kwargs: dict, field: str, te
 
 
 @pytest.mark.parametrize(
+    "bias_mant",
+    [
+        np.array([2**64 - 1, 3], np.uint64),  # as int64 this would be −1, inside s13
+        np.array([2.0**64 - 1.0, 3.0]),  # integral float; as int64 it would wrap
+    ],
+)
+def test_out_of_range_values_are_refused_before_any_cast(bias_mant: np.ndarray) -> None:
+    with pytest.raises(NetworkValidationError, match="outside s13 range") as info:
+        LIFLayer(name="lifX", shape=(2,), du=0, dv=0, vth=1, bias_mant=bias_mant)
+    assert info.value.field == "bias_mant"
+
+
+@pytest.mark.parametrize(
     ("kwargs", "field", "text"),
     [
         ({"num_weight_bits": 0}, "num_weight_bits", "outside"),
