@@ -175,7 +175,7 @@ def test_streaming_equals_each_sample_run_alone_on_the_hand_network():
     raster = np.array(samples).transpose(1, 0, 2)  # [T, B, 2]
     streamed = run_lava(graph, raster)
     assert all(s.any() for s in streamed.spikes.values())  # both layers spike
-    for k in range(raster.shape[1]):
+    for k in (1, 2):  # sample 0 starts from zero state when streamed too
         alone = run_lava(graph, raster[:, k : k + 1])
         for name, s in alone.spikes.items():
             assert np.array_equal(s[:, 0], streamed.spikes[name][:, k]), (name, k)
