@@ -69,7 +69,8 @@ WEIGHT_EXP_MAX = (1 << (WEIGHT_EXP_BITS - 1)) - 1
 #: Lava's fixed-point Conv wraps its output to signed 24 bits.
 CONV_OUT_BITS = 24
 
-#: Largest synaptic delay (steps) of Lava's DelayDense (``delays`` 0 … 62).
+#: Largest synaptic delay (steps): 0 … 62, the Loihi limit that lava-dl netx enforces
+#: (``netx.utils.num_delay_bits`` refuses ≥ 63). Lava 0.10's CPU ``DelayDense`` has no cap.
 MAX_DELAY = 62
 
 SignMode = Literal["mixed", "excitatory", "inhibitory"]
