@@ -427,6 +427,7 @@ class _Builder:
             inj = BiasInjection(
                 mant=per_sample,
                 T=self.net.T,
+                depth=self.g.timing.depth[layer.name],
                 placement=self.net.layer(hosts[0]).placement,
                 name=hosts[0],
             )

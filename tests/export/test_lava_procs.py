@@ -229,14 +229,15 @@ def test_readout_stream_and_features_against_torch(current_run):
 INJ_T, INJ_EXP = 3, 2
 
 
-def test_bias_injection_switches_per_sample():
+@pytest.mark.parametrize("depth", [0, 2])
+def test_bias_injection_switches_per_sample(depth: int):
     from lava.proc.lif.process import LIFReset
     from lava.proc.monitor.process import Monitor
 
     from export.lava.procs.injection.process import BiasInjection
 
     mant = np.array([[5, -7, 0], [100, 3, -2], [-40, 9, 4095]])  # 3 samples × 3 neurons
-    n_steps = 3 * INJ_T
+    n_steps = 3 * INJ_T + depth
     lif = LIFReset(
         shape=(3,),
         du=4095,
@@ -245,22 +246,25 @@ def test_bias_injection_switches_per_sample():
         bias_mant=mant[0],
         bias_exp=INJ_EXP,
         reset_interval=INJ_T,
-        reset_offset=1,
+        reset_offset=depth + 1,
     )
-    inj = BiasInjection(mant=mant, T=INJ_T)
+    inj = BiasInjection(mant=mant, T=INJ_T, depth=depth)
     inj.connect_var(lif.bias_mant)
     mon = Monitor()
     mon.probe(lif.v, n_steps)
     try:
         _run(lif, n_steps)
-        v = mon.get_data()[lif.name]["v"].astype(np.int64)  # [steps, 3]
+        v = mon.get_data()[lif.name]["v"].astype(np.int64)  # [steps, 3], row = time_step − 1
     finally:
         lif.stop()
-    # dv = 0 (no leak), no input: within sample k, v after its t-th step (t = 0, 1, 2) is
-    # (t + 1)·(mant[k] << 2); LIFReset zeroes v at steps 1, 4, 7 (offset 1, interval 3).
+    # dv = 0 (no leak), no input: v grows by β_k = mant[k] << 2 per step. LIFReset zeroes v
+    # at steps ≡ depth + 1 (mod 3), i.e. at each sample's logical step 0 (step 3k + depth + 1),
+    # so after its t-th logical step v = (t + 1)·β_k. Rows before `depth` are the pipeline
+    # fill (v = (i + 1)·β_0 there).
     t = np.arange(INJ_T)[:, None]
     expected = np.concatenate([(t + 1) * (mant[k] << INJ_EXP) for k in range(3)])
-    assert v.tolist() == expected.tolist()
+    assert v[depth:].tolist() == expected.tolist()
+    assert v[:depth].tolist() == [((i + 1) * (mant[0] << INJ_EXP)).tolist() for i in range(depth)]
 
 
 def test_host_bias_mantissas_conv2d_against_torch():

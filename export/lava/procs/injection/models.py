@@ -17,15 +17,18 @@ from export.lava.procs.injection.process import BiasInjection
 @requires(CPU)
 @tag("fixed_pt")
 class PyBiasInjectionModel(PyLoihiProcessModel):
-    """Post-management at steps ``k·T`` (1 ≤ k < n_samples): ``bias ← mant[k]``."""
+    """Post-management at steps ``k·T + depth`` (1 ≤ k < n_samples): ``bias ← mant[k]``."""
 
     mant: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
     bias: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32, precision=13)
 
+    def _sample_due(self) -> tuple[int, int]:
+        return divmod(self.time_step - self.proc_params["depth"], self.proc_params["T"])
+
     def post_guard(self) -> bool:
-        k, r = divmod(self.time_step, self.proc_params["T"])
+        k, r = self._sample_due()
         return r == 0 and 1 <= k < self.proc_params["n_samples"]
 
     def run_post_mgmt(self) -> None:
-        self.bias.write(self.mant[self.time_step // self.proc_params["T"]])
+        self.bias.write(self.mant[self._sample_due()[0]])
         self.bias.wait()  # the write has landed before the next step starts
