@@ -1,4 +1,4 @@
-"""PNG figures of an `EnergyReport` (matplotlib, Agg backend; no display needed).
+"""PNG figures of an `EnergyReport` (matplotlib `Figure` objects: no pyplot, no backend switch).
 
 ``{stem}_per_layer.png``: SNN energy per layer per preset (nJ per sample, log scale).
 ``{stem}_firing_rate.png``: output firing rate (spikes per neuron per step) of each neuron layer.
@@ -9,20 +9,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hardware.atomic_io import write_bytes_atomic  # noqa: E402
-from hardware.energy.report import EnergyReport  # noqa: E402
+from hardware.atomic_io import write_bytes_atomic
+from hardware.energy.report import EnergyReport
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     write_bytes_atomic(path, buf.getvalue())
     return path
 
@@ -31,11 +27,12 @@ def _short(name: str) -> str:
     return name.removeprefix("image_encoder.").replace("blocks.", "b")
 
 
-def energy_per_layer_figure(rep: EnergyReport):
+def energy_per_layer_figure(rep: EnergyReport) -> Figure:
     """Figure: one marker series per preset over the layers that cost energy."""
     layers = [layer for layer in rep.layers if layer.op != "lif" or layer.neuron_updates]
     x = np.arange(len(layers))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(layers) + 2), 4.5))
+    fig = Figure(figsize=(max(6.0, 0.22 * len(layers) + 2), 4.5))
+    ax = fig.subplots()
     for p in rep.presets:
         y = np.array([rep.layer_energy_pj(layer, p)[0] / 1e3 for layer in layers])
         y = np.where(y > 0, y, np.nan)
@@ -49,10 +46,11 @@ def energy_per_layer_figure(rep: EnergyReport):
     return fig
 
 
-def firing_rate_figure(rep: EnergyReport):
+def firing_rate_figure(rep: EnergyReport) -> Figure:
     """Figure: output firing rate of every neuron layer."""
     neurons = [layer for layer in rep.layers if layer.op == "lif"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * len(neurons) + 2), 4.0))
+    fig = Figure(figsize=(max(6.0, 0.22 * len(neurons) + 2), 4.0))
+    ax = fig.subplots()
     ax.bar(np.arange(len(neurons)), [layer.fr_out for layer in neurons], color="tab:blue")
     ax.set_xticks(np.arange(len(neurons)), [_short(n.name) for n in neurons], rotation=90,
                   fontsize=6)  # fmt: skip
