@@ -202,8 +202,12 @@ def stage_map(ctx: ExportContext) -> str:
     from hardware.mapping_report import write_report
     from hardware.target_profiles import load_target
 
+    from export.lava.timing import align_delays
+
     target = load_target("loihi1" if ctx.options.target == "loihi1" else "loihi2")
-    ctx.mapping = map_network(ctx.network, target)
+    # The pipelined hardware needs the residual stream's aligning delays (DESIGN §4); the
+    # mapper counts their delay bits and per-consumer synapse replicas.
+    ctx.mapping = map_network(align_delays(ctx.network), target)
     write_report(ctx.mapping, target, ctx.folder, title=f"Mapping onto {target.name}")
     ctx.artifacts["mapping.md"] = f"cores, chips, placement, latency and I/O on {target.name}"
     line = mapping_summary(ctx.mapping)
