@@ -93,7 +93,7 @@ def fake_quantize(graph: FloatGraph, plan: QuantPlan, *, ste: bool = False) -> F
                 name=node.name, weight=node.weight, bias=node.bias, in_shape=node.in_shape,
                 out_shape=node.out_shape, stride=node.stride, padding=node.padding,
                 bias_scale=V_PER_WU * s / tau, bias_exp=plan.bias_exps[node.name], ste=ste,
-                meta=node.meta,
+                op=node.op, meta=node.meta,
             )
         elif isinstance(node, FLIF):
             s = plan.scales[node.name]

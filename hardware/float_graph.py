@@ -10,9 +10,11 @@ Layouts per sample (no batch axis): conv tensors ``(C, H, W)``; token tensors ``
 N = h·w tokens in row-major order (the network's ``(C, N)`` is the same memory, C-order).
 Float semantics per logical step t (τ = ``tau``, forward Euler, hard reset to 0):
 
-- ``FHostInput``: ``x = conv2d(image, weight, stride, padding) + bias`` (constant over t);
-- ``FSynapse``: ``c = conv2d(s, weight)`` (kind ``conv``) or ``c = weight @ s`` per token
-  (kind ``token_linear``), no bias (biases live on the consumer);
+- ``FHostInput``: ``x = conv2d(image, weight, stride, padding) + bias`` (op ``conv2d``) or
+  ``x = weight[ids] + bias`` (op ``embedding``: token ids ``[B, L]``), constant over t;
+- ``FSynapse``: ``c = conv2d(s, weight)`` (kind ``conv``), ``c = weight @ s`` per token
+  (kind ``token_linear``) or on the flat vector (kind ``dense``), no bias (biases live on the
+  consumer);
 - ``FMaxPool``: max over windows of the current, padding −∞;
 - ``FAttention``: ``c = qk_scale · Q_h (K_hᵀ V_h)`` per head, input q|k|v stacked on channels;
 - ``FLIF``: ``X = Σ in-currents + bias``; ``H = V + (X − V)/τ``; spike ``H ≥ θ`` (or ``>``);
@@ -43,7 +45,9 @@ class FNode:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class FHostInput(FNode):
-    """Static host current ``conv2d(image, weight) + bias`` ``(C_out, H', W')`` float64.
+    """Static host current, float64: ``op = "conv2d"``: ``conv2d(image, weight) + bias``
+    ``(C_out, H', W')``; ``op = "embedding"``: ``weight[ids] + bias`` ``(L, D)`` (token table
+    ``weight`` ``(V, D)``, position table ``bias`` ``(L, D)``, ``in_shape`` ``(L,)``).
 
     When ``bias_scale`` is set the current is fake-quantized as the host injects it:
     ``x̂ = bias_grid(x·bias_scale, bias_exp) / bias_scale`` (``ste``: straight-through).
@@ -58,12 +62,14 @@ class FHostInput(FNode):
     bias_scale: float | None = None
     bias_exp: int = 0
     ste: bool = False
+    op: str = "conv2d"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class FSynapse(FNode):
-    """Spikes → current. ``kind`` ``conv`` (weight ``(C_out, C_in, kH, kW)``) or
-    ``token_linear`` (weight ``(C_out, C_in)``, shared by all tokens)."""
+    """Spikes → current. ``kind`` ``conv`` (weight ``(C_out, C_in, kH, kW)``),
+    ``token_linear`` (weight ``(C_out, C_in)``, shared by all tokens) or ``dense`` (weight
+    ``(N_out, N_in)`` on flat ``(N_in,)`` → ``(N_out,)``: Lava's Dense)."""
 
     kind: str
     weight: Tensor

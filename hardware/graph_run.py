@@ -65,6 +65,22 @@ def host_input_current(
     return x + bias.to(torch.float64).view(1, -1, 1, 1)
 
 
+def embedding_current(weight: Tensor, bias: Tensor, ids: Tensor) -> Tensor:
+    """``weight[ids] + bias`` in float64, ``[B, L, D]``: the text tower's host encoding.
+
+    ``weight`` the token table ``(V, D)``, ``bias`` the position table ``(L, D)``, ``ids``
+    integer token ids ``[B, L]``. The one implementation (simulator, twin and float graph).
+    """
+    return weight.to(torch.float64)[ids.to(torch.int64)] + bias.to(torch.float64)
+
+
+def host_current(node: FHostInput, x: Tensor) -> Tensor:
+    """The float64 host current of ``node`` (op ``conv2d``: images, ``embedding``: ids)."""
+    if node.op == "embedding":
+        return embedding_current(node.weight, node.bias, x)
+    return host_input_current(node.weight, node.bias, node.stride, node.padding, x)
+
+
 def attention_current(spikes: Tensor, channels: int, heads: int) -> Tensor:
     """``P = Q_h (K_hᵀ V_h)`` per head for q|k|v spikes ``[..., 3C, N]`` → ``[..., C, N]``.
 
@@ -113,7 +129,8 @@ def run_graph(
     keep_states: bool = False,
     alpha: float = 4.0,
 ) -> GraphRun:
-    """Run ``graph`` on ``images [B, C, H, W]`` for ``graph.T`` steps from zero state.
+    """Run ``graph`` on ``images [B, C, H, W]`` (token ids ``[B, L]`` when the host input is an
+    ``embedding``) for ``graph.T`` steps from zero state.
 
     ``compare``: the spike rule of LIFs whose node does not force one (``">="`` float model,
     ``">"`` Loihi). Raises ``ValueError`` for an unknown rule.
@@ -126,7 +143,7 @@ def run_graph(
     for node in graph.nodes:
         srcs = graph.inputs(node.name)
         if isinstance(node, FHostInput):
-            x = host_input_current(node.weight, node.bias, node.stride, node.padding, images)
+            x = host_current(node, images)
             if node.bias_scale is not None:
                 x = bias_grid(x * node.bias_scale, node.bias_exp, ste=node.ste) / node.bias_scale
             out[node.name] = x.unsqueeze(0).expand(T, *x.shape)

@@ -58,6 +58,7 @@ from hardware.graph_run import GraphRun, run_graph
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
+    DenseLayer,
     HostInputLayer,
     LIFLayer,
     MaxPoolLayer,
@@ -153,7 +154,7 @@ def _clip_fraction(weight: torch.Tensor, s: float, tau: float, exp: int = 0) -> 
 
 def _weight_exp(syn: FSynapse, s: float, tau: float, opts: QuantOptions) -> int | None:
     """Smallest weight exponent (0 for convs) at which ≤ max_clip_fraction of weights clip."""
-    top = fixed.WEIGHT_EXP_MAX if syn.kind == "token_linear" else 0
+    top = fixed.WEIGHT_EXP_MAX if syn.kind in ("token_linear", "dense") else 0
     for e in range(top + 1):
         if _clip_fraction(syn.weight.detach(), s, tau, e) <= opts.max_clip_fraction:
             return e
@@ -278,7 +279,7 @@ def build_network(
             (lif,) = current_consumers(graph, node.name)
             s = plan.scales[lif]
             layers.append(HostInputLayer(
-                name=node.name, op="conv2d", weight=_np(node.weight), bias=_np(node.bias),
+                name=node.name, op=node.op, weight=_np(node.weight), bias=_np(node.bias),
                 in_shape=node.in_shape, stride=node.stride, padding=node.padding,
                 bias_scale=V_PER_WU * s / tau, bias_exp=plan.bias_exps[node.name],
                 meta={"scale": s},
@@ -304,6 +305,9 @@ def build_network(
             if node.kind == "conv":
                 layers.append(ConvLayer(in_shape=node.in_shape, stride=node.stride,
                                         padding=node.padding, **common))
+            elif node.kind == "dense":
+                layers.append(DenseLayer(weight_exp=exp, in_shape=node.in_shape,
+                                         out_shape=node.out_shape, **common))
             else:
                 tokens = math.prod(node.in_shape[1:])
                 layers.append(TokenLinearLayer(tokens=tokens, weight_exp=exp, **common))
@@ -343,11 +347,13 @@ def build_network(
         elif isinstance(node, FReadout):
             s = plan.scales[node.name]
             d = node.in_shape[0]
-            n_tok = math.prod(node.in_shape[1:])
+            flat = not node.token_axes  # text tower: no token mean
+            head_w = np.eye(d) if node.head_weight is None else _np(node.head_weight)
+            head_b = np.zeros(len(head_w)) if node.head_bias is None else _np(node.head_bias)
             layers.append(ReadoutLayer(
-                name=node.name, in_shape=(d, n_tok), time_weights=_np(node.time_weights),
-                head_weight=_np(node.head_weight), head_bias=_np(node.head_bias),
-                input_scale=tau / s, input_bias=_np(node.bias), token_axis=1,
+                name=node.name, in_shape=(d,) if flat else (d, math.prod(node.in_shape[1:])),
+                time_weights=_np(node.time_weights), head_weight=head_w, head_bias=head_b,
+                input_scale=tau / s, input_bias=_np(node.bias), token_axis=None if flat else 1,
                 meta={"scale": s},
             ))
     edges = tuple(Edge(src=s, dst=d) for s, d in graph.edges)

@@ -33,6 +33,7 @@ from hardware.graph_run import GraphRun, run_graph
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
+    DenseLayer,
     HostInputLayer,
     LIFLayer,
     MaxPoolLayer,
@@ -40,6 +41,8 @@ from hardware.layers import (
     TokenLinearLayer,
 )
 from hardware.network import LoihiNetwork
+
+_SYNAPSE_KIND = {ConvLayer: "conv", TokenLinearLayer: "token_linear", DenseLayer: "dense"}
 
 
 def _t(x) -> torch.Tensor:
@@ -84,9 +87,9 @@ def dequantize(network: LoihiNetwork) -> FloatGraph:
             nodes.append(FHostInput(
                 name=name, weight=_t(ly.weight), bias=_t(ly.bias), in_shape=ly.in_shape,
                 out_shape=ly.out_shape, stride=ly.stride, padding=ly.padding,
-                bias_scale=ly.bias_scale, bias_exp=ly.bias_exp,
+                bias_scale=ly.bias_scale, bias_exp=ly.bias_exp, op=ly.op,
             ))
-        elif isinstance(ly, ConvLayer | TokenLinearLayer):
+        elif isinstance(ly, ConvLayer | TokenLinearLayer | DenseLayer):
             scales = {_scale(network, c) for c in _consumers(network, name)}
             if len(scales) != 1:
                 raise FloatGraphError(f"twin: consumers of {name!r} have scales {scales}")
@@ -94,7 +97,7 @@ def dequantize(network: LoihiNetwork) -> FloatGraph:
             exp = getattr(ly, "weight_exp", 0)
             w = _t(ly.weights) * (tau * 2.0**exp / s)
             nodes.append(FSynapse(
-                name=name, kind="conv" if isinstance(ly, ConvLayer) else "token_linear",
+                name=name, kind=_SYNAPSE_KIND[type(ly)],
                 weight=w, in_shape=ly.in_shape, out_shape=ly.out_shape,
                 stride=getattr(ly, "stride", (1, 1)), padding=getattr(ly, "padding", (0, 0)),
             ))
@@ -137,7 +140,8 @@ def dequantize(network: LoihiNetwork) -> FloatGraph:
 
 
 def run_twin(network: LoihiNetwork, images, *, keep_states: bool = False) -> GraphRun:
-    """Run the fake-quant twin of ``network`` on ``images [B, C, H, W]`` (strict ``>``)."""
+    """Run the fake-quant twin of ``network`` on ``images [B, C, H, W]`` (token ids ``[B, L]``
+    for an ``embedding`` host input) with Loihi's strict ``>``."""
     with torch.no_grad():
         return run_graph(dequantize(network), torch.as_tensor(images), compare=">",
                          keep_states=keep_states)
