@@ -151,6 +151,11 @@ def json_mapping(layer: str, name: str, value: Mapping[str, Any]) -> Mapping[str
     return MappingProxyType(normalized)
 
 
+def conv_out_len(n_in: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """torch's conv/pool output length of one axis: ``⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1``."""
+    return (n_in + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def conv_out_hw(
     hw: tuple[int, int],
     kernel: tuple[int, int],
@@ -158,10 +163,9 @@ def conv_out_hw(
     padding: tuple[int, int],
     dilation: tuple[int, int] = (1, 1),
 ) -> tuple[int, int]:
-    """torch's output size per spatial axis: ``⌊(n + 2p − d(k − 1) − 1)/s⌋ + 1``."""
+    """:func:`conv_out_len` per spatial axis ``(y, x)``."""
     return tuple(  # type: ignore[return-value]
-        (n + 2 * p - d * (k - 1) - 1) // s + 1
-        for n, k, s, p, d in zip(hw, kernel, stride, padding, dilation)
+        conv_out_len(n, k, s, p, d) for n, k, s, p, d in zip(hw, kernel, stride, padding, dilation)
     )
 
 

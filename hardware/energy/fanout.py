@@ -15,11 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from hardware.energy.errors import EnergyCountError
+from hardware.layers import conv_out_len
 
-
-def conv_out_len(n_in: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """Output length of one conv axis (torch's formula, floor division)."""
-    return (n_in + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+__all__ = ["axis_fanout", "conv_out_len", "spatial_fanout"]
 
 
 def axis_fanout(n_in: int, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
