@@ -161,10 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--logit-scale", type=float, default=50.0)
+    ap.add_argument("--ce-weight", type=float, default=1.0)
+    ap.add_argument("--agree-weight", type=float, default=1.0)
+    ap.add_argument("--anchor-weight", type=float, default=0.5)
     args = ap.parse_args(argv)
     ck = ckpt_mod.load(args.model)
     splits = data.digits_splits(ck.config.img_size, seed=args.split_seed)
-    opts = HardwareAwareOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    opts = HardwareAwareOptions(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+        logit_scale=args.logit_scale, ce_weight=args.ce_weight, agree_weight=args.agree_weight,
+        anchor_weight=args.anchor_weight,
+    )
     result = finetune_hardware_aware(ck.model, splits.train, digits_class_matrix(ck),
                                      options=opts, progress=print)
     meta = dict(ck.metadata)
