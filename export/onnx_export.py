@@ -101,13 +101,15 @@ def check_against_torch(
     """Run ``path`` in onnxruntime (CPU) and ``module`` in torch on ``inputs``; max |difference|.
 
     Raises `OnnxExportError` naming the file when any element differs by more than
-    ``atol + rtol·|torch value|``.
+    ``atol + rtol·|torch value|``, or is NaN on either side (NaN equals nothing).
     """
     was_training = module.training
     module.eval()
-    with torch.no_grad():
-        want = module(inputs).double().numpy()
-    module.train(was_training)
+    try:
+        with torch.no_grad():
+            want = module(inputs).double().numpy()
+    finally:
+        module.train(was_training)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -115,7 +117,7 @@ def check_against_torch(
     if got.shape != want.shape:
         raise OnnxExportError(f"{path}: onnxruntime output {got.shape} != torch {want.shape}")
     diff = np.abs(got.astype(np.float64) - want)
-    if np.any(diff > atol + rtol * np.abs(want)):
+    if not np.all(diff <= atol + rtol * np.abs(want)):  # written so that NaN fails
         raise OnnxExportError(
             f"{path}: onnxruntime differs from torch by up to {diff.max():.3g} "
             f"(rtol {rtol}, atol {atol})"

@@ -9,6 +9,7 @@ from export.onnx_export import (
     OnnxExportError,
     check_against_torch,
     export_ann_twin_image_encoder,
+    export_onnx,
 )
 from export.onnx_macs import count_onnx_macs
 from hardware.energy.structure import dense_ops_per_step, layer_specs
@@ -56,3 +57,23 @@ def test_export_refuses_a_spiking_model(tmp_path) -> None:
     with pytest.raises(OnnxExportError, match="not an ANN twin"):
         export_ann_twin_image_encoder(SpikeCLIP(SpikeCLIPConfig.tiny()), tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+class _Scaled(torch.nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def test_nan_in_the_onnx_output_is_a_difference(tmp_path) -> None:
+    # x · NaN in the file vs x · 1 in torch: |NaN − x| > tol is False, so a plain `>` test
+    # would pass this file; it must be refused.
+    x = torch.ones(1, 3)
+    path = export_onnx(_Scaled(float("nan")), x, tmp_path / "nan.onnx")
+    same = export_onnx(_Scaled(2.0), x, tmp_path / "two.onnx")
+    assert check_against_torch(_Scaled(2.0), same, x) == 0.0  # the same module passes
+    with pytest.raises(OnnxExportError, match="differs"):
+        check_against_torch(_Scaled(1.0), path, x)
