@@ -1,0 +1,49 @@
+"""The host input rule of the simulators: a `HostInputLayer`'s float64 current for one batch.
+
+``op = "conv2d"``: images ``[B, C, H, W]`` → ``conv2d(images, weight) + bias`` ``[B, C', H', W']``
+(:func:`hardware.graph_run.host_input_current`); ``op = "embedding"``: integer token ids
+``[B, L]`` in ``[0, V)`` → ``weight[ids] + bias`` ``[B, L, D]``
+(:func:`hardware.graph_run.embedding_current`). The caller turns the current into bias
+mantissas with ``fixed.bias_encode_s13(x · bias_scale, bias_exp)``. Both simulators
+(:mod:`hardware.simulate`, :mod:`hardware.fast_kernels`) and the float graph use these same
+functions, so the injected bits are the ones the fake-quant twin sees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hardware.graph_run import embedding_current, host_input_current
+from hardware.layers import HostInputLayer
+
+
+def host_layer_current(layer: HostInputLayer, x) -> np.ndarray:
+    """Float64 host current ``[B, *layer.out_shape]`` of ``layer`` for the batch ``x``.
+
+    Raises :class:`hardware.simulate.SimulationError` naming the layer when ``x`` does not fit
+    (shape, integer dtype and vocabulary range of token ids).
+    """
+    from hardware.simulate import SimulationError
+
+    arr = torch.as_tensor(np.asarray(x))
+    if layer.op == "embedding":
+        vocab = int(layer.weight.shape[0])
+        if arr.ndim != 2 or tuple(arr.shape[1:]) != layer.in_shape or arr.is_floating_point():
+            raise SimulationError(
+                f"layer {layer.name!r}: expected integer token ids [B, {layer.in_shape[0]}], "
+                f"got {arr.dtype} {tuple(arr.shape)}"
+            )
+        if arr.numel() and (int(arr.min()) < 0 or int(arr.max()) >= vocab):
+            raise SimulationError(f"layer {layer.name!r}: token ids outside [0, {vocab})")
+        value = embedding_current(torch.from_numpy(np.array(layer.weight)),
+                                  torch.from_numpy(np.array(layer.bias)), arr)
+        return value.numpy()
+    if tuple(arr.shape[1:]) != layer.in_shape or arr.ndim != 4:
+        raise SimulationError(
+            f"layer {layer.name!r}: expected conv2d images [B, {layer.in_shape}], "
+            f"got {tuple(arr.shape)}"
+        )
+    return host_input_current(torch.from_numpy(np.array(layer.weight)),
+                              torch.from_numpy(np.array(layer.bias)), layer.stride,
+                              layer.padding, arr).numpy()
