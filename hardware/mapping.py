@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from hardware import fixed
 from hardware.core_split import (
     GroupSpec,
     GroupSplit,
@@ -77,8 +78,8 @@ GRADED_PAYLOAD_BITS = 24
 """Bits per current value sent off-core (Lava's graded messages: 24 bits)."""
 IDENTITY_WEIGHT_BITS = 1
 """A one-to-one graded input is stored as one 1-bit unit weight per axon."""
-BIAS_PAYLOAD_BITS = 16
-"""Bits per injected bias: 13-bit mantissa + 3-bit exponent."""
+BIAS_PAYLOAD_BITS = fixed.BIAS_MANT_BITS + fixed.BIAS_EXP_BITS
+"""Bits per injected bias: 13-bit mantissa + 3-bit exponent = 16."""
 
 
 # ---------------------------------------------------------------------------------------------
