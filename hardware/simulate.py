@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from hardware import fixed
-from hardware.graph_run import attention_current, host_input_current, readout_features
+from hardware.graph_run import attention_current, readout_features
+from hardware.host_input import host_layer_current
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
@@ -164,16 +165,30 @@ def _inputs_for(network: LoihiNetwork, inputs) -> dict[str, np.ndarray | torch.T
     return {sources[0].name: inputs}
 
 
-def simulate(network: LoihiNetwork, inputs, *, keep_states: bool = False) -> SimResult:
+def simulate(
+    network: LoihiNetwork, inputs, *, keep_states: bool = False, reference: bool = False
+) -> SimResult:
     """Run ``network`` for ``network.T`` logical steps on a batch.
 
-    ``inputs``: for a ``HostInputLayer`` the float images ``[B, C, H, W]`` (torch or numpy), for
+    ``inputs``: for a ``HostInputLayer`` the float images ``[B, C, H, W]`` (torch or numpy; an
+    ``embedding`` one: integer token ids ``[B, L]``, :mod:`hardware.host_input`), for
     a ``SpikeInputLayer`` a 0/1 raster ``[T, B, *shape]``; one array when the network has one
     input layer, else a ``{layer name: array}`` mapping. Returns a :class:`SimResult`.
     Raises :class:`SimulationError` naming the layer on a shape mismatch.
+
+    By default the bit-identical fast path :func:`hardware.fast_kernels.simulate_fast` runs
+    (torch float32/float64 with per-tensor exactness bounds); where it cannot prove a tensor
+    exact it falls back to this int64 path, which ``reference=True`` selects directly.
     """
     T = network.T
     given = _inputs_for(network, inputs)
+    if not reference:
+        from hardware.fast_kernels import FastPathUnavailable, simulate_fast
+
+        try:
+            return simulate_fast(network, given, keep_states=keep_states)
+        except FastPathUnavailable:
+            pass
     B = None
     out: dict[str, np.ndarray] = {}
     host_bias: dict[str, np.ndarray] = {}
@@ -184,16 +199,8 @@ def simulate(network: LoihiNetwork, inputs, *, keep_states: bool = False) -> Sim
         layer = network.layer(name)
         srcs = [e.src for e in network.in_edges(name)]
         if isinstance(layer, HostInputLayer):
-            images = torch.as_tensor(np.asarray(given[name]))
-            if layer.op != "conv2d" or tuple(images.shape[1:]) != layer.in_shape:
-                raise SimulationError(
-                    f"layer {name!r}: expected conv2d images [B, {layer.in_shape}], "
-                    f"got {tuple(images.shape)}"
-                )
-            B = images.shape[0]
-            x = host_input_current(torch.tensor(np.asarray(layer.weight)),
-                                   torch.tensor(np.asarray(layer.bias)), layer.stride,
-                                   layer.padding, images).numpy()
+            x = host_layer_current(layer, given[name])  # conv2d images or embedding ids
+            B = x.shape[0]
             mant, n_clip = fixed.bias_encode_s13(x * layer.bias_scale, layer.bias_exp)
             host_bias[name] = fixed.bias_s13e3(mant, layer.bias_exp)
             hclip[name] = n_clip * T
