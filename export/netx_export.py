@@ -33,8 +33,9 @@ HDF5 layout written (what ``netx.utils.NetDict`` reads): ``/layer/0`` ``type='in
 ``shape=[L·D]``, ``neuron`` ``{type='CUBA', iDecay, vDecay, vThMant, refDelay=1,
 gradedSpike=False}``; ``/layer/1`` ``type='dense'``, ``shape=[H]``, ``inFeatures``,
 ``outFeatures``, ``weight`` int ``(H, L·D)`` (wu), ``bias`` int ``(H,)`` (wu), ``neuron``.
-Each layer group carries attribute ``name`` (our layer name); the root carries ``format``,
-``format_version``, ``T`` and ``notes``.
+Each layer group carries attributes ``name`` (our layer name) and ``scale`` (s: v = 64·s·H);
+the root carries ``format``, ``format_version``, ``T``, ``notes`` and ``drive_wu_per_unit``
+(``s1/τ``: LIF1's bias mantissa is ``round(embedding · drive_wu_per_unit)``).
 """
 
 from __future__ import annotations
@@ -470,6 +471,7 @@ def write_netx(network: LoihiNetwork, path: str | os.PathLike) -> Path:
     import h5py
 
     chain = netx_chain(network)
+    host = _embedding_input(network)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -480,16 +482,19 @@ def write_netx(network: LoihiNetwork, path: str | os.PathLike) -> Path:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["T"] = network.T
             f.attrs["notes"] = json.dumps(list(NOTES))
+            f.attrs["drive_wu_per_unit"] = host.bias_scale / V_PER_WU
             root = f.create_group("layer")
             first = chain[0]
             g = root.create_group("0")
             g.attrs["name"] = first.name
+            g.attrs["scale"] = float(first.meta.get("scale", 0.0))
             g.create_dataset("type", data=np.array([b"input"], dtype="S10"))
             g.create_dataset("shape", data=np.array(first.shape, np.int64))
             _neuron_group(g, first)
             for i, (syn, lif) in enumerate(zip(chain[1::2], chain[2::2]), start=1):
                 g = root.create_group(str(i))
                 g.attrs["name"] = lif.name
+                g.attrs["scale"] = float(lif.meta.get("scale", 0.0))
                 g.attrs["synapse"] = syn.name
                 n_out, n_in = syn.weights.shape
                 g.create_dataset("type", data=np.array([b"dense"], dtype="S10"))
@@ -504,6 +509,14 @@ def write_netx(network: LoihiNetwork, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def export_text_tower(
+    encoder: torch.nn.Module, path: str | os.PathLike, *, options: TextQuantOptions | None = None
+) -> tuple[Path, LoihiNetwork, TextTowerQuant]:
+    """:func:`quantize_text_tower` then :func:`write_netx` (the CLI's ``lava/`` entry point)."""
+    network, record = quantize_text_tower(encoder, options=options)
+    return write_netx(network, path), network, record
 
 
 def netx_layer_names(path: str | os.PathLike) -> tuple[str, ...]:

@@ -66,10 +66,12 @@ def test_clipping_bounds_the_scale():
 
 
 def test_hdf5_layout(tmp_path):
-    net, rec = nx.quantize_text_tower(_hand_encoder(3.0, 0.01, 0.3))
-    path = nx.write_netx(net, tmp_path / "text.net")
+    path, net, rec = nx.export_text_tower(_hand_encoder(3.0, 0.01, 0.3), tmp_path / "text.net")
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == nx.FORMAT_NAME and f.attrs["T"] == 4
+        # s1 = 2048, τ = 2: drive mantissa = round(e · 1024); layer scales s1, s2.
+        assert f.attrs["drive_wu_per_unit"] == 1024
+        assert f["layer/0"].attrs["scale"] == 2048 and f["layer/1"].attrs["scale"] == 4096
         l0, l1 = f["layer/0"], f["layer/1"]
         assert l0["type"][0] == b"input" and list(l0["shape"][()]) == [48]
         assert l1["type"][0] == b"dense" and list(l1["shape"][()]) == [32]
