@@ -193,10 +193,8 @@ def quantize_text_tower(
     """
     opts = options or TextQuantOptions()
     cfg = encoder.config
-    if cfg.neuron != "lif" or cfg.strict_threshold:
-        raise TextQuantizationError(
-            NAMES["lif1"], "needs LIF neurons with the paper's H ≥ θ rule (neuron='lif')"
-        )
+    if cfg.neuron != "lif":
+        raise TextQuantizationError(NAMES["lif1"], "needs LIF neurons (config.neuron='lif')")
     tau, T, theta = float(cfg.tau), int(cfg.T), float(cfg.v_threshold)
     dv = round(fixed.DECAY_UNITY / tau)
     if dv * tau != fixed.DECAY_UNITY:
