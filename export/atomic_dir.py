@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+FILE_MODE = 0o644  # mkstemp creates 0o600; outputs are ordinary readable files
+DIR_MODE = 0o755  # mkdtemp creates 0o700
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
@@ -23,6 +25,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,6 +49,7 @@ def atomic_directory(destination: Path) -> Iterator[Path]:
     destination = Path(destination).absolute()
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    os.chmod(staging, DIR_MODE)
     try:
         yield staging
     except BaseException:

@@ -16,6 +16,7 @@ def test_success_renames_staging_into_place(tmp_path: Path) -> None:
         assert not out.exists()
     assert (out / "a.txt").read_text() == "hello"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert (out.stat().st_mode & 0o777, (out / "a.txt").stat().st_mode & 0o777) == (0o755, 0o644)
 
 
 def test_failure_leaves_nothing(tmp_path: Path) -> None:
