@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hardware import fixed
 from hardware.graph_run import embedding_current, host_input_current
 from hardware.layers import HostInputLayer
 
@@ -47,3 +48,24 @@ def host_layer_current(layer: HostInputLayer, x) -> np.ndarray:
     return host_input_current(torch.from_numpy(np.array(layer.weight)),
                               torch.from_numpy(np.array(layer.bias)), layer.stride,
                               layer.padding, arr).numpy()
+
+
+def host_injection_stats(layer: HostInputLayer, x) -> dict[str, float]:
+    """How the 13-bit injection treats the batch ``x`` (DESIGN §5, plan_review §B (xi)).
+
+    With ``β = current · bias_scale`` (v-units) and ``β̂ = mant << bias_exp``
+    (``fixed.bias_encode_s13``): ``max_abs_beta`` = max |β|, ``max_abs_error`` = max |β̂ − β|
+    (v-units, clipping included), ``pct_rounded`` = % of values changed by rounding alone,
+    ``pct_clipped`` = % whose mantissa saturated.
+    """
+    beta = host_layer_current(layer, x) * layer.bias_scale
+    mant, n_clipped = fixed.bias_encode_s13(beta, layer.bias_exp)
+    err = np.abs(fixed.bias_s13e3(mant, layer.bias_exp) - beta)
+    n = max(beta.size, 1)
+    return {
+        "max_abs_beta": float(np.abs(beta).max(initial=0.0)),
+        "max_abs_error": float(err.max(initial=0.0)),
+        # every clipped value also differs from β: the rest were changed by rounding alone
+        "pct_rounded": 100.0 * (np.count_nonzero(err) - n_clipped) / n,
+        "pct_clipped": 100.0 * n_clipped / n,
+    }

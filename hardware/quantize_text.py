@@ -15,10 +15,15 @@ simulator as ``host_clipped``); ``fc2``'s current reaches the host readout, whic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import nir
 import torch
 
+from hardware import fixed
 from hardware.float_graph import FloatGraph
+from hardware.host_input import host_injection_stats
+from hardware.layers import HostInputLayer
 from hardware.lower_text import float_graph_from_text_nir, graph_from_text_encoder
 from hardware.network import LoihiNetwork
 from hardware.quant_record import QuantRecord
@@ -63,4 +68,26 @@ def quantize_text(
             f"calibration must be integer token ids [B, {graph.input_shape[0]}], "
             f"got {ids.dtype} {tuple(ids.shape)}",
         )
-    return quantize_graph(graph, ids.to(torch.int64), options=options)
+    ids = ids.to(torch.int64)
+    net, record = quantize_graph(graph, ids, options=options)
+    return net, _with_injection_stats(net, record, ids)
+
+
+def _with_injection_stats(net: LoihiNetwork, record: QuantRecord, ids) -> QuantRecord:
+    """Fill the host-fed LIF's bias columns with the calibration injection's statistics
+    (:func:`hardware.host_input.host_injection_stats`) and add a note on its rounding."""
+    (host,) = [ly for ly in net.layers if isinstance(ly, HostInputLayer)]
+    (target,) = [e.dst for e in net.out_edges(host.name)]
+    st = host_injection_stats(host, ids)
+    neurons = tuple(
+        replace(n, bias_max_abs=st["max_abs_beta"], bias_max_abs_error=st["max_abs_error"],
+                pct_bias_clipped=st["pct_clipped"]) if n.name == target else n
+        for n in record.neurons
+    )
+    note = (
+        f"{host.name}: embedding injected as {target}'s bias (13-bit mantissa, bias_exp "
+        f"{host.bias_exp}); on the calibration prompts {st['pct_rounded']:.2f}% of the values "
+        f"were rounded, {st['pct_clipped']:.2f}% clipped, max |error| {st['max_abs_error']:g} "
+        f"v-units (threshold {int(fixed.threshold_v(net.layer(target).vth))} v-units)."
+    )
+    return replace(record, neurons=neurons, notes=(*record.notes, note))

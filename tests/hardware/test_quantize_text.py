@@ -16,6 +16,7 @@ import torch
 from export.nir.exporter import to_nir
 from hardware import fixed
 from hardware.graph_run import run_graph
+from hardware.host_input import host_injection_stats
 from hardware.layers import DenseLayer, HostInputLayer, LIFLayer, ReadoutLayer
 from hardware.lower_text import float_graph_from_text_nir, graph_from_text_encoder
 from hardware.network import Edge, LoihiNetwork
@@ -119,6 +120,11 @@ def test_quantized_structure_follows_the_mapping(quantized):
     assert np.array_equal(out.input_bias, enc.fc2.bias.detach().double().numpy())
     assert record.exact and all(n.overflow_u == 0 and n.saturations_v == 0
                                 for n in record.neurons)
+    # The injection's rounding is counted in lif1's bias columns: half a 2^bias_exp step at most.
+    rec1 = next(n for n in record.neurons if n.name == lif1.name)
+    assert rec1.bias_max_abs > 0 and rec1.pct_bias_clipped == 0
+    assert 0 < rec1.bias_max_abs_error <= 2 ** (host.bias_exp - 1)
+    assert any(note.startswith(f"{P}.encode: embedding injected") for note in record.notes)
 
 
 def test_simulator_equals_twin_bit_exactly(quantized):
@@ -163,6 +169,9 @@ def test_embedding_injection_rounding_by_hand():
         sim = simulate(_hand_network(), ids, keep_states=True, reference=reference)
         assert sim.v["lif"][0].tolist() == [[64, 136], [-40, 32760]]
         assert sim.host_clipped["embed"] == 1
+    stats = host_injection_stats(_hand_network().layer("embed"), ids)
+    assert stats["max_abs_beta"] == 38408 and stats["max_abs_error"] == 38408 - 32760
+    assert (stats["pct_rounded"], stats["pct_clipped"]) == (25.0, 25.0)  # −38.4; 38408
     # The twin injects the same grid values x̂ = (mant << 3)/128: v̂ = x̂/τ, 64·s·v̂ = 128·x̂.
     twin = run_twin(_hand_network(), ids, keep_states=True)
     assert (twin.v["lif"][0].numpy() * 64 * 4).tolist() == [[64, 136], [-40, 32760]]
