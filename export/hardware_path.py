@@ -16,7 +16,9 @@ recorder) have only fixed-point Python models, so they cannot run on the chip as
   (:data:`NOT_INSTALLED`) and the listing, and never raises for the missing package.
 
 Where lava-loihi is absent (as in CI), stock processes show no chip model either: their
-neurocore models ship with lava-loihi, which is not here to inspect. The report says so.
+neurocore models, where they exist, ship with lava-loihi, which is not here to inspect (a
+host-side source such as ``RingBuffer`` needs lava-loihi's host↔chip adapters instead). The
+report says so.
 """
 
 from __future__ import annotations
@@ -202,8 +204,8 @@ def _statement(installed: bool, support: tuple[ProcessSupport, ...], off: tuple)
         return "lava-loihi is installed; the graph was compiled with Loihi2HwCfg." + tail
     stock = sorted({p.process for p in support if not p.project})
     stock_note = (
-        f" The stock processes ({', '.join(stock)}) have their neurocore models in "
-        "lava-loihi, which cannot be inspected here."
+        f" The stock processes ({', '.join(stock)}) get their neurocore models, where they "
+        "exist, from lava-loihi, which cannot be inspected here."
         if stock
         else ""
     )
