@@ -221,8 +221,8 @@ def _absmax(x: torch.Tensor) -> float:
 
 @dataclass
 class LIFRun:
-    """What :func:`run_lif` returns: bool spikes ``[T, B, *shape]``, counters, and (with
-    ``keep``) int64 numpy ``v``/``u`` ``[T, B, *shape]``."""
+    """What :func:`run_lif` returns: spikes (0./1. float32 ``[T, B, *shape]``), counters,
+    and (with ``keep``) int64 numpy ``v``/``u`` ``[T, B, *shape]``."""
 
     spikes: torch.Tensor
     overflow: int
@@ -265,7 +265,9 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     cv = torch.from_numpy(keep_v).to(dt) if keep_v.ndim else float(keep_v)
     b = torch.from_numpy(np.asarray(bias, np.int64)).to(dt)
     thr = float(fixed.threshold_v(layer.vth))
-    spikes = torch.empty((T, *shape), dtype=torch.bool)
+    spikes = torch.empty((T, *shape), dtype=torch.float32)  # written by comparisons (no bools)
+    flag = torch.empty(shape, dtype=dt)
+    count_dt = torch.float32 if flag.numel() < F32_EXACT else torch.float64  # exact 0/1 sums
     n_ovf = n_sat = n_tie = 0
     max_u = max_v = 0.0
     vs, us = [], []
@@ -300,9 +302,9 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
             v_sat = v.clamp(fixed.V_MIN, fixed.V_MAX)
             n_sat += int(torch.count_nonzero(v_sat != v))
             v = v_sat
-        n_tie += int(torch.count_nonzero(v == thr))
+        n_tie += int(torch.eq(v, thr, out=flag).sum(dtype=count_dt))
         s = torch.gt(v, thr, out=spikes[t])
-        v.masked_fill_(s, 0.0)
+        v.addcmul_(v, s if dt == torch.float32 else s.to(dt), value=-1.0)  # v ← 0 where spiked
         if keep:
             vs.append(v.to(torch.int64).numpy())
             us.append(u.to(torch.int64).numpy())
@@ -336,9 +338,12 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
     counts, feats, ovf, sat, ties, wraps, hclip = {}, {}, {}, {}, {}, {}, {}
     max_a, max_u, max_v = {}, {}, {}
     spikes_k, v_k, u_k, stream_k = {}, {}, {}, {}
+    pending = {n: len(network.out_edges(n)) for n in network.topological_order()}
     for name in network.topological_order():
         layer = network.layer(name)
         srcs = [e.src for e in network.in_edges(name)]
+        for src in srcs:
+            pending[src] -= 1
         if isinstance(layer, HostInputLayer):
             xh = host_layer_current(layer, given[name])  # conv2d images or embedding ids
             B = xh.shape[0]
@@ -371,13 +376,14 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
                     bias = bias + host_bias[s].reshape(B, *layer.shape)
             max_a[name] = int(_absmax(a.x)) if a is not None else 0
             res = run_lif(layer, a, max_a[name], bias, T, B, keep_states)
-            spk = res.spikes.to(torch.float32)
+            spk = res.spikes
             out[name] = Exact(spk.reshape(T * B, *layer.shape), 1.0)
-            counts[name] = spk.sum(dim=1).to(torch.int64).numpy()  # exact: B < 2²⁴
+            sum_dt = torch.float32 if B < F32_EXACT else torch.float64  # exact counts ≤ B
+            counts[name] = spk.sum(dim=1, dtype=sum_dt).to(torch.int64).numpy()
             ovf[name], sat[name], ties[name] = res.overflow, res.saturated, res.ties
             max_u[name], max_v[name] = res.max_u, res.max_v
             if keep_states:
-                spikes_k[name] = res.spikes.numpy()
+                spikes_k[name] = res.spikes.to(torch.bool).numpy()
                 v_k[name], u_k[name] = res.v, res.u
         elif isinstance(layer, ReadoutLayer):
             a = _sum([out[s] for s in srcs], (T, B, *layer.in_shape), name)
@@ -396,6 +402,9 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
                 stream_k[name] = xs.numpy()
         else:
             raise SimulationError(f"layer {name!r}: no simulator rule for {layer.KIND!r}")
+        for src in srcs:  # free a tensor after its last consumer (peak memory)
+            if pending[src] == 0:
+                out.pop(src, None)
     return SimResult(
         T=T, batch_size=int(B or 0), spike_counts=counts, features=feats, overflow_u=ovf,
         saturations_v=sat, ties=ties, conv_wraps=wraps, host_clipped=hclip, max_abs_a=max_a,
