@@ -18,7 +18,7 @@ def test_four_stages_chain(tmp_path):
     cfg_file = tmp_path / "student.json"
     cfg_file.write_text(json.dumps({**student_config().to_dict(), "img_size": 16}))
     c = ["--teacher", spec, "--dataset", "digits", "--no-progress", "--epochs", "1",
-         "--batch-size", "128", "--cache-dir", str(tmp_path / "cache")]
+         "--batch-size", "256", "--cache-dir", str(tmp_path / "cache")]
     assert main(["align-text", *c, "--config", str(cfg_file), "--out", str(tmp_path / "t.pt")]) == 0
     assert main(["align-image", *c, "--init", str(tmp_path / "t.pt"),
                  "--out", str(tmp_path / "a.pt")]) == 0

@@ -136,6 +136,7 @@ def test_gradient_angle_hand_values():
     assert stages.gradient_angle(b, [torch.tensor([1.0, 0.0]), None]) == pytest.approx(45.0)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_angle_gate_skips_every_step_when_gate_is_tiny(tmp_path):
     # A 1e-9 degree gate accepts only exactly parallel CE/KL gradients: no step is taken,
     # so the image tower's parameters stay as they were (BN running stats aside).
