@@ -132,7 +132,7 @@ def stage_data(ctx: ExportContext) -> str:
     """Pick the calibration/evaluation data: --calib, else the checkpoint's own dataset."""
     from spikeclip.training import data
 
-    name = ctx.options.calib or ctx.checkpoint.metadata.get("dataset")
+    name = ctx.options.calib or checkpoint_dataset(ctx.checkpoint.metadata)
     if not name:
         raise ExportUsageError(
             f"{ctx.options.model_path}: the checkpoint names no dataset; pass --calib digits "
@@ -155,6 +155,17 @@ def stage_data(ctx: ExportContext) -> str:
         templates=tuple(ctx.checkpoint.templates or splits.templates),
     )
     return f"{name}: {len(calib)} calibration images (train), {len(images)} test images"
+
+
+def checkpoint_dataset(metadata: Any) -> str | None:
+    """The dataset a checkpoint was trained on: ``metadata["dataset"]``, else the last training
+    stage's record (``metadata["stages"][-1]["dataset"]``, written by spikeclip-train)."""
+    if metadata.get("dataset"):
+        return str(metadata["dataset"])
+    stages = metadata.get("stages") or []
+    if stages and isinstance(stages[-1], dict) and stages[-1].get("dataset"):
+        return str(stages[-1]["dataset"])
+    return None
 
 
 def _stack(dataset: Any, limit: int) -> tuple[Any, Any]:
@@ -198,11 +209,10 @@ def stage_quantize(ctx: ExportContext) -> str:
 
 def stage_map(ctx: ExportContext) -> str:
     """Map the integer network onto cores and chips of the target generation."""
+    from export.lava.timing import align_delays
     from hardware.mapping import map_network
     from hardware.mapping_report import write_report
     from hardware.target_profiles import load_target
-
-    from export.lava.timing import align_delays
 
     target = load_target("loihi1" if ctx.options.target == "loihi1" else "loihi2")
     # The pipelined hardware needs the residual stream's aligning delays (DESIGN §4); the
