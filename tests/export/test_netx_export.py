@@ -10,6 +10,7 @@ Timing: netx layer i sits at pipeline depth i, so logical step t of prompt k is 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -21,6 +22,7 @@ from spikeclip.config import SpikeCLIPConfig
 from spikeclip.text_encoder import TextEncoder
 
 LIF1, FC1, LIF2 = nx.NAMES["lif1"], nx.NAMES["fc1"], nx.NAMES["lif2"]
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "examples" / "spikeclip-digits.pt"
 
 
 def _hand_encoder(token_value: float, w1: float, b1: float) -> TextEncoder:
@@ -149,3 +151,23 @@ def test_netx_spikes_equal_simulator(text_net, tmp_path):
     assert 0.05 < s2.mean() < 0.5
     assert len({s2[:, k].tobytes() for k in range(8)}) == 8
     assert len({s2[t].tobytes() for t in range(4)}) == 4
+
+
+@pytest.mark.lava
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="examples/spikeclip-digits.pt not built")
+def test_default_model_prompts_netx_equal_simulator(tmp_path):
+    from spikeclip import checkpoint
+    from spikeclip.training.teachers import load_tokenizer
+
+    ck = checkpoint.load(DEFAULT_MODEL)
+    tokenize = load_tokenizer(ck.metadata["tokenizer"])
+    prompts = [t.format(c) for c in ck.class_names[:8] for t in ck.templates[:1]]
+    ids = tokenize(prompts, ck.config.text_len).numpy()
+    assert ids.shape == (8, ck.config.text_len)
+    path, net, _ = nx.export_text_tower(ck.model.text_encoder, tmp_path / "text.net")
+    res = nx.run_netx(path, nx.drive_mantissas(net, ids), net.T)
+    sim = nx.simulate_text(net, ids)
+    for name in (LIF1, LIF2):
+        got, want = res.spikes[name], np.asarray(sim.spikes[name])
+        assert np.array_equal(got, want), f"{name}: {np.count_nonzero(got != want)} differ"
+        assert 0 < got.mean() < 1
