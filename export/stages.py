@@ -331,29 +331,36 @@ def stage_lava(ctx: ExportContext) -> str:
     return line
 
 
-def stage_energy(ctx: ExportContext) -> str:
-    """Exact operation counts from simulated activity, priced by the presets."""
+def simulated_activity(ctx: ExportContext, samples: int) -> tuple[dict[str, Any], int, str]:
+    """Per-sample spikes of the first ``samples`` test images from the bit-accurate simulator,
+    in the model's layer layout: ``({neuron: bool [T, B, *shape]}, B, description)``."""
     from hardware.energy.activity import spikes_from_simulator
-    from hardware.energy.pipeline import image_specs, model_report
-    from hardware.energy.plots import write_plots
-    from hardware.energy.report import write_report
+    from hardware.energy.pipeline import image_specs
     from hardware.simulate import simulate
 
-    n = min(len(ctx.data.images), ENERGY_SAMPLES)
+    n = min(len(ctx.data.images), samples)
     sim = simulate(ctx.network, ctx.data.images[:n], keep_states=True)
     spikes = spikes_from_simulator(
         {_model_path(k): v for k, v in sim.spikes.items()}, image_specs(ctx.checkpoint.model)
     )
+    return spikes, n, f"bit-accurate simulator, {n} {ctx.data.name} test images"
+
+
+def stage_energy(ctx: ExportContext) -> str:
+    """Exact operation counts from simulated activity, priced by the presets."""
+    from hardware.energy.pipeline import model_report
+    from hardware.energy.report import write_report
+
+    spikes, n, activity = simulated_activity(ctx, ENERGY_SAMPLES)
     report = model_report(
         ctx.checkpoint.model,
         spikes=spikes,
         samples=n,
-        activity=f"bit-accurate simulator, {n} {ctx.data.name} test images",
+        activity=activity,
         presets=ctx.options.presets,
-        ann_onnx_macs=getattr(ctx, "ann_macs", None),
+        ann_onnx_macs=ctx.ann_macs,
     )
-    write_report(report, ctx.folder)
-    write_plots(report, ctx.folder)
+    write_report(report, ctx.folder)  # energy.md, energy.json and the two PNG plots
     ctx.energy = report
     ctx.artifacts["energy.md"] = "per-layer operation counts and energy per preset (+ .json)"
     ctx.artifacts["energy_per_layer.png"] = "energy per layer per preset"

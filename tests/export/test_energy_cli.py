@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hardware.cli_energy import main
+from export.cli_energy import main
 from spikeclip.checkpoint import save
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.model import SpikeCLIP
@@ -32,3 +32,33 @@ def test_bad_checkpoint_exits_1_with_one_line(tmp_path, capsys) -> None:
     assert main([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("spikeclip-energy:") and "missing.pt" in err and "\n" not in err
+
+
+def test_measured_report_counts_the_simulators_spikes(tmp_path) -> None:
+    """With --data, spikes_out per LIF equals an independent run of the written network."""
+    import numpy as np
+    import torch
+
+    from hardware.network import LoihiNetwork
+    from hardware.simulate import simulate
+    from spikeclip.training.data import digits_splits
+
+    torch.manual_seed(1)
+    ckpt = save(tmp_path / "tiny.pt", SpikeCLIP(SpikeCLIPConfig.tiny()))
+    out = tmp_path / "report"
+    assert main([str(ckpt), "--out", str(out), "--data", "digits", "--samples", "8",
+                 "--no-onnx", "--preset", "int8-45nm"]) == 0  # fmt: skip
+    data = json.loads((out / "energy.json").read_text())
+    assert "structure only" not in data["assumptions"]["activity source"]
+    images = digits_splits(SpikeCLIPConfig.tiny().img_size).test.images[:8]
+    sim = simulate(LoihiNetwork.load(out / "network.npz"), images)
+    layers = {row["name"]: row for row in data["layers"]}
+    checked = 0
+    for name, counts in sim.spike_counts.items():
+        if name.endswith("qkv_lif"):  # split into q/k/v rows in the report
+            q, k, v = (layers[name.replace("qkv_lif", f"{p}_lif")]["spikes_out"] for p in "qkv")
+            assert q + k + v == counts.sum() / 8
+        else:
+            assert layers[name]["spikes_out"] == counts.sum() / 8
+        checked += 1
+    assert checked >= 10 and np.isclose(data["totals"]["counts"]["ann_macs"], 433_344)

@@ -1,10 +1,14 @@
-"""`spikeclip-energy MODEL.pt`: energy report of the image tower (structure only, for now).
+"""`spikeclip-energy MODEL.pt [--data NAME]`: energy report of the image tower.
 
 Writes ``energy.md``, ``energy.json``, ``energy_per_layer.png``, ``energy_firing_rate.png`` and
-(unless ``--no-onnx``) ``ann_twin.onnx`` into ``--out``. Until the bit-accurate simulator feeds
-measured activity, the report is labelled **structure only**: dense ops per step, ANN-twin MACs
-(also counted from the twin's ONNX file) and the dense upper bound of synaptic ops.
-Exit status: 0 on success, 1 with a one-line reason on a bad checkpoint or count error.
+(unless ``--no-onnx``) ``ann_twin.onnx`` into ``--out``.
+- With ``--data`` (e.g. ``digits``): the image tower is quantized (scales from the training
+  split) and the bit-accurate simulator runs ``--samples`` test images; its spikes give exact
+  synaptic-op counts (``network.npz`` and ``quantization.md`` are written beside the report).
+- Without: **structure only** — every neuron taken to spike at every step (the dense upper
+  bound), labelled as such.
+ANN-twin MACs are counted from the twin's ONNX file. Exit status: 0 on success, 1 with a
+one-line reason on a bad checkpoint, dataset or count error.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         help="price preset (repeatable; default: all)",
     )
     p.add_argument("--no-onnx", action="store_true", help="skip the ANN-twin ONNX MAC count")
+    p.add_argument(
+        "--data",
+        help="measure activity with the bit-accurate simulator on this dataset's test split "
+        "('digits' is bundled); without it the report is structure only",
+    )
+    p.add_argument("--samples", type=int, default=64, help="test images simulated (with --data)")
     return p  # fmt: skip
 
 
@@ -56,6 +66,25 @@ def _onnx_macs(config, out: Path) -> int:
     return count_onnx_macs(path).total
 
 
+def _simulated(args: argparse.Namespace, ckpt):
+    """Quantize on the dataset's training split, simulate ``args.samples`` test images."""
+    from export.stages import (
+        ExportContext,
+        ExportOptions,
+        simulated_activity,
+        stage_data,
+        stage_quantize,
+    )
+
+    options = ExportOptions(
+        model_path=args.model, target="sim", out=args.out, calib=args.data, samples=args.samples
+    )
+    ctx = ExportContext(options=options, folder=args.out, checkpoint=ckpt)
+    stage_data(ctx)
+    stage_quantize(ctx)
+    return simulated_activity(ctx, args.samples)
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, count, write; returns the exit status."""
     from hardware.energy.pipeline import model_report
@@ -65,13 +94,20 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load(args.model)
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_macs = None if args.no_onnx else _onnx_macs(ckpt.config, args.out)
+    measured = {}
+    title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
+    if args.data:
+        spikes, samples, activity = _simulated(args, ckpt)
+        measured = {"spikes": spikes, "samples": samples, "activity": activity}
+        title = f"{args.model.name}: image encoder energy ({activity})"
     rep = model_report(
         ckpt.model,
         order=args.order,
         dense_runs=ckpt.config.T if args.first_layer_every_step else 1,
         presets=args.preset,
         ann_onnx_macs=onnx_macs,
-        title=f"{args.model.name}: image encoder energy (STRUCTURE ONLY)",
+        title=title,
+        **measured,
     )
     for path in write_report(rep, args.out):
         print(path)
@@ -83,11 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from export.onnx_export import OnnxExportError
     from export.onnx_macs import OnnxMacsError
+    from export.stages import ExportUsageError
+    from hardware.quantize import QuantizationRangeError
     from spikeclip.errors import SpikeCLIPError
+    from spikeclip.training.data import DatasetNotFoundError, UnknownDatasetError
 
+    known = (
+        SpikeCLIPError, EnergyError, OnnxExportError, OnnxMacsError, ExportUsageError,
+        QuantizationRangeError, DatasetNotFoundError, UnknownDatasetError,
+    )  # fmt: skip
     try:
         return run(args)
-    except (SpikeCLIPError, EnergyError, OnnxExportError, OnnxMacsError) as err:
+    except known as err:
         print(f"spikeclip-energy: {err}", file=sys.stderr)
         return 1
 
