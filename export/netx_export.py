@@ -551,19 +551,22 @@ class NetxResult:
     layer_names: tuple[str, ...] = field(default_factory=tuple)
 
 
-def run_netx(path: str | os.PathLike, drive_mant: Any, T: int) -> NetxResult:
+def run_netx(
+    path: str | os.PathLike, drive_mant: Any, T: int, *, timeout_s: float = 600.0
+) -> NetxResult:
     """Load ``path`` with ``lava.lib.dl.netx.hdf5.Network(reset_interval=T)`` and run prompts.
 
     ``drive_mant`` int ``[B, N_in]``: per-prompt LIF1 bias mantissas (:func:`drive_mantissas`),
     injected into ``layers[0].neuron.bias_mant`` (module doc). Every layer's spikes go to a
-    stock ``RingBuffer`` sink. Runs ``Loihi2SimCfg(select_tag="fixed_pt")`` and always stops.
+    stock ``RingBuffer`` sink. Runs ``Loihi2SimCfg(select_tag="fixed_pt")`` inside
+    ``export.lava.runner.LavaSession`` (always released; a failing or dead child, or a run
+    longer than ``timeout_s``, raises ``export.lava.LavaRunError``).
     """
     from lava.lib.dl.netx.hdf5 import Network
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer
 
     from export.lava.procs.injection.process import BiasInjection
+    from export.lava.runner import LavaSession
 
     names = netx_layer_names(path)
     mant = np.asarray(drive_mant)
@@ -586,11 +589,9 @@ def run_netx(path: str | os.PathLike, drive_mant: Any, T: int) -> NetxResult:
         sinks.append(sink)
     build_s = time.perf_counter() - start
     start = time.perf_counter()
-    try:
-        net.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        data = [np.asarray(s.data.get()) for s in sinks]  # [N, n_steps], column time_step − 1
-    finally:
-        net.stop()
+    with LavaSession(net, n_steps, timeout_s=timeout_s) as session:
+        session.run()
+        data = [session.get(s.data) for s in sinks]  # [N, n_steps], column time_step − 1
     spikes = {}
     t_idx = np.arange(T)[:, None] + T * np.arange(B)[None, :]  # [T, B]: k·T + t
     for depth, (name, d) in enumerate(zip(names, data)):

@@ -171,3 +171,11 @@ def test_default_model_prompts_netx_equal_simulator(tmp_path):
         got, want = res.spikes[name], np.asarray(sim.spikes[name])
         assert np.array_equal(got, want), f"{name}: {np.count_nonzero(got != want)} differ"
         assert 0 < got.mean() < 1
+
+
+@pytest.mark.lava
+def test_run_netx_rejects_a_drive_of_the_wrong_width(text_net, tmp_path):
+    net, ids = text_net
+    path = nx.write_netx(net, tmp_path / "text.net")
+    with pytest.raises(nx.NetxExportError, match=r"drive must be \[B, 48\]"):
+        nx.run_netx(path, nx.drive_mantissas(net, ids)[:, :47], net.T)
