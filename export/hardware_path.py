@@ -218,7 +218,9 @@ def hardware_path(
     """Check (and, with lava-loihi, compile) a ``LavaGraph`` for Loihi 2.
 
     Without lava-loihi: the report's ``statement`` says so and lists the off-chip processes;
-    nothing is built. With it and ``compile_graph``: ``graph.build(inputs)`` then
+    nothing is built and ``inputs`` may be ``None``. With it and ``compile_graph``:
+    ``graph.build(inputs)`` (inputs as for ``LavaGraph.build``; ``None`` is a
+    :class:`HardwarePathError`) then
     ``compile(run_cfg=Loihi2HwCfg(select_tag="fixed_pt"))``; a compile failure is returned as
     ``compile_error`` (Lava's reason) next to the listing that usually explains it.
     """
@@ -228,6 +230,12 @@ def hardware_path(
     compiled, error = False, None
     if installed and compile_graph:
         from lava.magma.core.run_configs import Loihi2HwCfg
+
+        if inputs is None:
+            raise HardwarePathError(
+                "hardware_path: lava-loihi is installed; pass the inputs of a batch so the "
+                "graph can be built and compiled (or compile_graph=False)"
+            )
 
         build = graph.build(inputs, record_spikes=False)
         try:

@@ -147,7 +147,10 @@ def test_installed_path_compiles_with_loihi2hwcfg(monkeypatch):
 
     seen = []
     monkeypatch.setattr(hp, "lava_loihi_installed", lambda: True)
-    report = hp.hardware_path(_stand_in_graph(lambda run_cfg: seen.append(run_cfg)))
+    with pytest.raises(hp.HardwarePathError, match="pass the inputs"):
+        hp.hardware_path(_stand_in_graph(lambda run_cfg: seen.append(run_cfg)))
+    assert not seen
+    report = hp.hardware_path(_stand_in_graph(lambda run_cfg: seen.append(run_cfg)), inputs=[])
     assert report.compiled and isinstance(seen[0], Loihi2HwCfg)
     assert seen[0].select_tag == "fixed_pt"
     assert report.statement.startswith("lava-loihi is installed; the graph was compiled")
@@ -155,7 +158,7 @@ def test_installed_path_compiles_with_loihi2hwcfg(monkeypatch):
     def fails(run_cfg):
         raise RuntimeError("no NcProcessModel for TokenLinear")
 
-    report = hp.hardware_path(_stand_in_graph(fails))
+    report = hp.hardware_path(_stand_in_graph(fails), inputs=[])
     assert not report.compiled
     assert report.compile_error == "RuntimeError: no NcProcessModel for TokenLinear"
     assert "failed to compile" in report.statement
