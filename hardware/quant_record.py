@@ -98,14 +98,15 @@ class QuantRecord:
             "",
             "## Synapses",
             "",
-            "| layer | kind | s | sign | bits | % clipped | % → 0 | max |w| | max Σ|w| |",
-            "|---|---|---:|---|---:|---:|---:|---:|---:|",
+            "| layer | kind | s | sign | bits | weight_exp | % clipped | % → 0 | max |w| "
+            "| max Σ|w| |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for s in self.synapses:
             lines.append(
                 f"| {s.name} | {s.kind} | {s.scale:g} | {s.sign_mode} | {s.num_weight_bits} | "
-                f"{s.pct_clipped:.3f} | {s.pct_rounded_to_zero:.2f} | {s.max_abs_weight} | "
-                f"{s.max_row_abs_sum} |"
+                f"{s.weight_exp} | {s.pct_clipped:.3f} | {s.pct_rounded_to_zero:.2f} | "
+                f"{s.max_abs_weight} | {s.max_row_abs_sum} |"
             )
         lines += [
             "",
