@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hardware.float_graph import FHostInput, FSynapse
 from hardware.graph_run import run_graph
 from hardware.layers import LIFLayer
 from hardware.lower_torch import graph_from_image_encoder
@@ -73,12 +75,15 @@ class FidelityReport:
     first_diverging_layer: str | None
     first_diverging_layer_twin: str | None
     totals: dict[str, int]
+    noise_floor_rel: float
+    noise_floor_agreement: tuple[float, ...]
     layers: tuple[LayerFidelity, ...]
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["layers"] = [asdict(x) for x in self.layers]
+        out["noise_floor_agreement"] = list(self.noise_floor_agreement)
         out["notes"] = list(self.notes)
         return out
 
@@ -96,6 +101,8 @@ class FidelityReport:
             f"{pct(self.agreement_float_twin)}",
             f"- feature cosine float↔sim: mean {self.cosine_float_sim_mean:.5f}, "
             f"min {self.cosine_float_sim_min:.5f}",
+            f"- noise floor: float↔float agreement with {self.noise_floor_rel:.2g} relative "
+            "weight noise: " + ", ".join(pct(a) for a in self.noise_floor_agreement),
             f"- twin == simulation bit for bit (spikes, features): {self.twin_sim_bit_exact}",
             f"- first layer where float and simulated spikes differ: "
             f"{self.first_diverging_layer or 'none'}; twin vs sim: "
@@ -147,11 +154,17 @@ def fidelity(
     class_matrix: Tensor,
     *,
     batch_size: int = 128,
+    noise_rel: float = 2.0**-8,
+    noise_seeds: int = 3,
 ) -> FidelityReport:
     """Compare float, twin and simulation on ``images [B, C, H, W]`` with ``labels [B]``.
 
     ``image_encoder``: the float `ImageEncoder` the network was quantized from (left unchanged;
     a float64 copy is run). ``class_matrix`` ``[classes, out_dim]``.
+
+    Noise floor (context for the agreement figure): the float model's prediction agreement with
+    itself when every synaptic weight is multiplied by ``1 + noise_rel·N(0, 1)`` (default 2⁻⁸,
+    about the relative step of an 8-bit weight), once per seed ``0 … noise_seeds − 1``.
     """
     enc = copy.deepcopy(image_encoder).double().eval()
     compare = ">" if getattr(enc.config, "strict_threshold", False) else ">="
@@ -192,6 +205,11 @@ def fidelity(
             a["ovf"] = a.get("ovf", 0) + sim.overflow_u[n]
             a["sat"] = a.get("sat", 0) + sim.saturations_v[n]
     p = {k: torch.cat(v) for k, v in preds.items()}
+    floor = tuple(
+        float((_noisy_predictions(graph, images, class_matrix, noise_rel, seed, compare,
+                                  batch_size) == p["float"]).double().mean())
+        for seed in range(noise_seeds)
+    )
     y = labels.to(torch.int64)
     c = torch.cat(cos)
     layers = tuple(
@@ -216,8 +234,26 @@ def fidelity(
         cosine_float_sim_mean=mean(c), cosine_float_sim_min=float(c.min()),
         twin_sim_bit_exact=feats_equal and first_twin is None,
         first_diverging_layer=first, first_diverging_layer_twin=first_twin,
-        totals=totals, layers=layers, notes=NOTES,
+        totals=totals, noise_floor_rel=noise_rel, noise_floor_agreement=floor, layers=layers,
+        notes=NOTES,
     )
+
+
+def _noisy_predictions(graph, images, class_matrix, rel, seed, compare, batch_size) -> Tensor:
+    """Float-graph predictions with every synapse weight scaled by ``1 + rel·N(0, 1)``."""
+    gen = torch.Generator().manual_seed(seed)
+    noisy = {
+        n.name: dataclasses.replace(
+            n, weight=n.weight * (1 + rel * torch.randn(n.weight.shape, generator=gen,
+                                                        dtype=n.weight.dtype)))
+        for n in graph.nodes if isinstance(n, FSynapse | FHostInput)
+    }
+    g = graph.replace(noisy)
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(torch.float64)
+        out.append(_logits(run_graph(g, x, compare=compare).features, class_matrix).argmax(-1))
+    return torch.cat(out)
 
 
 def digits_class_matrix(checkpoint) -> Tensor:

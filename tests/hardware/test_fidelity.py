@@ -32,7 +32,8 @@ def setup():
 def test_report_figures(setup, tmp_path):
     enc, calib, images, labels, cm = setup
     net, _ = quantize_graph(graph_from_image_encoder(enc), calib)
-    rep = fidelity(enc, net, images, labels, cm, batch_size=10)  # 3 batches: 10 + 10 + 4
+    rep = fidelity(enc, net, images, labels, cm, batch_size=10,  # 3 batches: 10 + 10 + 4
+                   noise_rel=0.0, noise_seeds=2)
     sim = simulate(net, images)
     sim_pred = (F.normalize(torch.from_numpy(sim.feature), dim=-1) @ cm.T).argmax(-1)
     assert rep.samples == 24
@@ -45,6 +46,7 @@ def test_report_figures(setup, tmp_path):
         assert layer.spikes_sim == int(sim.spike_counts[layer.name].sum())
         assert layer.twin_equals_sim and layer.spikes_twin == layer.spikes_sim
     assert rep.totals == sim.totals()
+    assert rep.noise_floor_agreement == (1.0, 1.0)  # zero noise reproduces the float model
     rep.write(tmp_path)
     data = json.loads((tmp_path / "fidelity.json").read_text())
     assert data["top1_sim"] == rep.top1_sim and len(data["layers"]) == len(rep.layers)
@@ -63,3 +65,5 @@ def test_coarse_quantization_is_visible(setup):
     assert mean_agree(b) < mean_agree(a)
     assert b.cosine_float_sim_mean < a.cosine_float_sim_mean
     assert b.twin_sim_bit_exact  # the twin stays exact however coarse the grid
+    assert len(a.noise_floor_agreement) == 3
+    assert all(0.0 <= x <= 1.0 for x in a.noise_floor_agreement)
