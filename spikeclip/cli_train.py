@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
         if name == "finetune":
             s.add_argument("--kl-weight", type=float, default=1.0)
             s.add_argument("--temperature", type=float, default=1.0)
+            s.add_argument("--hardware-aware", action="store_true",
+                           help="fine-tune the image tower through its Loihi fake-quant twin "
+                           "(straight-through rounding; hardware.hardware_aware) to recover "
+                           "accuracy lost to quantization; needs --init")
             s.add_argument("--angle-gate", type=float,
                            help="degrees; > 0 enables the gradient-angle gate")
     return p
@@ -167,6 +171,8 @@ def run(a: argparse.Namespace) -> int:
                            weights=a.teacher_weights)
     splits = _splits(a, teacher, model.config.img_size)
     common = {"cfg": cfg, "workdir": workdir, "resume": a.resume}
+    if getattr(a, "hardware_aware", False):
+        return _hardware_aware(a, model, teacher, splits, meta, out)
     t0 = time.perf_counter()
     with _data_parallel(a, model, teacher):
         if a.command == "align-text":
@@ -209,6 +215,33 @@ def run(a: argparse.Namespace) -> int:
         checkpoint.save(out, model, class_names=list(splits.class_names),
                         templates=list(splits.templates), metadata=meta)
     print(f"{a.command}: wrote {out} (val {res.metrics})")
+    return 0
+
+
+def _hardware_aware(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
+                    splits: data.Splits, meta: dict, out: Path) -> int:
+    """`finetune --hardware-aware`: train through the fake-quant twin, save like finetune."""
+    # Lazy: the training package sits before the hardware stage; only this CLI path composes.
+    from hardware.hardware_aware import HardwareAwareOptions, finetune_hardware_aware
+
+    if not a.init:
+        raise stages.StageInputError("--hardware-aware fine-tunes a trained model: pass --init")
+    if distributed.current().enabled:
+        raise distributed.DistributedError("--hardware-aware runs in one process (no torchrun)")
+    t0 = time.perf_counter()
+    w = _class_matrix(a, model, teacher, splits)
+    options = HardwareAwareOptions(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                                   logit_scale=a.logit_scale, seed=a.seed,
+                                   max_steps=a.max_steps)
+    result = finetune_hardware_aware(model, splits.train, w, options=options)
+    record = {"command": "finetune --hardware-aware", "teacher": a.teacher,
+              "dataset": a.dataset, "seconds": round(time.perf_counter() - t0, 2),
+              "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
+              "history": list(result.history)}
+    meta.setdefault("stages", []).append(record)
+    checkpoint.save(out, model, class_names=list(splits.class_names),
+                    templates=list(splits.templates), metadata=meta)
+    print(f"finetune --hardware-aware: wrote {out} (last epoch {result.history[-1]})")
     return 0
 
 
