@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     if not DEFAULT_MODEL.is_file():
         print(f"make demo: {DEFAULT_MODEL} is missing (see examples/README.md)", file=sys.stderr)
         return 3
-    args = [str(DEFAULT_MODEL), "--target", "loihi", "--out", str(OUT), *(argv or [])]
+    # The whole digits test split (450 images), as in examples/README.md.
+    args = [str(DEFAULT_MODEL), "--target", "loihi", "--samples", "450", "--out", str(OUT)]
+    args += argv or []
     print("$ spikeclip-export " + " ".join(args), flush=True)
     code = cli.main(args)
     if code == 0:
