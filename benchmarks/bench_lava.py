@@ -240,16 +240,17 @@ def paper_build_child(net_path: str, limit_gib: float) -> dict:
     limit = _vm_bytes() + int(limit_gib * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     t0 = time.perf_counter()
+    graph = to_lava(net)
+    plan_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     try:
-        graph = to_lava(net)
-        plan_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
         build = graph.build(x, record_spikes=False)
         return {"status": "ok", "plan_s": plan_s, "build_s": time.perf_counter() - t0,
                 "processes": len(build.processes)}
     except MemoryError as err:
         return {"status": f"over the address-space limit ({limit_gib:g} GiB above start): "
-                          f"{err}", "failed_after_s": time.perf_counter() - t0}
+                          f"{err}", "plan_s": plan_s, "build_failed_after_s":
+                time.perf_counter() - t0}
 
 
 def run_build_child(net_path: Path, limit_gib: float, timeout: float) -> dict:
