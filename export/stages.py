@@ -300,27 +300,48 @@ def stage_simulate(ctx: ExportContext) -> str:
 
 
 def stage_lava(ctx: ExportContext) -> str:
-    """Run the first --run-lava samples in Lava and compare with the simulator, node by node."""
+    """Write lava/ (the process graph, the text tower as netx HDF5, the hardware-path check),
+    then run the first --run-lava samples in Lava and compare with the simulator node by node."""
+    from export.hardware_path import hardware_path
     from export.lava.runner import compare_to_sim, run_lava, to_lava
+    from export.netx_export import export_text_tower
     from hardware.simulate import simulate
 
+    folder = ctx.folder / "lava"
+    folder.mkdir()
+    graph = to_lava(ctx.network)
+    write_text_atomic(
+        folder / "image_encoder.md", "# Lava process graph: image tower\n\n" + graph.table() + "\n"
+    )
+    export_text_tower(ctx.checkpoint.model.text_encoder, folder / "text_encoder.net")
+    hw = hardware_path(graph, compile_graph=False)
+    write_text_atomic(folder / "hardware_path.md", hw.markdown())
+    ctx.artifacts["lava/image_encoder.md"] = "the image tower's Lava processes, delays, depths"
+    ctx.artifacts["lava/text_encoder.net"] = "text tower LIF→Dense→LIF as a lava-dl netx HDF5"
+    ctx.artifacts["lava/hardware_path.md"] = "Loihi 2 hardware path: what cannot run on chip"
+    ctx.summary_lines.append(f"- hardware path: {hw.statement}")
     n = ctx.options.run_lava
     if n <= 0:
-        ctx.summary_lines.append("- Lava: skipped (--run-lava 0)")
-        return "skipped (--run-lava 0)"
+        ctx.summary_lines.append("- Lava check: skipped (--run-lava 0)")
+        return "lava/ written; run skipped (--run-lava 0)"
     images = ctx.data.images[:n]
-    lava = run_lava(to_lava(ctx.network), images)
+    lava = run_lava(graph, images)
     sim = simulate(ctx.network, images, keep_states=True)
     comparison = compare_to_sim(lava, sim, ctx.network)
     spikes_off = sum(comparison.spike_mismatches.values())
     streams_off = sum(comparison.stream_mismatches.values())
     feature_diff = max(comparison.feature_max_abs_diff.values(), default=0.0)
-    exact = not comparison.missing and spikes_off == 0 and streams_off == 0
+    exact = (
+        not comparison.missing
+        and not comparison.shape_mismatches
+        and spikes_off == 0
+        and streams_off == 0
+    )
     verdict = (
         f"every spike and readout stream identical (max |Δ feature| {feature_diff:.1e})"
         if exact
         else f"DIFFERS: {spikes_off} neuron-steps, {streams_off} stream entries, "
-        f"missing {list(comparison.missing)}"
+        f"shapes {list(comparison.shape_mismatches)}, missing {list(comparison.missing)}"
     )
     line = f"{n} samples, Lava vs simulator: {verdict}; {lava.wall_s:.1f} s in Lava"
     ctx.summary_lines.append(f"- Lava check: {line}")
@@ -381,8 +402,6 @@ def _model_path(layer_name: str) -> str:
     model's (``image_encoder.`` prefix)."""
     prefix = "image_encoder."
     return layer_name if layer_name.startswith(prefix) else prefix + layer_name
-
-
 
 
 def _versions() -> dict[str, str]:

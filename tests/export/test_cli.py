@@ -72,6 +72,9 @@ def test_end_to_end_loihi_on_tiny(tiny_checkpoint: Path, tmp_path: Path) -> None
         "report.md",
     }
     assert expected <= {p.name for p in out.iterdir()}
+    lava_files = {p.name for p in (out / "lava").iterdir()}
+    assert lava_files == {"image_encoder.md", "text_encoder.net", "hardware_path.md"}
+    assert "not installed" in (out / "lava" / "hardware_path.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format_version"] == stages.MANIFEST_FORMAT_VERSION
     digest = __import__("hashlib").sha256(tiny_checkpoint.read_bytes()).hexdigest()
