@@ -162,13 +162,16 @@ def synapse(layer, s: Exact, T: int, B: int) -> tuple[Exact, int]:
     e = int(layer.weight_exp)
     out_bound = bound * 2.0**e if e >= 0 else bound * 2.0**e + 1.0
     dt = exact_dtype(max(bound, out_bound), layer.name)
-    wt = torch.from_numpy(w).to(dt)
+    # 2^e folded into the (8-bit, so exactly scaled) weights: with e ≥ 0 every partial sum is
+    # an integer ≤ out_bound, with e < 0 a multiple of 2^e of at most `bound` steps; both exact
+    # in `dt`. For e < 0 one in-place floor completes fixed.shift_weight_exp_floor.
+    wt = torch.from_numpy(w).to(dt) * float(2.0**e)
     x = s.x.to(dt)
     if isinstance(layer, TokenLinearLayer):
         acc = torch.matmul(wt, x.reshape(T * B, -1, layer.tokens))  # [T·B, C_out, N]
     else:
         acc = x.reshape(T * B, -1) @ wt.T
-    out = shift_weight_exp_floor(acc, e)
+    out = acc.floor_() if e < 0 else acc
     return Exact(out.reshape(T * B, *layer.out_shape), out_bound), 0
 
 
