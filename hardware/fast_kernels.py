@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from hardware import fixed
-from hardware.graph_run import attention_current, readout_features
+from hardware.graph_run import attention_current
 from hardware.host_input import host_layer_current
 from hardware.layers import (
     AttentionLayer,
@@ -49,6 +49,7 @@ from hardware.layers import (
     TokenLinearLayer,
 )
 from hardware.network import LoihiNetwork
+from hardware.readout import readout_layer_features
 
 #: float32 / float64 hold every integer of magnitude below these exactly.
 F32_EXACT = float(1 << 24)
@@ -392,17 +393,9 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
             a = _sum([out[s] for s in srcs], (T, B, *layer.in_shape), name)
             a_np = a.x.to(torch.float64).numpy()
             max_a[name] = int(_absmax(a.x))
-            lead = (-1, *([1] * (len(layer.in_shape) - 1)))
-            bias = np.asarray(layer.input_bias, np.float64).reshape(lead)
-            xs = torch.from_numpy(a_np * layer.input_scale + bias)
-            axes = () if layer.token_axis is None else (layer.token_axis,)
-            feats[name] = readout_features(
-                xs, axes, torch.tensor(np.asarray(layer.time_weights, np.float64)),
-                torch.tensor(np.asarray(layer.head_weight, np.float64)),
-                torch.tensor(np.asarray(layer.head_bias, np.float64)),
-            ).numpy()
+            stream, feats[name] = readout_layer_features(a_np, layer)
             if keep_states:
-                stream_k[name] = xs.numpy()
+                stream_k[name] = stream
         else:
             raise SimulationError(f"layer {name!r}: no simulator rule for {layer.KIND!r}")
         for src in srcs:  # free a tensor after its last consumer (peak memory)

@@ -107,13 +107,20 @@ def readout_features(
     """Host readout: ``head_weight · Σ_t w_t · mean_tokens(xs[t]) + head_bias``.
 
     ``xs`` ``[T, B, D, ...]`` the decoded stream; ``token_axes`` index the per-sample axes
-    (0 = channels). Returns ``[B, F]``. Shared by the twin and the simulator.
+    (0 = channels). Returns ``[B, F]``. Shared by the twin, the simulator and (through
+    `hardware.readout`) the Lava host-readout process.
+
+    Batch-invariant by construction: every reduction runs along one sample's own elements
+    (broadcast multiply then sum, no GEMM, whose blocking depends on the batch size), so a
+    host that decodes one sample at a time gets the same float64 bits as a batched run.
     """
     axes = tuple(a + 2 for a in token_axes)
-    pooled = xs.mean(dim=axes) if axes else xs
-    feat = torch.einsum("t,tbf->bf", time_weights.to(pooled.dtype), pooled)
+    pooled = xs.mean(dim=axes) if axes else xs  # [T, B, D]
+    weights = time_weights.to(pooled.dtype).reshape(-1, *([1] * (pooled.dim() - 1)))
+    feat = (weights * pooled).sum(dim=0)  # [B, D]
     if head_weight is not None:
-        feat = feat @ head_weight.to(feat.dtype).T + head_bias.to(feat.dtype)
+        feat = (feat.unsqueeze(-2) * head_weight.to(feat.dtype)).sum(dim=-1)
+        feat = feat + head_bias.to(feat.dtype)
     return feat
 
 

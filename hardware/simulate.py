@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from hardware import fixed
-from hardware.graph_run import attention_current, readout_features
+from hardware.graph_run import attention_current
 from hardware.host_input import host_layer_current
 from hardware.layers import (
     AttentionLayer,
@@ -37,6 +37,7 @@ from hardware.layers import (
     TokenLinearLayer,
 )
 from hardware.network import LoihiNetwork
+from hardware.readout import readout_layer_features
 
 #: float32 holds every integer below 2²⁴ exactly.
 F32_EXACT = 1 << 24
@@ -246,17 +247,9 @@ def simulate(
         elif isinstance(layer, ReadoutLayer):
             a = sum(out[s].reshape(T, B, *layer.in_shape) for s in srcs)
             max_a[name] = int(np.abs(a).max(initial=0))
-            lead = (-1, *([1] * (len(layer.in_shape) - 1)))
-            bias = np.asarray(layer.input_bias, np.float64).reshape(lead)
-            xs = torch.from_numpy(a.astype(np.float64) * layer.input_scale + bias)
-            axes = () if layer.token_axis is None else (layer.token_axis,)
-            feats[name] = readout_features(
-                xs, axes, torch.tensor(np.asarray(layer.time_weights, np.float64)),
-                torch.tensor(np.asarray(layer.head_weight, np.float64)),
-                torch.tensor(np.asarray(layer.head_bias, np.float64)),
-            ).numpy()
+            stream, feats[name] = readout_layer_features(a, layer)
             if keep_states:
-                stream_k[name] = xs.numpy()
+                stream_k[name] = stream
         else:
             raise SimulationError(f"layer {name!r}: no simulator rule for {layer.KIND!r}")
     return SimResult(

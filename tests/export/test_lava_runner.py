@@ -109,7 +109,7 @@ def test_exception_in_a_process_model_raises_promptly_and_leaves_nothing(baselin
     from export.lava.procs.readout.process import HostReadout
 
     # A readout whose head expects 5 features but receives 2 channels: its model raises a
-    # numpy ValueError in its child process at the first sample's last step (Lava step 2).
+    # torch RuntimeError in its child process at the first sample's last step (Lava step 2).
     src = RingBuffer(data=np.ones((2, 3, 6), np.int32))
     bad = HostReadout(
         in_shape=(2, 3),
@@ -125,7 +125,8 @@ def test_exception_in_a_process_model_raises_promptly_and_leaves_nothing(baselin
     src.s_out.connect(bad.a_in)
     session = LavaSession(src, 6, timeout_s=FAIL_WITHIN_S)
     start = time.monotonic()
-    with pytest.raises(LavaRunError, match="mismatch in its core dimension"):
+    # (the head (4, 5) does not fit the 2 channels: the shared decode raises in the child)
+    with pytest.raises(LavaRunError, match="in child: RuntimeError: The size of tensor a"):
         with session:
             session.run()
     assert time.monotonic() - start < FAIL_WITHIN_S

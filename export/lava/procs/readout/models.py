@@ -11,6 +11,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from export.lava.procs.readout.process import HostReadout
+from hardware.readout import decode_readout
 
 
 @implements(proc=HostReadout, protocol=LoihiProtocol)
@@ -40,11 +41,16 @@ class PyHostReadoutModel(PyLoihiProcessModel):
             self.features[k] = self._decode(self.stream[k])
 
     def _decode(self, a: np.ndarray) -> np.ndarray:
-        """``head_weight @ Σ_t w_t · mean_tokens(a_t · scale + bias) + head_bias`` (float64)."""
+        """One sample's ``[T, *in_shape]`` currents → features, by the simulator's own decode
+        (`hardware.readout.decode_readout`, batch-invariant), so the two agree bit for bit."""
         p = self.proc_params
-        lead = (-1, *([1] * (a.ndim - 2)))
-        xs = a.astype(np.float64) * p["input_scale"] + self.input_bias.reshape(lead)
-        if p["token_axis"] is not None:
-            xs = xs.mean(axis=p["token_axis"] + 1)
-        pooled = np.einsum("t,tf->f", self.time_weights, xs)
-        return self.head_weight @ pooled + self.head_bias
+        _, features = decode_readout(
+            a[:, None],
+            input_scale=p["input_scale"],
+            input_bias=self.input_bias,
+            token_axis=p["token_axis"],
+            time_weights=self.time_weights,
+            head_weight=self.head_weight,
+            head_bias=self.head_bias,
+        )
+        return features[0]
