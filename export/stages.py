@@ -386,12 +386,22 @@ def stage_energy(ctx: ExportContext) -> str:
     ctx.artifacts["energy.md"] = "per-layer operation counts and energy per preset (+ .json)"
     ctx.artifacts["energy_per_layer.png"] = "energy per layer per preset"
     ctx.artifacts["energy_firing_rate.png"] = "firing rate per layer"
+    ctx.summary_lines.append(f"- energy per image: {energy_summary(report)}")
+    return energy_summary(report)
+
+
+def energy_summary(report: Any) -> str:
+    """SNN (and ANN twin) energy per image for each preset, and the SNN/ANN ratio range."""
+    from hardware.energy.report import format_energy
+
+    parts = []
+    for total in report.totals():
+        ann = "" if total.ann_pj is None else f" vs ANN {format_energy(total.ann_pj)}"
+        parts.append(f"{total.preset} SNN {format_energy(total.snn_pj)}{ann}")
     ratio = report.ratio_range()
-    line = f"{len(report.presets)} presets" + (
-        f"; SNN/ANN energy ratio {ratio[0]:.3f} to {ratio[1]:.3f} over presets" if ratio else ""
-    )
-    ctx.summary_lines.append(f"- energy: {line}")
-    return line
+    if ratio:
+        parts.append(f"SNN/ANN ratio {ratio[0]:.3f}–{ratio[1]:.3f} over presets")
+    return "; ".join(parts)
 
 
 ENERGY_SAMPLES = 64
