@@ -141,19 +141,27 @@ def _weights(layer, axes: tuple[int, ...], bound_in: float) -> tuple[np.ndarray,
     return w, bound_in * row
 
 
-def synapse(layer, s: Exact, T: int, B: int) -> tuple[Exact, int]:
+def synapse(layer, s: Exact, T: int, B: int, nhwc_out: bool = False) -> tuple[Exact, int]:
     """Current (wu) ``[T·B, *out_shape]`` of a Conv/TokenLinear/Dense layer, and wrap count.
 
     Bound: ``max|s| · max_o Σ_i |w_oi|`` bounds every partial sum in any summation order.
+    ``nhwc_out``: leave a conv's output in channels-last memory (its consumers are all
+    elementwise LIFs / max-pools on ``[C, H, W]``), else return it contiguous.
     """
     if isinstance(layer, ConvLayer):
         w, bound = _weights(layer, (1, 2, 3), s.bound)
         wrap = bound >= fixed.STATE_HALF_RANGE  # else |acc| < 2²³: the 24-bit wrap is identity
         dt = exact_dtype(bound, layer.name)
         dt = torch.float64 if wrap else dt
-        acc = F.conv2d(s.x.to(dt).reshape(T * B, *layer.in_shape), torch.from_numpy(w).to(dt),
+        # channels-last (NHWC memory): oneDNN's faster direct conv; the output stays NHWC and
+        # the LIFs and max-pools after it run elementwise on that memory order (no copies).
+        nhwc = torch.channels_last
+        acc = F.conv2d(s.x.to(dt).reshape(T * B, *layer.in_shape).contiguous(memory_format=nhwc),
+                       torch.from_numpy(w).to(dt).contiguous(memory_format=nhwc),
                        stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
                        groups=layer.groups)
+        if not nhwc_out:
+            acc = acc.contiguous()
         if not wrap:
             return Exact(acc, bound), 0
         out = wrap_s24(acc)
@@ -269,8 +277,10 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     cv = torch.from_numpy(keep_v).to(dt) if keep_v.ndim else float(keep_v)
     b = torch.from_numpy(np.asarray(bias, np.int64)).to(dt)
     thr = float(fixed.threshold_v(layer.vth))
-    spikes = torch.empty((T, *shape), dtype=torch.float32)  # written by comparisons (no bools)
-    flag = torch.empty(shape, dtype=dt)
+    # New tensors follow the input's memory order (NHWC after a conv) so every step is dense.
+    spikes = (torch.empty_like(x, dtype=torch.float32) if x is not None
+              else torch.empty((T, *shape), dtype=torch.float32))  # 0./1. from comparisons
+    flag = torch.empty_like(x[0]) if x is not None else torch.empty(shape, dtype=dt)
     count_dt = torch.float32 if flag.numel() < F32_EXACT else torch.float64  # exact 0/1 sums
     n_ovf = n_sat = n_tie = 0
     max_u = max_v = 0.0
@@ -278,9 +288,12 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     simple = no_u_memory and u_bound < half  # u_t = 64·a_t exactly, never corrected
     if simple:
         max_u = u_bound
-        drive = torch.add(b, x, alpha=act) if x is not None else b.expand(T, *shape)
-    u = torch.zeros(shape, dtype=dt) if not simple else None
-    v = torch.zeros(shape, dtype=dt) if not simple else None
+        if x is not None:
+            drive = torch.add(b, x, alpha=act, out=torch.empty_like(x))
+        else:
+            drive = b.expand(T, *shape)
+    u = torch.zeros_like(flag) if not simple else None
+    v = torch.zeros_like(flag) if not simple else None
     for t in range(T):
         if simple:
             if t == 0:
@@ -315,7 +328,7 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     run = LIFRun(spikes=spikes, overflow=n_ovf, saturated=n_sat, ties=n_tie, max_u=int(max_u),
                  max_v=int(max_v))
     if keep:
-        run.v, run.u = np.stack(vs), np.stack(us)
+        run.v, run.u = np.ascontiguousarray(np.stack(vs)), np.ascontiguousarray(np.stack(us))
     return run
 
 
@@ -367,7 +380,10 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
             xs = torch.from_numpy(raster).to(torch.float32)
             out[name] = Exact(xs.reshape(T * B, *layer.shape), _absmax(xs))
         elif isinstance(layer, ConvLayer | TokenLinearLayer | DenseLayer):
-            out[name], wraps[name] = synapse(layer, out[srcs[0]], T, B)
+            nhwc = all(isinstance(network.layer(e.dst), MaxPoolLayer | LIFLayer)
+                       and len(getattr(network.layer(e.dst), "shape", (0, 0, 0))) == 3
+                       for e in network.out_edges(name))
+            out[name], wraps[name] = synapse(layer, out[srcs[0]], T, B, nhwc_out=nhwc)
         elif isinstance(layer, AttentionLayer):
             out[name] = attention(layer, out[srcs[0]], T, B)
         elif isinstance(layer, MaxPoolLayer):
@@ -383,15 +399,16 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
             spk = res.spikes
             out[name] = Exact(spk.reshape(T * B, *layer.shape), 1.0)
             sum_dt = torch.float32 if B < F32_EXACT else torch.float64  # exact counts ≤ B
-            counts[name] = spk.sum(dim=1, dtype=sum_dt).to(torch.int64).numpy()
+            counts[name] = np.ascontiguousarray(
+                spk.sum(dim=1, dtype=sum_dt).to(torch.int64).numpy())
             ovf[name], sat[name], ties[name] = res.overflow, res.saturated, res.ties
             max_u[name], max_v[name] = res.max_u, res.max_v
             if keep_states:
-                spikes_k[name] = res.spikes.to(torch.bool).numpy()
+                spikes_k[name] = np.ascontiguousarray(res.spikes.to(torch.bool).numpy())
                 v_k[name], u_k[name] = res.v, res.u
         elif isinstance(layer, ReadoutLayer):
             a = _sum([out[s] for s in srcs], (T, B, *layer.in_shape), name)
-            a_np = a.x.to(torch.float64).numpy()
+            a_np = np.ascontiguousarray(a.x.to(torch.float64).numpy())
             max_a[name] = int(_absmax(a.x))
             stream, feats[name] = readout_layer_features(a_np, layer)
             if keep_states:

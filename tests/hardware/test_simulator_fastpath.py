@@ -32,6 +32,7 @@ def assert_same(ref: SimResult, fast: SimResult) -> None:
         for k in a:
             x, y = np.asarray(a[k]), np.asarray(b[k])
             assert (x.dtype, x.shape) == (y.dtype, y.shape), (name, k)
+            assert y.flags.c_contiguous, (name, k)  # same memory order as the reference
             assert np.array_equal(x, y), (name, k, int(np.count_nonzero(x != y)))
 
 
