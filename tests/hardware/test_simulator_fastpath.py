@@ -197,3 +197,23 @@ def test_reduced_precision_is_refused_and_simulate_falls_back():
         assert_same(ref, simulate(net, raster, keep_states=True))
     finally:
         torch.set_float32_matmul_precision(old)
+
+
+def test_quantized_tiny_text_tower_equal_reference():
+    # Embedding host input (token ids) → LIF → Dense → LIF → Dense → readout.
+    from hardware.quantize_text import quantize_text
+    from spikeclip.config import SpikeCLIPConfig
+    from spikeclip.text_encoder import TextEncoder
+
+    cfg = SpikeCLIPConfig.tiny()
+    torch.manual_seed(0)
+    enc = TextEncoder(cfg).eval()
+    with torch.no_grad():  # fc1 drawn so both LIF layers fire
+        enc.fc1.weight.normal_(0.05, 0.35)
+        enc.fc1.bias.normal_(0.3, 0.3)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, cfg.vocab_size, (12, cfg.text_len), generator=g)
+    net, _ = quantize_text(enc, ids)
+    assert "dense" in {ly.KIND for ly in net.layers}
+    ref, _ = both(net, ids[:6].numpy())
+    assert ref.totals()["spikes"] > 0
