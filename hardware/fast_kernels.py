@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from hardware import fixed
 from hardware.graph_run import attention_current
-from hardware.host_input import host_layer_current
+from hardware.host_input import host_injected_bias, spike_raster
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
@@ -361,21 +361,11 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
         srcs = [e.src for e in network.in_edges(name)]
         for src in srcs:
             pending[src] -= 1
-        if isinstance(layer, HostInputLayer):
-            xh = host_layer_current(layer, given[name])  # conv2d images or embedding ids
-            B = xh.shape[0]
-            mant, n_clip = fixed.bias_encode_s13(xh * layer.bias_scale, layer.bias_exp)
-            host_bias[name] = fixed.bias_s13e3(mant, layer.bias_exp)
+        if isinstance(layer, HostInputLayer):  # conv2d images or embedding ids
+            host_bias[name], n_clip, B = host_injected_bias(layer, given[name])
             hclip[name] = n_clip * T
         elif isinstance(layer, SpikeInputLayer):
-            raster = np.asarray(given[name])
-            if raster.size and (raster.min() < 0 or raster.max() > 1):
-                raise SimulationError(f"layer {name!r}: spike input must be 0/1")
-            raster = raster.astype(np.int8)
-            if raster.shape[0] != T or tuple(raster.shape[2:]) != layer.shape:
-                raise SimulationError(
-                    f"layer {name!r}: expected spikes [T={T}, B, {layer.shape}], got {raster.shape}"
-                )
+            raster = spike_raster(layer, given[name], T)
             B = raster.shape[1]
             xs = torch.from_numpy(raster).to(torch.float32)
             out[name] = Exact(xs.reshape(T * B, *layer.shape), _absmax(xs))

@@ -69,3 +69,32 @@ def host_injection_stats(layer: HostInputLayer, x) -> dict[str, float]:
         "pct_rounded": 100.0 * (np.count_nonzero(err) - n_clipped) / n,
         "pct_clipped": 100.0 * n_clipped / n,
     }
+
+
+def host_injected_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int, int]:
+    """The bias a host input writes into its LIF for the batch ``x``.
+
+    Returns ``(bias [B, *out_shape]`` in v-units (``bias_mant << bias_exp``, 13-bit mantissas),
+    ``clipped``: mantissas saturated at 13 bits in one step, ``B``).
+    """
+    current = host_layer_current(layer, x)
+    mant, n_clip = fixed.bias_encode_s13(current * layer.bias_scale, layer.bias_exp)
+    return fixed.bias_s13e3(mant, layer.bias_exp), int(n_clip), int(current.shape[0])
+
+
+def spike_raster(layer, x, T: int) -> np.ndarray:
+    """Validate a spike input ``x`` ``[T, B, *layer.shape]`` of 0/1 values; returns int8.
+
+    Raises :class:`hardware.simulate.SimulationError` naming the layer.
+    """
+    from hardware.simulate import SimulationError
+
+    raster = np.asarray(x)
+    if raster.size and (raster.min() < 0 or raster.max() > 1):
+        raise SimulationError(f"layer {layer.name!r}: spike input must be 0/1")
+    raster = raster.astype(np.int8)
+    if raster.ndim < 2 or raster.shape[0] != T or tuple(raster.shape[2:]) != layer.shape:
+        raise SimulationError(
+            f"layer {layer.name!r}: expected spikes [T={T}, B, {layer.shape}], got {raster.shape}"
+        )
+    return raster

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from hardware import fixed
 from hardware.graph_run import attention_current
-from hardware.host_input import host_layer_current
+from hardware.host_input import host_injected_bias, spike_raster
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
@@ -199,23 +199,12 @@ def simulate(
     for name in network.topological_order():
         layer = network.layer(name)
         srcs = [e.src for e in network.in_edges(name)]
-        if isinstance(layer, HostInputLayer):
-            x = host_layer_current(layer, given[name])  # conv2d images or embedding ids
-            B = x.shape[0]
-            mant, n_clip = fixed.bias_encode_s13(x * layer.bias_scale, layer.bias_exp)
-            host_bias[name] = fixed.bias_s13e3(mant, layer.bias_exp)
+        if isinstance(layer, HostInputLayer):  # conv2d images or embedding ids
+            host_bias[name], n_clip, B = host_injected_bias(layer, given[name])
             hclip[name] = n_clip * T
         elif isinstance(layer, SpikeInputLayer):
-            raster = np.asarray(given[name])
-            if raster.size and (raster.min() < 0 or raster.max() > 1):
-                raise SimulationError(f"layer {name!r}: spike input must be 0/1")
-            raster = raster.astype(np.int8)
-            if raster.shape[0] != T or tuple(raster.shape[2:]) != layer.shape:
-                raise SimulationError(
-                    f"layer {name!r}: expected spikes [T={T}, B, {layer.shape}], got {raster.shape}"
-                )
-            B = raster.shape[1]
-            out[name] = raster
+            out[name] = spike_raster(layer, given[name], T)
+            B = out[name].shape[1]
         elif isinstance(layer, ConvLayer | TokenLinearLayer | DenseLayer):
             out[name], wraps[name] = _synapse(layer, out[srcs[0]], T, B)
         elif isinstance(layer, AttentionLayer):
