@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hardware.atomic_io import write_text_atomic
 from hardware.float_graph import FHostInput, FSynapse
 from hardware.graph_run import run_graph
 from hardware.layers import LIFLayer
 from hardware.lower_torch import graph_from_image_encoder
 from hardware.network import LoihiNetwork
-from hardware.quant_record import write_atomic
 from hardware.simulate import simulate
 from hardware.twin import run_twin
 
@@ -127,8 +127,8 @@ class FidelityReport:
         """Write ``stem.json`` and ``stem.md`` atomically into ``directory``."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / f"{stem}.json", json.dumps(self.to_dict(), indent=1))
-        write_atomic(d / f"{stem}.md", self.to_markdown())
+        write_text_atomic(d / f"{stem}.json", json.dumps(self.to_dict(), indent=1))
+        write_text_atomic(d / f"{stem}.md", self.to_markdown())
         return d / f"{stem}.json"
 
 

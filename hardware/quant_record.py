@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from hardware.atomic_io import write_text_atomic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,22 +132,10 @@ class QuantRecord:
         """Write ``stem.json`` and ``stem.md`` atomically; returns the JSON path."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / f"{stem}.json", json.dumps(self.to_dict(), indent=1))
-        write_atomic(d / f"{stem}.md", self.to_markdown())
+        write_text_atomic(d / f"{stem}.json", json.dumps(self.to_dict(), indent=1))
+        write_text_atomic(d / f"{stem}.md", self.to_markdown())
         return d / f"{stem}.json"
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
