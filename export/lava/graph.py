@@ -351,6 +351,17 @@ class _Builder:
     def _delays(self, name: str) -> tuple[int, ...]:
         return tuple(self.g.nodes[name].processes)
 
+    def _per_delay(self, layer: Layer, make: Callable[..., Any], *, in_port: str) -> None:
+        """One project process per distinct outgoing delay of ``layer`` (each delayed consumer
+        gets its own copy, as on chip); ``make(delay=, placement=, name=)`` builds one. Their
+        ``in_port`` inputs all receive the layer's input (same shape), ``a_out`` is the output."""
+        ins = []
+        for d in self._delays(layer.name):
+            proc = make(delay=d, placement=layer.placement, name=f"{layer.name}@{d}")
+            self._add(layer, d, proc, lambda p=proc: p.a_out)
+            ins.append(_Input(getattr(proc, in_port), tuple(layer.in_shape), _SAME))
+        self.ins[layer.name] = ins
+
     def _add(self, layer: Layer, delay: int, proc: Any, view: Callable[[], Any]) -> None:
         self.out.processes[(layer.name, delay)] = proc
         self.views[(layer.name, delay)] = view
@@ -504,61 +515,52 @@ class _Builder:
     def _make_token_linear(self, layer: TokenLinearLayer) -> None:
         from export.lava.procs.token_linear.process import TokenLinear
 
-        ins = []
-        for d in self._delays(layer.name):
-            proc = TokenLinear(
+        self._per_delay(
+            layer,
+            lambda **common: TokenLinear(
                 weights=np.asarray(layer.weights),
                 tokens=layer.tokens,
                 weight_exp=layer.weight_exp,
                 num_weight_bits=layer.num_weight_bits,
                 sign_mode=layer.sign_mode,
-                delay=d,
-                placement=layer.placement,
-                name=f"{layer.name}@{d}",
-            )
-            self._add(layer, d, proc, lambda p=proc: p.a_out)
-            ins.append(_Input(proc.s_in, tuple(layer.in_shape), _SAME))
-        self.ins[layer.name] = ins
+                **common,
+            ),
+            in_port="s_in",
+        )
 
     # -- extension ops ---------------------------------------------------------------------
 
     def _make_attention(self, layer: AttentionLayer) -> None:
         from export.lava.procs.attention.process import SpikeAttention
 
-        ins = []
-        for d in self._delays(layer.name):
-            proc = SpikeAttention(
+        self._per_delay(
+            layer,
+            lambda **common: SpikeAttention(
                 channels=layer.channels,
                 tokens=layer.tokens,
                 heads=layer.heads,
                 p_shift=layer.p_shift,
                 latency=layer.latency,
-                delay=d,
-                placement=layer.placement,
-                name=f"{layer.name}@{d}",
-            )
-            self._add(layer, d, proc, lambda p=proc: p.a_out)
-            ins.append(_Input(proc.s_in, tuple(layer.in_shape), _SAME))
-        self.ins[layer.name] = ins
+                **common,
+            ),
+            in_port="s_in",
+        )
 
     def _make_maxpool(self, layer: MaxPoolLayer) -> None:
         from export.lava.procs.maxpool.process import CurrentMaxPool
 
-        ins = []
-        for d in self._delays(layer.name):
-            proc = CurrentMaxPool(
+        self._per_delay(
+            layer,
+            lambda **common: CurrentMaxPool(
                 in_shape=layer.in_shape,
                 kernel=layer.kernel,
                 stride=layer.stride,
                 padding=layer.padding,
                 latency=layer.latency,
-                delay=d,
-                placement=layer.placement,
-                name=f"{layer.name}@{d}",
-            )
-            self._add(layer, d, proc, lambda p=proc: p.a_out)
-            ins.append(_Input(proc.a_in, tuple(layer.in_shape), _SAME))
-        self.ins[layer.name] = ins
+                **common,
+            ),
+            in_port="a_in",
+        )
 
     def _make_readout(self, layer: ReadoutLayer) -> None:
         from export.lava.procs.readout.process import HostReadout
