@@ -61,6 +61,18 @@ def current_consumers(graph: FloatGraph, name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def current_feeders(graph: FloatGraph, name: str) -> tuple[str, ...]:
+    """The current-producing nodes (synapse, host input, attention) feeding ``name`` (through
+    max-pools): the inverse of :func:`current_consumers`."""
+    found: list[str] = []
+    for src in graph.inputs(name):
+        if isinstance(graph.node(src), FMaxPool):
+            found.extend(current_feeders(graph, src))
+        else:
+            found.append(src)
+    return tuple(found)
+
+
 def consumer_scale(graph: FloatGraph, plan: QuantPlan, name: str) -> float:
     """The one scale shared by every consumer of ``name``'s current (error if they differ)."""
     scales = {plan.scales[c] for c in current_consumers(graph, name)}

@@ -46,13 +46,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from hardware.fake_quant import QuantPlan, fake_quantize
 from hardware.graph_run import run_graph
+from hardware.grid_snap import snap_to_grid
 from hardware.lower_torch import graph_from_image_encoder
 from hardware.quantize import QuantOptions, plan_quantization
 
 
 @dataclass(frozen=True, kw_only=True)
 class HardwareAwareOptions:
-    """Training knobs; ``calibration_samples`` images of the training set choose the plan."""
+    """Training knobs; ``calibration_samples`` images of the training set choose the plan;
+    ``snap``: end by writing the final plan's grid values into the model
+    (:func:`hardware.grid_snap.snap_to_grid`), so the stored float model is the one the
+    hardware runs."""
 
     epochs: int = 3
     lr: float = 1e-4
@@ -65,6 +69,7 @@ class HardwareAwareOptions:
     calibration_samples: int = 256
     seed: int = 0
     max_steps: int | None = None
+    snap: bool = True
     quant: QuantOptions = field(default_factory=QuantOptions)
 
 
@@ -155,6 +160,8 @@ def finetune_hardware_aware(
     enc.eval()
     with torch.no_grad():
         plan, _ = plan_quantization(graph_from_image_encoder(enc), calib, opts.quant)
+    if opts.snap:
+        snap_to_grid(enc, plan)
     return HardwareAwareResult(history=tuple(history), plan=plan)
 
 

@@ -40,6 +40,26 @@ def fold_bn(conv: nn.Module, bn: nn.Module) -> tuple[Tensor, Tensor]:
     return w, b
 
 
+def synapse_modules(
+    encoder: nn.Module, prefix: str = "image_encoder"
+) -> dict[str, list[tuple[nn.Module, nn.Module]]]:
+    """Synapse node name → the ``(conv, bn)`` pairs whose folded maps it stacks, in row order
+    (one pair per node, three for a block's ``qkv_conv``). Names as in
+    :func:`graph_from_image_encoder`; the host input ``conv0`` is not a synapse."""
+    pre = f"{prefix}." if prefix else ""
+    tok = encoder.tokenizer
+    out = {f"{pre}tokenizer.conv{i}": [(getattr(tok, f"conv{i}"), getattr(tok, f"bn{i}"))]
+           for i in (1, 2, 3, 4)}
+    for i, block in enumerate(encoder.blocks):
+        p, att, mlp = f"{pre}blocks.{i}", block.attn, block.mlp
+        out[f"{p}.attn.qkv_conv"] = [(getattr(att, f"{x}_conv"), getattr(att, f"{x}_bn"))
+                                     for x in ("q", "k", "v")]
+        out[f"{p}.attn.proj_conv"] = [(att.proj_conv, att.proj_bn)]
+        out[f"{p}.mlp.fc1_conv"] = [(mlp.fc1_conv, mlp.fc1_bn)]
+        out[f"{p}.mlp.fc2_conv"] = [(mlp.fc2_conv, mlp.fc2_bn)]
+    return out
+
+
 def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, tuple | list) else (int(v), int(v))
 

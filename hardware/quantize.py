@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from hardware import fixed
-from hardware.fake_quant import V_PER_WU, QuantPlan, current_consumers
+from hardware.fake_quant import V_PER_WU, QuantPlan, current_consumers, current_feeders
 from hardware.float_graph import (
     FLIF,
     FAttention,
@@ -138,15 +138,6 @@ def _groups(graph: FloatGraph) -> list[list[str]]:
     return list(groups.values())
 
 
-def _feeders(graph: FloatGraph, name: str) -> list[str]:
-    """Current-producing nodes (synapse, host input, attention) feeding ``name`` (via pools)."""
-    found = []
-    for src in graph.inputs(name):
-        node = graph.node(src)
-        found.extend(_feeders(graph, src) if isinstance(node, FMaxPool) else [src])
-    return found
-
-
 def _clip_fraction(weight: torch.Tensor, s: float, tau: float, exp: int = 0) -> float:
     real = weight * (s / (tau * (1 << exp)))
     return float(weight_clipped(real, sign_mode_for(weight)).double().mean())
@@ -166,7 +157,7 @@ def _choose_scale(
 ) -> float:
     tau = graph.tau
     nodes = [graph.node(n) for n in group]
-    feeders = sorted({f for n in group for f in _feeders(graph, n)})
+    feeders = sorted({f for n in group for f in current_feeders(graph, n)})
     att = [graph.node(f) for f in feeders if isinstance(graph.node(f), FAttention)]
     if att:
         s = tau / att[0].qk_scale

@@ -100,7 +100,12 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--hardware-aware", action="store_true",
                            help="fine-tune the image tower through its Loihi fake-quant twin "
                            "(straight-through rounding; hardware.hardware_aware) to recover "
-                           "accuracy lost to quantization; needs --init")
+                           "accuracy lost to quantization, then store its grid values "
+                           "(hardware.grid_snap) so the saved model is the hardware's; needs "
+                           "--init")
+            s.add_argument("--no-grid-snap", action="store_true",
+                           help="with --hardware-aware: keep the trained float weights instead "
+                           "of the grid values")
             s.add_argument("--angle-gate", type=float,
                            help="degrees; > 0 enables the gradient-angle gate")
     return p
@@ -232,16 +237,18 @@ def _hardware_aware(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
     w = _class_matrix(a, model, teacher, splits)
     options = HardwareAwareOptions(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                                    logit_scale=a.logit_scale, seed=a.seed,
-                                   max_steps=a.max_steps)
+                                   max_steps=a.max_steps, snap=not a.no_grid_snap)
     result = finetune_hardware_aware(model, splits.train, w, options=options)
     record = {"command": "finetune --hardware-aware", "teacher": a.teacher,
               "dataset": a.dataset, "seconds": round(time.perf_counter() - t0, 2),
               "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
+              "grid_snap": not a.no_grid_snap, "scales": dict(result.plan.scales),
               "history": list(result.history)}
     meta.setdefault("stages", []).append(record)
     checkpoint.save(out, model, class_names=list(splits.class_names),
                     templates=list(splits.templates), metadata=meta)
-    print(f"finetune --hardware-aware: wrote {out} (last epoch {result.history[-1]})")
+    last = result.history[-1] if result.history else "none: grid snap only"
+    print(f"finetune --hardware-aware: wrote {out} (last epoch {last})")
     return 0
 
 

@@ -121,7 +121,8 @@ def test_attention_tie_break_bias_equals_float_ge():
 def test_hardware_aware_finetuning_recovers_quantization_loss():
     # Coarse quantization (s ≤ 8) loses fidelity; training through the straight-through twin
     # (agreement term: twin features ↔ float features) must bring the *re-quantized, simulated*
-    # network's features closer to the float model's.
+    # network's features closer to the float model's. snap=False: the training alone (the final
+    # snap onto the grid has its own tests, test_grid_snap.py).
     import torch.nn.functional as F
 
     from hardware.hardware_aware import HardwareAwareOptions, finetune_hardware_aware
@@ -155,7 +156,8 @@ def test_hardware_aware_finetuning_recovers_quantization_loss():
     res = finetune_hardware_aware(
         Holder(enc), TensorImages(x, y), cm,
         options=HardwareAwareOptions(epochs=3, lr=3e-4, batch_size=32, calibration_samples=64,
-                                     ce_weight=0.0, anchor_weight=0.0, quant=qopts),
+                                     ce_weight=0.0, anchor_weight=0.0, quant=qopts,
+                                     snap=False),
     )
     after = sim_cosine()
     assert res.history[-1]["agree_loss"] < res.history[0]["agree_loss"]

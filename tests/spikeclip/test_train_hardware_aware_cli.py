@@ -30,6 +30,24 @@ def test_hardware_aware_finetune_changes_image_tower_only(tmp_path: Path) -> Non
     assert changed and all(name.startswith("image_encoder.") for name in changed)
     assert after.metadata["stages"][-1]["command"] == "finetune --hardware-aware"
     assert after.metadata["tokenizer"] == before.metadata["tokenizer"]
+    # the saved float model holds the grid values: every BN-folded weight times s/(τ·2^e) of
+    # the recorded plan is an integer (up to float32 storage)
+    from hardware.fake_quant import consumer_scale
+    from hardware.float_graph import FSynapse
+    from hardware.lower_torch import graph_from_image_encoder
+    from hardware.quantize import plan_quantization
+    from spikeclip.training.data import digits_splits
+
+    record = after.metadata["stages"][-1]
+    assert record["grid_snap"] is True
+    graph = graph_from_image_encoder(after.model.image_encoder.double())
+    plan, _ = plan_quantization(graph, digits_splits(16, seed=0).train.images[:256].double())
+    assert dict(plan.scales) == record["scales"]
+    for node in graph.nodes:
+        if isinstance(node, FSynapse):
+            s = consumer_scale(graph, plan, node.name)
+            units = node.weight.detach() * s / (graph.tau * 2 ** plan.weight_exps.get(node.name, 0))
+            assert float((units - units.round()).abs().max()) < 1e-3, node.name
 
 
 def test_hardware_aware_needs_init(tmp_path: Path, capsys) -> None:
