@@ -1,4 +1,5 @@
-"""Measure the digits model: teacher and SpikeCLIP test top-1, firing rates per layer, time.
+"""Measure the digits model: teacher and SpikeCLIP test top-1, firing rates per layer, the
+quantized network's fidelity (float vs integer simulation, validation and test splits), time.
 
 Run by examples/train_digits.sh after training; writes a JSON report (see `--out`). Every number
 is recomputed from the files: the checkpoints (loaded with spikeclip.checkpoint.load), the
@@ -66,6 +67,26 @@ def firing_rates(model: SpikeCLIP, images: torch.Tensor, ids: torch.Tensor) -> d
     return {n: round(sum(s for s, _ in v) / sum(c for _, c in v), 4) for n, v in rates.items()}
 
 
+def loihi_fidelity(ck: checkpoint.Checkpoint, splits: data.Splits) -> dict[str, dict]:
+    """Float model vs its quantized integer simulation (hardware.fidelity; calibration: the
+    first 256 training images) on the validation and test splits: top-1 of each, prediction
+    agreement."""
+    from export.nir import to_nir
+    from hardware.fidelity import digits_class_matrix, fidelity
+    from hardware.quantize import quantize
+
+    net, _ = quantize(to_nir(ck.model.image_encoder), splits.train.images[:256])
+    w = digits_class_matrix(ck)
+    out = {}
+    for name in ("val", "test"):
+        split = getattr(splits, name)
+        r = fidelity(ck.model.image_encoder, net, split.images, split.labels, w, noise_seeds=0)
+        out[name] = {"top1_float": round(r.top1_float, 4), "top1_sim": round(r.top1_sim, 4),
+                     "agreement_float_sim": round(r.agreement_float_sim, 4),
+                     "twin_sim_bit_exact": r.twin_sim_bit_exact}
+    return out
+
+
 def offdiag_mean(w: torch.Tensor) -> float:
     """Mean cosine between different class vectors (rows of `w [C, D]`)."""
     u = torch.nn.functional.normalize(w, dim=-1)
@@ -105,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         "spiking_class_cosine_offdiag_mean": offdiag_mean(w_spike),
         "teacher_task_ft_test_top1": teacher_top1(task, splits, w_spike),
         "spikeclip_test_top1_after_alignment": test_top1(work / "aligned.pt"),
-        "spikeclip_test_top1_after_dual_loss": test_top1(a.model),
+        "spikeclip_test_top1_after_dual_loss": test_top1(work / "finetune.pt"),
+        "spikeclip_test_top1_after_hardware_aware": test_top1(a.model),
+        "loihi_fidelity": loihi_fidelity(final, splits),
         "firing_rates": firing_rates(final.model, splits.test.images, ids),
         "train_seconds_total": a.train_seconds,
         "stage_seconds": {s["command"]: s["seconds"] for s in final.metadata["stages"]},

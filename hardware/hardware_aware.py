@@ -18,6 +18,12 @@ matrix W)::
     + anchor_weight · mean(1 − cos(f, f_start))        stay near the model we started from
                                                        (``f_start``: a frozen copy)
 
+At the end (``snap``, the default) the final plan's grid values are written into the model
+(:mod:`hardware.grid_snap`): the saved float model is then the network the hardware runs, as in
+lava-dl, whose blocks quantize their weights in the forward pass. Without it the latent float
+weights stay a proxy (on the digits test split: 98.7 % float↔simulation prediction agreement
+after fine-tuning, 99.8 % with the snap).
+
 Why it is needed: the float SNN's predictions are fragile (hard thresholds): on a trained
 digits model, random relative weight perturbations of 1e-4 / 1e-3 / 4e-3 already change
 0.2–0.4% / ~0.9% / 1–2% of test predictions, so 8-bit weights alone sit at that noise floor.

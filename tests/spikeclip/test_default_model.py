@@ -16,7 +16,7 @@ from spikeclip.training.teachers import load_tokenizer
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "examples" / "spikeclip-digits.pt"
 README = ROOT / "examples" / "README.md"
-README_LINE = re.compile(r"SpikeCLIP test top-1 after dual-loss fine-tuning[^0-9]*([0-9.]+)\s*%")
+README_LINE = re.compile(r"SpikeCLIP test top-1 of the committed model[^0-9]*([0-9.]+)\s*%")
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,9 @@ def test_file_is_small_and_config_is_the_digits_preset(ck):
     assert ck.config == presets.digits()
     assert ck.config.T == 4 and ck.config.img_size == 16
     assert ck.metadata["tokenizer"] == "minilm"
-    assert [s["command"] for s in ck.metadata["stages"]] == ["align-text", "align-image",
-                                                              "finetune"]
+    assert [s["command"] for s in ck.metadata["stages"]] == [
+        "align-text", "align-image", "finetune", "finetune --hardware-aware"]
+    assert ck.metadata["stages"][-1]["grid_snap"] is True
 
 
 def test_test_accuracy_recomputed_from_images_matches_readme(ck):
