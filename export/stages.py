@@ -204,7 +204,24 @@ def stage_quantize(ctx: ExportContext) -> str:
     ctx.artifacts["network.npz"] = "the quantized integer network (LoihiNetwork v1)"
     ctx.artifacts["quantization.md"] = "per-layer scales, bits, clipping, ranges vs 24-bit limits"
     n_layers = len(ctx.network.layers)
-    return f"{n_layers} integer layers -> network.npz, quantization.md/json"
+    grid = _grid_note(ctx.checkpoint.metadata, {n.name: n.scale for n in record.neurons})
+    return f"{n_layers} integer layers -> network.npz, quantization.md/json{grid}"
+
+
+def _grid_note(metadata: Any, scales: dict[str, float]) -> str:
+    """For a model that `finetune --hardware-aware` snapped onto a grid: whether this export
+    chose the same scales (then the float model is the network the hardware runs)."""
+    stages = metadata.get("stages") if isinstance(metadata, dict) else None
+    last = stages[-1] if isinstance(stages, list) and stages else {}
+    snapped = last.get("scales") if isinstance(last, dict) and last.get("grid_snap") else None
+    if not isinstance(snapped, dict):
+        return ""
+    differ = sorted(k for k, v in snapped.items() if scales.get(k) != v)
+    if not differ:
+        return "; on the grid the model was snapped to (hardware-aware fine-tuning)"
+    return (f"; WARNING: the model was snapped to another grid ({len(differ)} scale(s) differ, "
+            f"first {differ[0]}): float vs simulation will agree less; re-run "
+            "`spikeclip-train finetune --hardware-aware` on this dataset")
 
 
 def stage_map(ctx: ExportContext) -> str:

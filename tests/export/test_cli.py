@@ -216,3 +216,20 @@ def test_help_explains_targets() -> None:
     assert done.returncode == 0
     for word in ("loihi", "loihi1", "sim", "nir", "onnx", "exit codes", "--run-lava"):
         assert word in done.stdout
+
+
+def test_grid_note_says_whether_export_uses_the_snapped_grid() -> None:
+    from export.stages import _grid_note
+
+    scales = {"image_encoder.tokenizer.lif0": 1024.0, "image_encoder.output": 512.0}
+    snapped = {"stages": [{"command": "finetune"},
+                          {"command": "finetune --hardware-aware", "grid_snap": True,
+                           "scales": dict(scales)}]}
+    assert _grid_note({"stages": [{"command": "finetune"}]}, scales) == ""
+    assert _grid_note({}, scales) == ""
+    assert "on the grid the model was snapped to" in _grid_note(snapped, scales)
+    other = dict(scales, **{"image_encoder.output": 256.0})
+    note = _grid_note(snapped, other)
+    assert "WARNING" in note and "1 scale(s) differ, first image_encoder.output" in note
+    unsnapped = {"stages": [dict(snapped["stages"][1], grid_snap=False)]}
+    assert _grid_note(unsnapped, other) == ""
