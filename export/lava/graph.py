@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from export.lava.conv_matrix import conv_as_sparse
 from export.lava.errors import LavaInputError, LavaLoweringError
@@ -475,6 +476,7 @@ class _Builder:
         from lava.proc.sparse.process import DelaySparse
 
         ins = []
+        mat = None  # the conv as a sparse matrix, built once for all delayed replicas
         for d in self._delays(layer.name):
             if d == 0:
                 proc = Conv(
@@ -496,9 +498,10 @@ class _Builder:
                 self._add(layer, d, proc, lambda p=proc: p.a_out.transpose([2, 1, 0]))
                 ins.append(_Input(proc.s_in, tuple(layer.in_shape), _WHC))
             else:
-                mat = conv_as_sparse(layer)
-                delays = mat.astype(np.int64)  # Lava wants dtype int, same sparsity
-                delays.data[:] = d
+                mat = conv_as_sparse(layer) if mat is None else mat
+                # same sparsity (Lava checks dtype int); the index arrays are shared, not copied
+                delays = csr_matrix((np.full(mat.nnz, d, dtype=np.int64), mat.indices,
+                                     mat.indptr), shape=mat.shape)
                 proc = DelaySparse(
                     weights=mat,
                     delays=delays,
