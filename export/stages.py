@@ -216,7 +216,7 @@ def _grid_note(metadata: Any, scales: dict[str, float]) -> str:
     snapped = last.get("scales") if isinstance(last, dict) and last.get("grid_snap") else None
     if not isinstance(snapped, dict):
         return ""
-    differ = sorted(k for k, v in snapped.items() if scales.get(k) != v)
+    differ = [k for k, v in snapped.items() if scales.get(k) != v]  # the plan's (graph) order
     if not differ:
         return "; on the grid the model was snapped to (hardware-aware fine-tuning)"
     return (f"; WARNING: the model was snapped to another grid ({len(differ)} scale(s) differ, "

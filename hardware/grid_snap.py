@@ -34,14 +34,9 @@ from torch import Tensor, nn
 
 from hardware.fake_quant import QuantPlan, current_feeders, fake_quantize
 from hardware.float_graph import FLIF
-from hardware.lower_torch import fold_bn, graph_from_image_encoder, synapse_modules
+from hardware.lower_torch import bn_gain, fold_bn, graph_from_image_encoder, synapse_modules
 
 Pairs = list[tuple[nn.Module, nn.Module]]
-
-
-def _gain(bn: nn.Module) -> Tensor:
-    """Per-channel BN gain ``γ/√(σ² + ε)``, float64 ``[C]``."""
-    return bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
 
 
 def _rows(pairs: Pairs) -> list[slice]:
@@ -61,7 +56,7 @@ def _shift(pairs: Pairs) -> Tensor:
 def _set_shift(pairs: Pairs, target: Tensor) -> None:
     """Set ``bn.bias`` so the folded bias of each pair equals its rows of ``target``."""
     for (conv, bn), rows in zip(pairs, _rows(pairs), strict=True):
-        g = _gain(bn)
+        g = bn_gain(bn)
         b_conv = conv.bias.double() if conv.bias is not None else 0.0
         beta = target[rows] - g * b_conv + g * bn.running_mean.double()
         bn.bias.copy_(beta.to(bn.bias.dtype))
@@ -70,7 +65,7 @@ def _set_shift(pairs: Pairs, target: Tensor) -> None:
 def _set_weight(pairs: Pairs, w_hat: Tensor) -> None:
     """Set each ``conv.weight`` so its folded weight equals its rows of ``w_hat``."""
     for (conv, bn), rows in zip(pairs, _rows(pairs), strict=True):
-        g = _gain(bn).view(-1, *([1] * (conv.weight.dim() - 1)))
+        g = bn_gain(bn).view(-1, *([1] * (conv.weight.dim() - 1)))
         conv.weight.copy_((w_hat[rows].reshape(conv.weight.shape) / g).to(conv.weight.dtype))
 
 

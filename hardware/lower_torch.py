@@ -29,10 +29,14 @@ from hardware.float_graph import (
 )
 
 
+def bn_gain(bn: nn.Module) -> Tensor:
+    """Per-channel gain ``g = γ/√(σ² + ε)`` of an eval-mode BN, float64 ``[C]``."""
+    return bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+
+
 def fold_bn(conv: nn.Module, bn: nn.Module) -> tuple[Tensor, Tensor]:
     """``(W', b')`` float64: ``conv`` then eval-mode ``bn`` as one affine map (see module doc)."""
-    std = torch.sqrt(bn.running_var.double() + bn.eps)
-    g = bn.weight.double() / std
+    g = bn_gain(bn)
     w = conv.weight.double() * g.view(-1, *([1] * (conv.weight.dim() - 1)))
     b = bn.bias.double() - g * bn.running_mean.double()
     if conv.bias is not None:

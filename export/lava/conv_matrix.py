@@ -22,7 +22,7 @@ def conv_as_sparse(layer: ConvLayer) -> csr_matrix:
 
     Built one kernel offset ``(ky, kx)`` at a time from the nonzero weights, so the transient
     memory is about 12 bytes per stored entry (int32 rows, columns, values) and no dense
-    index grid over all ``(co, ci, ky, kx, y, x)`` is ever made: the paper's conv4 has ~33 M
+    index grid over all ``(co, ci, ky, kx, y, x)`` is ever made: the paper's conv4 has ~69 M
     entries.
     """
     w = np.asarray(layer.weights, dtype=np.int32)
