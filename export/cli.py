@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export.atomic_dir import atomic_directory
-from export.exit_codes import EXIT_OK, ExportFailure, classify
+from export.exit_codes import EXIT_OK, ExportFailure, classify, exit_codes_epilog
 from export.stages import STAGES, TARGETS, ExportContext, ExportOptions
 
 DESCRIPTION = """\
@@ -40,9 +40,7 @@ examples:
   spikeclip-export model.pt --target sim --calib digits --samples 256 --out out/
   spikeclip-export model.pt --target nir
 
-exit codes: 0 success; 2 bad command line; 3 checkpoint missing, corrupt or unsafe;
-4 a layer that cannot be lowered; 5 the model does not fit the target; 6 Lava failed;
-7 another stage failed (a bug: please report it with the message)."""
+""" + exit_codes_epilog()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,36 +1,46 @@
-"""Exit codes of `spikeclip-export` and the mapping from typed errors to them.
+"""Exit codes of the command-line tools and the mapping from typed errors to them.
 
-Each stage raises its own typed errors; :func:`classify` turns one into an :class:`ExportFailure`
-carrying the exit code and a one-line message naming the stage. An error that is not one of the
-known user-facing types is a bug: it keeps its traceback and exits with ``EXIT_INTERNAL``.
+The codes and their meanings live once, in :mod:`spikeclip.errors` (the error root): every error
+raised on purpose derives from :class:`~spikeclip.errors.SpikeCLIPError` and carries its
+``exit_code``. :func:`classify` turns an exception raised in a stage into an
+:class:`ExportFailure` with that code and a one-line message naming the stage. Anything else is a
+bug: it keeps its traceback and exits with ``EXIT_INTERNAL``.
 """
 
 from __future__ import annotations
 
-import importlib
 import traceback
 
-EXIT_OK = 0
-EXIT_USAGE = 2  # argparse's own code for a bad command line
-EXIT_BAD_CHECKPOINT = 3
-EXIT_UNSUPPORTED_LAYER = 4
-EXIT_DOES_NOT_FIT = 5
-EXIT_LAVA_FAILED = 6
-EXIT_INTERNAL = 7
-
-# (module, class name) -> exit code. Resolved lazily so that this table does not import every
-# stage at start-up.
-_ERROR_CODES: tuple[tuple[str, str, int], ...] = (
-    ("export.stages", "ExportUsageError", EXIT_USAGE),
-    ("spikeclip.training.data", "DatasetNotFoundError", EXIT_USAGE),
-    ("spikeclip.training.data", "UnknownDatasetError", EXIT_USAGE),
-    ("spikeclip.errors", "CheckpointError", EXIT_BAD_CHECKPOINT),
-    ("export.nir.errors", "UnsupportedModuleError", EXIT_UNSUPPORTED_LAYER),
-    ("export.lava.errors", "LavaLoweringError", EXIT_UNSUPPORTED_LAYER),
-    ("hardware.quantize", "QuantizationRangeError", EXIT_DOES_NOT_FIT),
-    ("hardware.design_rules", "MappingError", EXIT_DOES_NOT_FIT),
-    ("export.lava.runner", "LavaRunError", EXIT_LAVA_FAILED),
+from spikeclip.errors import (
+    EXIT_BAD_MODEL,
+    EXIT_CHECK_FAILED,
+    EXIT_DOES_NOT_FIT,
+    EXIT_INTERNAL,
+    EXIT_LAVA_FAILED,
+    EXIT_MEMORY,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_UNSUPPORTED,
+    EXIT_USAGE,
+    SpikeCLIPError,
+    exit_codes_epilog,
 )
+
+__all__ = [
+    "EXIT_BAD_MODEL",
+    "EXIT_CHECK_FAILED",
+    "EXIT_DOES_NOT_FIT",
+    "EXIT_INTERNAL",
+    "EXIT_LAVA_FAILED",
+    "EXIT_MEMORY",
+    "EXIT_OK",
+    "EXIT_OUTPUT",
+    "EXIT_UNSUPPORTED",
+    "EXIT_USAGE",
+    "ExportFailure",
+    "classify",
+    "exit_codes_epilog",
+]
 
 
 class ExportFailure(Exception):
@@ -41,27 +51,14 @@ class ExportFailure(Exception):
         self.exit_code = exit_code
 
 
-def _known_types() -> list[tuple[type[BaseException], int]]:
-    known = []
-    for module_name, class_name, code in _ERROR_CODES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue  # that stage is not part of this installation
-        error_type = getattr(module, class_name, None)
-        if isinstance(error_type, type):
-            known.append((error_type, code))
-    return known
-
-
 def classify(stage: str, err: BaseException) -> ExportFailure:
-    """Map ``err`` raised in ``stage`` to an :class:`ExportFailure`."""
+    """Map ``err`` raised in ``stage`` to an :class:`ExportFailure` (by the error's class)."""
     if isinstance(err, ExportFailure):
         return err
-    for error_type, code in _known_types():
-        if isinstance(err, error_type):
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            return ExportFailure(code, f"{stage}: {first}")
+    if isinstance(err, SpikeCLIPError) and err.exit_code != EXIT_INTERNAL:
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        return ExportFailure(err.exit_code, f"{stage}: {first}")
     detail = "".join(traceback.format_exception(err))
     return ExportFailure(
         EXIT_INTERNAL,

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from spikeclip.errors import UnsupportedError
+
 #: Lava process class name (as in ``LavaNode.processes``) → ``module:Class``.
 PROCESS_CLASSES = {
     "LIFReset": "lava.proc.lif.process:LIFReset",
@@ -55,7 +57,7 @@ NOT_INSTALLED = (
 )
 
 
-class HardwarePathError(ValueError):
+class HardwarePathError(UnsupportedError, ValueError):
     """A graph description names a process this module does not know; names it."""
 
 

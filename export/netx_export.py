@@ -58,6 +58,7 @@ from hardware import fixed
 from hardware.layers import DenseLayer, HostInputLayer, LIFLayer, ReadoutLayer
 from hardware.network import Edge, LoihiNetwork
 from hardware.quant_rules import bias_grid, sign_mode_for, weight_clipped, weight_grid
+from spikeclip.errors import DoesNotFitError, UnsupportedError
 
 FORMAT_NAME = "spikeclip-netx-text"
 FORMAT_VERSION = 1
@@ -90,7 +91,7 @@ NOTES = (
 )
 
 
-class NetxExportError(ValueError):
+class NetxExportError(UnsupportedError, ValueError):
     """The network cannot be written as (or read back from) a netx HDF5 file; names the layer."""
 
     def __init__(self, layer: str, reason: str) -> None:
@@ -136,7 +137,7 @@ class TextTowerQuant:
     notes: tuple[str, ...] = NOTES
 
 
-class TextQuantizationError(ValueError):
+class TextQuantizationError(DoesNotFitError, ValueError):
     """No power-of-two scale fits a text-tower layer's static bounds; names the layer."""
 
     def __init__(self, layer: str, reason: str) -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from spikeclip.ann_twin import is_ann_twin
+from spikeclip.errors import SpikeCLIPError
 from spikeclip.model import SpikeCLIP
 
 OPSET = 17
@@ -27,7 +28,7 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "features"
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(SpikeCLIPError, RuntimeError):
     """Export failed, or the exported file disagrees with torch beyond the tolerance."""
 
 

@@ -33,11 +33,13 @@ import onnx
 import onnxruntime as ort
 from onnx import shape_inference
 
+from spikeclip.errors import UnsupportedError
+
 MAC_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum")
 REFUSED_OPS = ("Loop", "Scan", "If")
 
 
-class OnnxMacsError(ValueError):
+class OnnxMacsError(UnsupportedError, ValueError):
     """The ONNX graph cannot be counted (unknown dimension, missing shape, refused op)."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from export.atomic_dir import write_text_atomic
+from spikeclip.errors import UsageError
 
 MANIFEST_FORMAT_VERSION = 1
 TARGETS = ("loihi", "loihi1", "sim", "nir", "onnx")
@@ -105,7 +106,7 @@ def stage_nir(ctx: ExportContext) -> str:
     return f"{len(ctx.nir_graph.nodes)} nodes, {len(ctx.nir_graph.edges)} edges -> model.nir"
 
 
-class ExportUsageError(ValueError):
+class ExportUsageError(UsageError):
     """The command line asks for something this checkpoint or installation cannot give."""
 
 

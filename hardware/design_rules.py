@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hardware.target_profiles import CoreLimits
+from spikeclip.errors import DoesNotFitError
 
 PLACEMENTS = ("neurocore", "neurocore-L2", "embedded", "host")
 """Where an op runs: a Loihi neurocore (binary spikes, explicit synapses), a neurocore using a
@@ -20,7 +21,7 @@ Loihi 2 feature (graded spikes or conv weight sharing), an embedded x86 core, or
 ON_NEUROCORE = ("neurocore", "neurocore-L2")
 
 
-class MappingError(ValueError):
+class MappingError(DoesNotFitError, ValueError):
     """The network cannot be mapped onto the target; the message names the layer and why."""
 
 

@@ -50,13 +50,14 @@ from hardware.layers import (
 )
 from hardware.network import LoihiNetwork
 from hardware.readout import readout_layer_features
+from spikeclip.errors import SpikeCLIPError
 
 #: float32 / float64 hold every integer of magnitude below these exactly.
 F32_EXACT = float(1 << 24)
 F64_EXACT = float(1 << 53)
 
 
-class FastPathUnavailable(ValueError):
+class FastPathUnavailable(SpikeCLIPError, ValueError):
     """A tensor of this network cannot be proved exact in float64 (names the layer): use the
     int64 reference path (``simulate(..., reference=True)``)."""
 

@@ -30,8 +30,10 @@ from typing import Any
 
 from torch import Tensor
 
+from spikeclip.errors import UnsupportedError
 
-class FloatGraphError(ValueError):
+
+class FloatGraphError(UnsupportedError, ValueError):
     """A float graph (or the model/NIR graph it is built from) cannot be lowered; names the node."""
 
 

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from hardware import fixed
+from spikeclip.errors import UnsupportedError
 
 Placement = Literal["neurocore", "neurocore-L2", "embedded", "host"]
 #: ``neurocore``: a Loihi neurocore op (LIF update, spike × static weight);
@@ -47,7 +48,7 @@ PLACEMENTS: tuple[str, ...] = ("neurocore", "neurocore-L2", "embedded", "host")
 Signal = Literal["spikes", "current", "bias", "none"]
 
 
-class NetworkValidationError(ValueError):
+class NetworkValidationError(UnsupportedError, ValueError):
     """A layer, edge or network field violates the schema. ``layer`` and ``field`` name it."""
 
     def __init__(self, layer: str, field_name: str, reason: str) -> None:

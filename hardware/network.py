@@ -62,6 +62,7 @@ from hardware.layers import (
     TokenLinearLayer,
     json_mapping,
 )
+from spikeclip.errors import ModelFileError
 
 __all__ = [
     "FORMAT_NAME",
@@ -88,7 +89,7 @@ FORMAT_VERSION = 1
 _HEADER_KEY = "__header__"
 
 
-class NetworkFormatError(ValueError):
+class NetworkFormatError(ModelFileError, ValueError):
     """A network file cannot be read: not ours, a different format version, or damaged."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:

@@ -75,13 +75,14 @@ from hardware.quant_rules import (
     weight_grid,
 )
 from hardware.simulate import SimResult, simulate
+from spikeclip.errors import DoesNotFitError
 
 #: Largest |β| (v-units) a 13-bit mantissa at exponent 7 holds.
 BIAS_MAX = fixed.BIAS_MANT_MAX << fixed.BIAS_EXP_MAX
 DU_NO_MEMORY = fixed.DECAY_MAX  # du = 4095: u forgets everything (u = a << 6 each step)
 
 
-class QuantizationRangeError(ValueError):
+class QuantizationRangeError(DoesNotFitError, ValueError):
     """A layer's observed range cannot fit the 24-bit state / 8-bit weight / 13-bit bias limits.
 
     ``layer`` names it; the message says which limit and what to change.

@@ -38,6 +38,7 @@ from hardware.layers import (
 )
 from hardware.network import LoihiNetwork
 from hardware.readout import readout_layer_features
+from spikeclip.errors import UsageError
 
 #: float32 holds every integer below 2²⁴ exactly.
 F32_EXACT = 1 << 24
@@ -45,7 +46,7 @@ F32_EXACT = 1 << 24
 F64_EXACT = 1 << 53
 
 
-class SimulationError(ValueError):
+class SimulationError(UsageError):
     """The inputs do not fit the network, or a layer cannot be simulated exactly (names it)."""
 
 

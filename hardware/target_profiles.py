@@ -20,6 +20,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal
 
+from spikeclip.errors import UsageError
+
 FORMAT_VERSION = 1
 """The `format_version` every profile file must carry."""
 
@@ -55,7 +57,7 @@ _COST_KEYS = frozenset(TIMING_KEYS) - {"host_link_bits_per_s"}
 """Timing entries where more is worse (a bandwidth is a capacity: more is better)."""
 
 
-class TargetProfileError(ValueError):
+class TargetProfileError(UsageError):
     """A profile file is missing, malformed or names an unknown generation; message names it."""
 
 

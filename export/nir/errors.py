@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spikeclip.errors import ModelFileError, SpikeCLIPError, UnsupportedError
 
-class NIRError(Exception):
+
+class NIRError(SpikeCLIPError):
     """Base class of every error `export.nir` raises on purpose."""
 
 
-class UnsupportedModuleError(NIRError, TypeError):
+class UnsupportedModuleError(NIRError, UnsupportedError, TypeError):
     """`to_nir` met a module it has no builder for; `path` is its dotted module path."""
 
     def __init__(self, path: str, module_type: str, reason: str = "no NIR builder") -> None:
@@ -26,7 +28,7 @@ class MetadataError(NIRError, ValueError):
         super().__init__(f"NIR metadata {key}: {reason}")
 
 
-class UnknownExtensionError(NIRError, ValueError):
+class UnknownExtensionError(NIRError, UnsupportedError, ValueError):
     """The executor met a node it cannot run (unknown marker or node type), named by `node`."""
 
     def __init__(self, node: str, reason: str) -> None:
@@ -38,7 +40,7 @@ class GraphStructureError(NIRError, ValueError):
     """The graph's wiring cannot be executed (cycle, missing input, shape mismatch)."""
 
 
-class NIRFileError(NIRError, OSError):
+class NIRFileError(NIRError, ModelFileError, OSError):
     """A `.nir` file cannot be read or written; `path` and `reason` say which and why."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from spikeclip.errors import SpikeCLIPError, UsageError
 
-class EnergyError(ValueError):
+
+class EnergyError(SpikeCLIPError, ValueError):
     """Base class of every error `hardware.energy` raises on purpose."""
 
 
@@ -11,5 +13,5 @@ class EnergyCountError(EnergyError):
     """Activity or layer geometry handed to a counter is inconsistent (shape, sign, order)."""
 
 
-class UnknownPresetError(EnergyError, KeyError):
+class UnknownPresetError(EnergyError, UsageError, KeyError):
     """A price preset name is not one of `hardware.energy.presets.PRESETS`."""

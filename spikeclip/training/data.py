@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
+from spikeclip.errors import UsageError
 from spikeclip.training import prompts
 
 Transform = Callable[[Any], torch.Tensor]
@@ -29,11 +30,11 @@ DIGITS_MEAN = 0.5  # digits pixels are scaled to [0, 1] then normalized with thi
 DIGITS_STD = 0.5
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UsageError, FileNotFoundError):
     """A dataset's files are not on disk (the message says where they must go)."""
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(UsageError):
     """A dataset name this module does not know."""
 
 

@@ -34,10 +34,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from spikeclip.errors import UsageError
+
 ENV_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-class DistributedError(RuntimeError):
+class DistributedError(UsageError, RuntimeError):
     """A torchrun environment or option this module cannot use (message says which)."""
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from spikeclip.errors import UsageError
 from spikeclip.model import SpikeCLIP
 from spikeclip.training import feature_cache
 from spikeclip.training.data import Indexed, Splits
@@ -48,7 +49,7 @@ class StageResult:
     metrics: dict[str, float]
 
 
-class StageInputError(ValueError):
+class StageInputError(UsageError):
     """Inputs a stage cannot use (mismatched dims, vocabularies, empty corpora)."""
 
 

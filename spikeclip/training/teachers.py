@@ -21,13 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikeclip.errors import UsageError
 from spikeclip.training.towers import ConvTower
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class TeacherError(ValueError):
+class TeacherError(UsageError):
     """A teacher spec that cannot be built, or a capability the teacher lacks."""
 
 

@@ -14,10 +14,10 @@ import torch
 
 from export import cli, stages
 from export.exit_codes import (
-    EXIT_BAD_CHECKPOINT,
+    EXIT_BAD_MODEL,
     EXIT_DOES_NOT_FIT,
     EXIT_LAVA_FAILED,
-    EXIT_UNSUPPORTED_LAYER,
+    EXIT_UNSUPPORTED,
     EXIT_USAGE,
 )
 from spikeclip import SpikeCLIP, SpikeCLIPConfig, save
@@ -106,7 +106,7 @@ def test_target_nir_writes_only_the_graph(tiny_checkpoint: Path, tmp_path: Path)
 def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:
     out = tmp_path / "o"
     assert cli.main([str(tmp_path / "nope.pt"), "--target", "nir", "--out", str(out)]) == (
-        EXIT_BAD_CHECKPOINT
+        EXIT_BAD_MODEL
     )
     assert not out.exists()
 
@@ -125,7 +125,7 @@ def test_malicious_pickle_refused_and_not_run(tmp_path: Path) -> None:
     with open(bad, "wb") as handle:
         pickle.dump({"state_dict": _Payload()}, handle)
     done = run_cli(str(bad), "--target", "nir", "--out", str(tmp_path / "o"))
-    assert done.returncode == EXIT_BAD_CHECKPOINT, done.stderr
+    assert done.returncode == EXIT_BAD_MODEL, done.stderr
     assert "spikeclip-export: load:" in done.stderr and len(done.stderr.splitlines()) == 1
     assert not Path(MARKER).exists()
     assert not (tmp_path / "o").exists()
@@ -135,7 +135,7 @@ def test_corrupt_checkpoint_exit_code(tmp_path: Path) -> None:
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"PK\x03\x04 truncated")
     assert cli.main([str(bad), "--target", "nir", "--out", str(tmp_path / "o")]) == (
-        EXIT_BAD_CHECKPOINT
+        EXIT_BAD_MODEL
     )
 
 
@@ -158,7 +158,7 @@ def test_unsupported_layer_exit_code(tmp_path: Path) -> None:
     ckpt = tmp_path / "ann.pt"
     save(ckpt, build_ann_twin(SpikeCLIPConfig.tiny()))
     out = tmp_path / "o"
-    assert cli.main([str(ckpt), "--target", "nir", "--out", str(out)]) == EXIT_UNSUPPORTED_LAYER
+    assert cli.main([str(ckpt), "--target", "nir", "--out", str(out)]) == EXIT_UNSUPPORTED
     assert not out.exists()
 
 
