@@ -43,9 +43,16 @@ channels x rows x columns (a dense layer is a flat ``(N, 1, 1)`` population); th
 - ``"tight"``: the fewest cores any tile sizes allow (no power-of-two columns, actual neurons
   allocated): a lower bound for a better compiler.
 
-``model = load_core_model("calibrated")`` with the ``"intel"`` strategy reproduces Intel's
-PilotNet SNN table (74 cores) core for core, and its AxonIn, Neurons, Synapses and AxonMap
-columns exactly; AxonMem is an upper estimate (Intel's figures are 1.2-3.3x smaller).
+``load_core_model("calibrated")`` with the ``"intel"`` strategy reproduces Intel's PilotNet SNN
+table (74 cores) core for core, and its AxonIn, Neurons, Synapses and AxonMap columns exactly;
+AxonMem is an upper estimate (Intel's figures are 1.2-3.3x smaller). PilotNet's last conv:
+
+>>> model = load_core_model("calibrated")
+>>> conv5 = LayerGeometry(name="conv5", kind="conv", in_shape=(64, 4, 22),
+...                       out_shape=(64, 2, 20), kernel=(3, 3), weight_bits=4)
+>>> result = map_layer(conv5, model)
+>>> result.cores, result.split.tile_w, result.mean.neurons, result.mean.syn_mem_words
+(2, 16, 2048.0, 2880.0)
 
 Raises :class:`ResourceModelError` (usage, exit 2) for an invalid geometry, split or data file
 and :class:`~hardware.design_rules.DesignRuleError` (does not fit, exit 5) naming the layer,
@@ -56,7 +63,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from types import MappingProxyType
@@ -606,7 +613,7 @@ def _axis_options(n: int) -> list[int]:
 
 
 def _largest_fitting(
-    layer: LayerGeometry, make: Any, hi: int, model: Loihi2CoreModel
+    layer: LayerGeometry, make: Callable[[int], CoreSplit], hi: int, model: Loihi2CoreModel
 ) -> SplitResult | None:
     """The fitting split ``make(t)`` with the largest ``t`` in ``1..hi`` (demand grows with t)."""
     if evaluate_split(layer, make(1), model).over:
