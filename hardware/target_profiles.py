@@ -272,9 +272,24 @@ def load_target(name: str) -> TargetProfile:
     )
 
 
+NOT_TARGET_KINDS = ("resource-model",)
+"""`kind`s of data files in `hardware/targets/` that are not target profiles (the Loihi 2
+resource model `loihi2-resources.json` of `hardware.loihi2_resources`)."""
+
+
 def available_targets() -> tuple[str, ...]:
-    """Names of every profile file shipped in `hardware/targets/`, sorted."""
+    """Names of every profile file shipped in `hardware/targets/`, sorted (files whose `kind` is
+    in `NOT_TARGET_KINDS` are not targets; an unreadable file is listed so that loading it
+    reports the error)."""
     folder = resources.files("hardware") / "targets"
-    return tuple(
-        sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
-    )
+    names = []
+    for p in folder.iterdir():
+        if not p.name.endswith(".json"):
+            continue
+        try:
+            kind = json.loads(p.read_text(encoding="utf-8")).get("kind")
+        except (json.JSONDecodeError, AttributeError):
+            kind = None
+        if kind not in NOT_TARGET_KINDS:
+            names.append(p.name[: -len(".json")])
+    return tuple(sorted(names))
