@@ -106,12 +106,11 @@ def test_converted_model_reproduces_official_outputs(both, tower):
         assert np.array_equal(ours[name], ref), f"{name}: {(ours[name] != ref).sum()} differ"
 
 
-def test_num_heads_matters_and_the_default_is_noted():
-    """With the paper's 8 heads (the default) instead of the fixture's 2, attention differs:
-    the head count really is exercised by the fixture, and the assumption is reported."""
-    conv = official.convert_files([IMAGE])
+def test_num_heads_matters():
+    """With the paper's 8 heads instead of the fixture's 2, attention differs: the head count
+    really is exercised by the fixture (so a silent default would give wrong features)."""
+    conv = official.convert_files([IMAGE], num_heads=official.PAPER_NUM_HEADS)
     assert conv.config.num_heads == official.PAPER_NUM_HEADS
-    assert any("assumed 8" in note for note in conv.notes)
     assert any("placeholder" in note for note in conv.notes)
     out = _outputs("image")
     feats, ours = _run_with_spikes(conv, "image", out)
@@ -230,14 +229,15 @@ def test_pickled_code_is_refused_without_running_it(tmp_path):
     torch.save({"model": _Boom(witness)}, path)
     with pytest.raises(UnsafeCheckpoint) as err:
         official.read_official(path)
-    _one_line(err.value, "posix.mkdir", "nothing was run", "state_dict")
+    _one_line(err.value, "posix.mkdir", "nothing was run", "do not unpickle")
+    assert "weights_only=False" not in str(err.value)  # never suggested for a function
     assert not witness.exists()
 
     module = tmp_path / "module.pt"
     torch.save(torch.nn.Linear(2, 2), module)
     with pytest.raises(UnsafeCheckpoint) as err:
         official.read_official(module)
-    _one_line(err.value, "torch.nn.modules.linear.Linear", "re-save")
+    _one_line(err.value, "torch.nn.modules.linear.Linear", "re-save", "weights_only=False")
 
 
 def _saved_variant(tmp_path: Path, edit) -> Path:
@@ -336,8 +336,8 @@ def test_cli_writes_a_model_pt_that_loads_and_matches(tmp_path, capsys):
     torch.testing.assert_close(feats_i, image["features"], rtol=0, atol=1e-5)
     torch.testing.assert_close(feats_t, text["features"], rtol=0, atol=1e-5)
 
-    # Converting our own model.pt again is refused, in one line on stderr, exit status 1.
-    assert main([str(out), "--out", str(tmp_path / "again.pt")]) == 1
+    # Converting our own model.pt again is refused, in one line on stderr, exit status 3.
+    assert main([str(out), "--out", str(tmp_path / "again.pt")]) == 3
     err = capsys.readouterr().err.strip()
     assert (
         err == f"spikeclip-convert: error: {out}: already a SpikeCLIP model.pt: nothing to convert"
@@ -355,7 +355,7 @@ def test_cli_image_only_records_the_placeholder_text_tower(tmp_path, capsys):
     assert loaded.metadata["placeholder_towers"] == ["text"]
     assert loaded.config.vocab_size == 1
     capsys.readouterr()
-    assert main([str(IMAGE), str(IMAGE), "--out", str(out)]) == 1
+    assert main([str(IMAGE), str(IMAGE), "--out", str(out), "--num-heads", "2"]) == 2
     assert "a second official image encoder" in capsys.readouterr().err
 
 
