@@ -148,7 +148,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["embed1e6"] = _with_config(good, root / "embed1e6.pt", embed_dim=1_000_000)
     files["depth1e6"] = _with_config(good, root / "depth1e6.pt", depth=1_000_000)
     files["img1e5"] = _with_config(good, root / "img1e5.pt", img_size=100_000)
-    # Within every bound, but 1024 blocks of width 65,536 are ~2·10¹⁴ bytes of parameters.
+    # Within every bound, but 1024 blocks of width 65,536 are ~1.4·10¹⁴ bytes of parameters.
     files["huge"] = _with_config(good, root / "huge.pt", embed_dim=1 << 16, depth=1024)
     return files
 
