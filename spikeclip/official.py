@@ -326,6 +326,7 @@ def infer_image_fields(
     if num_heads is None:
         num_heads = tower.meta.get("num_heads")
         if num_heads is not None:
+            _validate({**_TEXT_PLACEHOLDER, **fields, "num_heads": num_heads}, path)
             notes.append(f"num_heads={num_heads} from the checkpoint's stored args")
     if num_heads is None:
         num_heads = _paper_heads(fields, path)

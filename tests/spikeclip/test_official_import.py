@@ -547,3 +547,15 @@ def test_an_impossible_configuration_in_the_file_exits_3(tmp_path):
     with pytest.raises(InvalidCheckpointContent, match="configuration: config.T must be") as err:
         official.convert_files([path], num_heads=FIXTURE_HEADS)
     assert err.value.exit_code == 3 and "edited.pth.tar" in str(err.value)
+
+
+def test_stored_args_with_an_impossible_head_count_blame_the_file(tmp_path):
+    import argparse
+
+    saver = torch.load(IMAGE, weights_only=True)
+    saver["args"] = argparse.Namespace(num_heads=3)  # embed 16 does not split into 3 heads
+    path = tmp_path / "bad_args.pth.tar"
+    torch.save(saver, path)
+    with pytest.raises(InvalidCheckpointContent, match="divisible by num_heads=3") as err:
+        official.convert_files([path])
+    assert err.value.exit_code == 3
