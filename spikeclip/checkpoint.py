@@ -6,8 +6,10 @@ The file is a `torch.save` zip whose pickle holds only builtins and tensors:
      "config": SpikeCLIPConfig.to_dict(), "state_dict": {name: Tensor},
      "class_names": [str] | None, "templates": [str] | None, "metadata": {str: json-like}}
 
-It is read with `torch.load(weights_only=True)` only: a pickle that would need code execution is
-refused before anything runs (`UnsafeCheckpoint`). Writes are atomic (temp file + os.replace).
+It is read through `spikeclip.safe_load` only (`torch.load(weights_only=True)` after path and
+CRC-32 checks): a pickle that would need code execution is refused before anything runs
+(`UnsafeCheckpoint`), and NaN/±Inf weights are refused naming the tensor. Writes are atomic
+(temp file + os.replace).
 """
 
 from __future__ import annotations
@@ -15,13 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import pickle
-import pickletools
-import re
-import struct
 import tempfile
-import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,19 +26,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from spikeclip import official
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.errors import (
-    CheckpointNotFound,
     ConfigError,
     InvalidCheckpointContent,
     NotACheckpoint,
     StateDictMismatch,
     UnknownFormatVersion,
-    UnsafeCheckpoint,
 )
+from spikeclip.memory import check_memory, estimate_memory
 from spikeclip.model import SpikeCLIP
+from spikeclip.safe_load import FORMAT_NAME, check_finite, read_torch_file
 
-FORMAT_NAME = "spikeclip-checkpoint"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 CONVERTED_FORMAT_VERSION = 0
@@ -109,21 +105,34 @@ def save(
     return path
 
 
-def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+def load(
+    path: str | os.PathLike,
+    *,
+    map_location: str | torch.device = "cpu",
+    num_heads: int | None = None,
+    img_size: int | None = None,
+) -> Checkpoint:
     """Read a `model.pt` written by `save`; the model comes back in eval mode.
 
-    A checkpoint written by the paper's official code is converted on the fly (see
-    `_from_foreign`). Raises (all `CheckpointError`, message = path + one-line reason):
-    `CheckpointNotFound`, `NotACheckpoint`, `UnsafeCheckpoint` (the pickle needs code execution;
-    refused, nothing run), `UnknownFormatVersion`, `InvalidCheckpointContent` (bad config or
-    field), `StateDictMismatch` (names the first missing/unexpected/mis-shaped keys).
+    The file is read by `spikeclip.safe_load.read_torch_file` (path, CRC-32 of every zip record,
+    weights_only unpickling); every stored tensor is checked finite; the config is validated and
+    its memory estimated (`spikeclip.memory`) before the model is built. A checkpoint written by
+    the paper's official code is converted on the fly (`spikeclip.official.convert_loaded`):
+    `num_heads` (and `img_size`) give what such files do not store; num_heads is required
+    unless the file's configuration is exactly the paper's. For a `model.pt` they must be None
+    or equal to the stored values.
+
+    Raises `CheckpointError` (exit 3; message = path + one-line reason): `CheckpointNotFound`,
+    `CheckpointIsDirectory`, `CheckpointUnreadable`, `NotACheckpoint` / `CorruptCheckpoint`,
+    `UnsafeCheckpoint` (refused, nothing run), `NonFiniteTensor`, `UnknownFormatVersion`,
+    `InvalidCheckpointContent` (bad config or field, e.g. T above `config.MAX_T`),
+    `StateDictMismatch`; `InsufficientMemoryError` (exit 9) when the model does not fit this
+    machine; `ConfigError`/`ConversionOptionRequired` (exit 2) for bad or missing keywords.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFound(path, "no such file")
-    payload = _safe_torch_load(path, map_location)
+    payload = read_torch_file(path, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        return _from_foreign(path, payload)
+        return _from_foreign(path, payload, num_heads=num_heads, img_size=img_size)
     version = payload.get("format_version")
     if (
         not isinstance(version, int)
@@ -139,11 +148,14 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         config = SpikeCLIPConfig.from_dict(payload.get("config"))
     except ConfigError as err:
         raise InvalidCheckpointContent(path, f"bad config: {err}") from err
+    _check_keywords(path, config, num_heads=num_heads, img_size=img_size)
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise InvalidCheckpointContent(path, "state_dict must map str to tensors")
+    check_finite(state, path)
+    check_memory(estimate_memory(config), what=f"{path}: building its model")
     model = SpikeCLIP(config)
     _check_fits(path, model, state)
     model.load_state_dict(state, strict=True)
@@ -166,14 +178,29 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
     )
 
 
-def _from_foreign(path: Path, payload: Any) -> Checkpoint:
+def _check_keywords(
+    path: Path, config: SpikeCLIPConfig, *, num_heads: int | None, img_size: int | None
+) -> None:
+    """`num_heads`/`img_size` only complete official files: for a model.pt they must agree."""
+    for name, given in (("num_heads", num_heads), ("img_size", img_size)):
+        stored = getattr(config, name)
+        if given is not None and given != stored:
+            raise ConfigError(
+                f"{path}: {name}={given} was given, but this model.pt stores {name}={stored} "
+                "(the keyword only completes official checkpoints, which do not store it)"
+            )
+
+
+def _from_foreign(
+    path: Path, payload: Any, *, num_heads: int | None, img_size: int | None
+) -> Checkpoint:
     """A checkpoint of the paper's official code (either tower, either layout) is converted
     (`spikeclip.official.convert_loaded`, which warns `OfficialConversionNotice` with what it
     assumed); format_version is then 0. Anything else raises `NotACheckpoint`."""
-    from spikeclip import official  # lazy: official imports this module's names lazily too
-
     if official.looks_official(payload):
-        conversion = official.convert_loaded(payload, path)
+        conversion = official.convert_loaded(
+            payload, path, num_heads=num_heads, img_size=img_size
+        )
         return Checkpoint(
             model=conversion.model.eval(),
             config=conversion.config,
@@ -186,93 +213,6 @@ def _from_foreign(path: Path, payload: Any) -> Checkpoint:
         f"not a SpikeCLIP checkpoint (top level is a {what} without "
         f"format={FORMAT_NAME!r}); write it with spikeclip.checkpoint.save",
     )
-
-
-def _safe_torch_load(path: Path, map_location: str | torch.device) -> Any:
-    """`torch.load(weights_only=True)`, its failures mapped to typed errors.
-
-    Besides torch's weights-only defaults, only the attribute holders in
-    `spikeclip.official.SAFE_GLOBALS` (argparse.Namespace, stored by timm) are allowed.
-    """
-    from spikeclip.official import SAFE_GLOBALS
-
-    try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)), warnings.catch_warnings():
-            # torch warns about non-default pickle protocols before refusing them; the typed
-            # error below is the one-line message the user gets.
-            warnings.filterwarnings(
-                "ignore", message="Detected pickle protocol", category=UserWarning
-            )
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = _needs_code(str(err)) or _pickle_imports(path)
-        if unsafe:
-            raise UnsafeCheckpoint(
-                path, f"refused: loading needs code execution ({unsafe}); nothing was run"
-            ) from None
-        raise NotACheckpoint(path, f"not a torch checkpoint ({_first_line(err)})") from None
-    except _MALFORMED as err:
-        first = _first_line(err)
-        reason = f"{type(err).__name__}: {first}" if first else type(err).__name__
-        raise NotACheckpoint(path, f"not a torch checkpoint ({reason})") from None
-
-
-# What torch.load(weights_only=True) raises on malformed (non-malicious) bytes: its restricted
-# unpickler indexes its memo/stack and unpacks structs directly on the file's contents.
-_MALFORMED = (
-    EOFError,
-    RuntimeError,
-    ValueError,
-    KeyError,
-    IndexError,
-    TypeError,
-    struct.error,
-    zipfile.BadZipFile,
-    UnicodeDecodeError,
-)
-
-_GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL (\S+)")
-
-
-def _needs_code(message: str) -> str:
-    """The forbidden global torch's weights-only unpickler named in `message`, or ''."""
-    match = _GLOBAL_RE.search(message)
-    return f"imports {match.group(1)}" if match else ""
-
-
-def _pickle_imports(path: Path) -> str:
-    """Statically scan the file's pickle (no execution) for imports/calls; '' if none/unparsable.
-
-    torch refuses some pickles (e.g. protocol-4 plain pickles) before naming a global; this
-    tells such a pickle apart from a file that is not a pickle at all.
-    """
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
-                data = zf.read(names[0]) if names else b""
-        else:
-            data = path.read_bytes()
-        strings: list[str] = []
-        found: list[str] = []
-        for op, arg, _pos in pickletools.genops(data):
-            if isinstance(arg, str):
-                strings.append(arg)
-            if op.name in ("GLOBAL", "INST"):
-                found.append(str(arg).replace(" ", "."))
-            elif op.name == "STACK_GLOBAL":
-                found.append(".".join(strings[-2:]) if len(strings) >= 2 else "a global")
-            elif op.name in ("REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX") and not found:
-                found.append("a call")
-    except (ValueError, zipfile.BadZipFile, KeyError, OSError, IndexError):
-        return ""
-    return f"imports {found[0]}" if found else ""
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    meaningful = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Please"))]
-    return (meaningful or lines or [""])[0][:160]
 
 
 def _check_fits(path: Path, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:

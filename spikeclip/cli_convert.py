@@ -3,8 +3,15 @@
     spikeclip-convert IMAGE.pth.tar [TEXT.pth.tar] --out model.pt [--num-heads 8] [--img-size 32]
 
 Each input is an official `Vision_Encoder` or `Language_Encoder` checkpoint (timm
-CheckpointSaver dict or raw state dict; the tower is detected from its keys), read with
-`weights_only=True`. Exit status: 0 written, 1 refused (one-line reason on stderr), 2 bad usage.
+CheckpointSaver dict or raw state dict; the tower is detected from its keys), read by
+`spikeclip.safe_load` (weights_only, CRC-32 checked, finite tensors). The head count is not
+stored in official files: --num-heads is required unless a stored `args` gives it or the image
+encoder is exactly the paper's configuration (then 8).
+
+Exit status: the error's own code (`spikeclip.errors`), with a one-line reason on stderr: 0
+written, 2 bad usage (including a missing --num-heads), 3 an input file that cannot be used
+(missing, unreadable, corrupt, unsafe, non-finite, not official), 8 the output cannot be
+written, 9 not enough memory.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         "--num-heads",
         type=int,
         default=None,
-        help="attention heads of the image encoder (not stored in official checkpoints; "
-        f"default {official.PAPER_NUM_HEADS})",
+        help="attention heads of the image encoder (not stored in official checkpoints): "
+        "required unless the file stores its training args or its configuration is exactly the "
+        f"paper's (then {official.PAPER_NUM_HEADS})",
     )
     p.add_argument(
         "--img-size",
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint.save(args.out, result.model, metadata=official.conversion_metadata(result))
     except SpikeCLIPError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
     print(official.conversion_message(result))
     print(f"wrote {args.out}")
     return 0

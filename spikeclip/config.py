@@ -21,6 +21,47 @@ NEURON_KINDS = ("lif", "ann")
 NUM_POOLS = 2
 """The tokenizer halves the resolution twice (after conv2 and conv3): img_size must divide by 4."""
 
+MAX_T = 1024
+"""Most time steps a config may have. The readout's initial weights ln(0.8·2^(t−T+1))
+(`image_encoder.time_weight_init`) leave float64's range above T = 1075 (the old "math domain
+error"); spiking transformers of this family use 1 to a few dozen steps."""
+
+MAX_WIDTH = 1 << 16
+"""Most channels of any layer (in_channels, tokenizer_channels, embed_dim, out_dim, text_width,
+text_hidden): a 65,536 × 65,536 linear layer alone is 16 GiB of float32."""
+
+MAX_DEPTH = 1024
+"""Most transformer blocks."""
+
+MAX_IMG_SIZE = 4096
+"""Largest input side in pixels (4,096² RGB at T = 1 is already 192 MiB per image)."""
+
+MAX_TEXT_LEN = 4096
+"""Most tokens per prompt."""
+
+MAX_VOCAB = 1 << 20
+"""Largest token vocabulary (CLIP: 49,408; MiniLM: 30,522)."""
+
+MAX_MLP_RATIO = 64
+"""Largest MLP expansion (the paper: 4)."""
+
+UPPER_BOUNDS: dict[str, int] = {
+    "img_size": MAX_IMG_SIZE,
+    "in_channels": MAX_WIDTH,
+    "embed_dim": MAX_WIDTH,
+    "depth": MAX_DEPTH,
+    "mlp_ratio": MAX_MLP_RATIO,
+    "T": MAX_T,
+    "out_dim": MAX_WIDTH,
+    "text_len": MAX_TEXT_LEN,
+    "vocab_size": MAX_VOCAB,
+    "text_width": MAX_WIDTH,
+    "text_hidden": MAX_WIDTH,
+}
+"""Hard upper bound of each integer size field: a sanity bound on what the config may say, not
+a promise that it fits this machine (`spikeclip.memory.check_memory` decides that, from an
+estimate, before a model is built). num_heads is bounded by embed_dim (it must divide it)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SpikeCLIPConfig:
@@ -101,9 +142,20 @@ class SpikeCLIPConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config.{name} must be >= 1, got {getattr(self, name)}")
+        for name, bound in UPPER_BOUNDS.items():
+            if getattr(self, name) > bound:
+                raise ConfigError(
+                    f"config.{name} must be <= {bound:,} (this toolchain's bound), "
+                    f"got {getattr(self, name):,}"
+                )
         if len(self.tokenizer_channels) != 4 or min(self.tokenizer_channels) < 1:
             raise ConfigError(
                 f"config.tokenizer_channels must be 4 positive ints, got {self.tokenizer_channels}"
+            )
+        if max(self.tokenizer_channels) > MAX_WIDTH:
+            raise ConfigError(
+                f"config.tokenizer_channels must each be <= {MAX_WIDTH:,} (this toolchain's "
+                f"bound), got {self.tokenizer_channels}"
             )
         for name in ("attn_scale", "v_threshold", "attn_v_threshold", "tau", "surrogate_alpha"):
             value = getattr(self, name)

@@ -159,3 +159,27 @@ class StateDictMismatch(CheckpointError):
 
 class UnsafeCheckpoint(CheckpointError):
     """The pickle would need code execution to load; it was refused and nothing was run."""
+
+
+class CheckpointIsDirectory(CheckpointError, IsADirectoryError):
+    """The checkpoint path names a directory, not a file."""
+
+
+class CheckpointUnreadable(CheckpointError):
+    """The checkpoint path exists but cannot be read: no permission, not a regular file (a FIFO,
+    a device, a socket), or an I/O error."""
+
+
+class CorruptCheckpoint(NotACheckpoint):
+    """A damaged torch file: a truncated or malformed zip archive, or a zip record whose bytes
+    fail its stored CRC-32 (bit rot, an interrupted copy)."""
+
+
+class NonFiniteTensor(CheckpointError):
+    """A stored tensor holds NaN or ±Inf values; names the tensor and the counts."""
+
+
+class ConversionOptionRequired(UsageError):
+    """Converting an official checkpoint needs a value its file does not store (the attention
+    head count) and its configuration is not the paper's, so no default is safe: the caller must
+    give it (``spikeclip-convert --num-heads``, ``spikeclip.checkpoint.load(num_heads=)``)."""

@@ -6,7 +6,7 @@ tower: `Vision_Encoder` (keys `patch_embed.block0_conv.weight`, `block.N.attn.q_
 `proj.weight`, `weights_tensor`, …) or `Language_Encoder` (`fc1`, `fc2`,
 `clip_embedding.{token,position}_embedding.weight`, `weights_tensor`). This module maps those keys
 onto `SpikeCLIP`'s, infers the `SpikeCLIPConfig` from the tensor shapes, and refuses whatever
-does not fit with the first mismatched keys. Files are read with `weights_only=True` only.
+does not fit with the first mismatched keys.
 
 Key map (official → ours; image keys under `image_encoder.`, text keys under `text_encoder.`):
 
@@ -23,18 +23,18 @@ Key map (official → ours; image keys under `image_encoder.`, text keys under `
 
 The official `Language_Encoder` output width equals its embedding width (`clip_dim`), and the
 official code has no `num_heads` or image size in any tensor: the caller gives them (or an
-`args` namespace stored by timm does); otherwise the paper's 8 heads and 32×32 are assumed and
-the conversion notes say so. A tower absent from the input is a placeholder of minimal size
-(noted), since a `SpikeCLIP` holds both.
+`args` namespace stored by timm does). Without them, 32×32 is assumed (it changes no weight) and
+8 heads only when the file's configuration is exactly the paper's, each noted; any other
+configuration without a head count is refused (`ConversionOptionRequired`, exit 2), since a
+wrong count silently changes the image features. A tower absent from the input is a
+placeholder of minimal size (noted), since a `SpikeCLIP` holds both. Files are read by
+`spikeclip.safe_load` (the project's one safe loader) and every tensor must be finite.
 """
 
 from __future__ import annotations
 
-import argparse
-import pickle
 import re
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +45,16 @@ from torch import Tensor
 
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.errors import (
-    CheckpointNotFound,
+    ConfigError,
+    ConversionOptionRequired,
+    InvalidCheckpointContent,
     NotACheckpoint,
     StateDictMismatch,
-    UnsafeCheckpoint,
+    UsageError,
 )
+from spikeclip.memory import check_memory, estimate_memory
 from spikeclip.model import SpikeCLIP
+from spikeclip.safe_load import FORMAT_NAME, check_finite, read_torch_file
 
 IMAGE_MARKER = "patch_embed.block0_conv.weight"
 """A key only the official `Vision_Encoder` has."""
@@ -67,11 +71,13 @@ PAPER_IMG_SIZE = 32
 MAX_LISTED = 3
 """How many offending keys an error message names per kind (missing, unexpected, shape)."""
 
-SAFE_GLOBALS = (argparse.Namespace,)
-"""Classes `read_payload` allows besides weights_only's defaults (timm stores `args` as one)."""
+MAX_LISTED_HEADS = 8
+"""How many fitting head counts a `ConversionOptionRequired` message names."""
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_MAGIC = b"\x80"  # torch < 1.6 files start with a pickle protocol opcode
+PAPER_IMAGE_FIELDS = ("in_channels", "tokenizer_channels", "embed_dim", "depth", "mlp_ratio",
+                      "out_dim", "T")
+"""The image-tower fields an official file's shapes give; when all equal the paper's, its 8 heads
+are assumed (every official script passes `--num_heads 8` with that configuration)."""
 
 _IMAGE_RULES: tuple[tuple[str, str], ...] = (
     (r"patch_embed\.block([0-4])_conv\.(weight)", r"tokenizer.conv\1.\2"),
@@ -147,59 +153,6 @@ class Conversion:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_payload(path: str | Path) -> Any:
-    """`torch.load(path, map_location="cpu", weights_only=True)` with one-line typed errors.
-
-    argparse.Namespace (timm's stored `args`) is the one extra class allowed: it only holds
-    attributes. Raises CheckpointNotFound, NotACheckpoint (empty, truncated, not a torch file),
-    UnsafeCheckpoint (the pickle names code, e.g. a whole pickled model; nothing was run).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointNotFound(path, "no such file")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if not head:
-        raise NotACheckpoint(path, "empty file")
-    if head == _ZIP_MAGIC:
-        try:
-            with zipfile.ZipFile(path):
-                pass
-        except zipfile.BadZipFile as err:
-            raise NotACheckpoint(path, f"truncated or corrupt torch zip archive ({err})") from err
-    elif not head.startswith(_LEGACY_MAGIC):
-        raise NotACheckpoint(path, f"not a torch checkpoint (starts with bytes {head!r})")
-    try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
-            raise UnsafeCheckpoint(path, unsafe_reason(str(err))) from err
-        raise NotACheckpoint(path, f"corrupt pickle ({_first_line(err)})") from err
-    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as err:
-        raise NotACheckpoint(
-            path, f"truncated or corrupt torch file ({type(err).__name__}: {_first_line(err)})"
-        ) from err
-
-
-def unsafe_reason(message: str) -> str:
-    """One line explaining a weights_only refusal (`message` is torch's) and how to re-save."""
-    found = re.search(r"GLOBAL ([\w.]+)", message)
-    what = f"the class/function {found.group(1)}" if found else "a Python class or function"
-    return (
-        f"refused to unpickle: the file needs {what} (e.g. a whole pickled model such as a "
-        "CLIPModel teacher) and loading it could run code; nothing was run. If you trust it, "
-        "re-save its weights once: python -c \"import torch; m = torch.load('IN', "
-        "weights_only=False); torch.save(getattr(m, 'state_dict', lambda: m)(), 'OUT.pth')\" "
-        "and pass OUT.pth"
-    )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else "no message"
-
-
 def split_layout(payload: Any, path: str | Path) -> tuple[str, dict[str, Tensor], dict[str, Any]]:
     """(layout, state dict, meta) of a loaded payload: timm saver dict or raw state dict.
 
@@ -209,8 +162,6 @@ def split_layout(payload: Any, path: str | Path) -> tuple[str, dict[str, Tensor]
         raise NotOfficialCheckpoint(
             path, f"holds a {type(payload).__name__}, not a state dict or a timm checkpoint dict"
         )
-    from spikeclip.checkpoint import FORMAT_NAME  # lazy: checkpoint.load may import this module
-
     if payload.get("format") == FORMAT_NAME:
         raise NotOfficialCheckpoint(path, "already a SpikeCLIP model.pt: nothing to convert")
     meta: dict[str, Any] = {}
@@ -288,14 +239,17 @@ def looks_official(payload: Any) -> bool:
 
 
 def read_official(path: str | Path) -> OfficialTower:
-    """Read one official file (safely) and identify its layout and tower."""
+    """Read one official file (`spikeclip.safe_load.read_torch_file`: path, CRC-32,
+    weights_only) and identify its layout and tower."""
     path = Path(path)
-    return tower_from_payload(read_payload(path), path)
+    return tower_from_payload(read_torch_file(path), path)
 
 
 def tower_from_payload(payload: Any, path: str | Path) -> OfficialTower:
-    """`OfficialTower` from an already loaded (weights_only) payload."""
+    """`OfficialTower` from an already loaded (weights_only) payload; every state-dict tensor
+    must be finite (`NonFiniteTensor` names the official key otherwise)."""
     layout, state, meta = split_layout(payload, path)
+    check_finite(state, path)
     return OfficialTower(
         path=Path(path),
         tower=detect_tower(state, path),
@@ -340,8 +294,11 @@ def infer_image_fields(
 
     in_channels/tokenizer_channels/embed_dim from the five tokenizer convs, depth from the
     `block.N.` indices, mlp_ratio from block 0's mlp1_conv, out_dim from `proj`, T from
-    `weights_tensor`. num_heads: argument, else a stored `args.num_heads`, else 8 (noted);
-    img_size: argument, else 32 (noted). Returns (fields, notes).
+    `weights_tensor` (`InvalidCheckpointContent` if these make no valid config). num_heads: the
+    argument, else a stored `args.num_heads`, else 8 only if those fields are exactly the
+    paper's (noted); otherwise `ConversionOptionRequired` (exit 2): no tensor records the head
+    count and a wrong one silently changes the attention. img_size: argument, else 32 (noted;
+    it changes no weight). Returns (fields, notes).
     """
     state, path, notes = tower.state_dict, tower.path, []
     convs = [_need(state, path, f"patch_embed.block{i}_conv.weight", 4) for i in range(5)]
@@ -356,31 +313,65 @@ def infer_image_fields(
         raise OfficialLayoutMismatch(
             path, f"block.0.mlp.mlp1_conv.weight has {hidden} outputs, not a multiple of {embed}"
         )
-    if num_heads is None:
-        num_heads = tower.meta.get("num_heads")
-        if num_heads is not None:
-            notes.append(f"num_heads={num_heads} from the checkpoint's stored args")
-    if num_heads is None:
-        num_heads = PAPER_NUM_HEADS
-        notes.append(
-            f"num_heads is not stored in official checkpoints: assumed {num_heads} (every "
-            "official script's value); pass --num-heads if you trained with another"
-        )
-    if img_size is None:
-        img_size = PAPER_IMG_SIZE
-        notes.append(f"image size is not stored: assumed {img_size}×{img_size} (pass --img-size)")
     fields = {
         "in_channels": convs[0][1],
         "tokenizer_channels": tuple(c[0] for c in convs[:4]),
         "embed_dim": embed,
         "depth": depth,
-        "num_heads": num_heads,
         "mlp_ratio": hidden // embed,
         "out_dim": _need(state, path, "proj.weight", 2)[0],
         "T": _time_steps(state, path),
-        "img_size": img_size,
     }
-    return fields, notes
+    _validate({**_TEXT_PLACEHOLDER, **fields, "num_heads": 1, "img_size": PAPER_IMG_SIZE}, path)
+    if num_heads is None:
+        num_heads = tower.meta.get("num_heads")
+        if num_heads is not None:
+            _validate({**_TEXT_PLACEHOLDER, **fields, "num_heads": num_heads}, path)
+            notes.append(f"num_heads={num_heads} from the checkpoint's stored args")
+    if num_heads is None:
+        num_heads = _paper_heads(fields, path)
+        notes.append(
+            f"num_heads is not stored in official checkpoints: assumed {num_heads}, the paper's "
+            "value for exactly this configuration; pass --num-heads if you trained with another"
+        )
+    if img_size is None:
+        img_size = PAPER_IMG_SIZE
+        notes.append(f"image size is not stored: assumed {img_size}×{img_size} (pass --img-size)")
+    return {**fields, "num_heads": num_heads, "img_size": img_size}, notes
+
+
+def _paper_heads(fields: Mapping[str, Any], path: Path) -> int:
+    """`PAPER_NUM_HEADS` if the file's image fields are exactly the paper's, else raise
+    `ConversionOptionRequired` saying which fields differ and which head counts would fit."""
+    paper = SpikeCLIPConfig.paper()
+    differ = [
+        f"{k}={fields[k]} vs {getattr(paper, k)}"
+        for k in PAPER_IMAGE_FIELDS
+        if fields[k] != getattr(paper, k)
+    ]
+    if not differ:
+        return PAPER_NUM_HEADS
+    embed = fields["embed_dim"]
+    fitting = [h for h in range(1, embed + 1) if embed % h == 0]
+    shown = ", ".join(map(str, fitting[:MAX_LISTED_HEADS])) + (
+        ", …" if len(fitting) > MAX_LISTED_HEADS else ""
+    )
+    raise ConversionOptionRequired(
+        f"{path}: the attention head count is not stored in official checkpoints and this one "
+        f"is not the paper's configuration ({'; '.join(differ)}), so no default is safe: a "
+        "wrong count silently changes the image features. Pass it: spikeclip-convert "
+        "--num-heads N, or spikeclip.checkpoint.load(path, num_heads=N) "
+        f"(N divides embed_dim {embed}: {shown})"
+    )
+
+
+def _validate(fields: Mapping[str, Any], path: Path) -> None:
+    """Raise `InvalidCheckpointContent` if `fields` (read from the file at `path`) make no valid
+    `SpikeCLIPConfig` (e.g. T above `config.MAX_T`)."""
+    try:
+        SpikeCLIPConfig(**fields)
+    except ConfigError as err:
+        raise InvalidCheckpointContent(path, f"implies an invalid configuration: {err}") from err
 
 
 def infer_text_fields(tower: OfficialTower) -> tuple[dict[str, Any], list[str]]:
@@ -412,6 +403,7 @@ def infer_text_fields(tower: OfficialTower) -> tuple[dict[str, Any], list[str]]:
         "out_dim": _need(state, path, "fc2.weight", 2)[0],
         "T": _time_steps(state, path),
     }
+    _validate({**_IMAGE_PLACEHOLDER, **fields}, path)
     notes = []
     if positions > text_len:
         notes.append(
@@ -568,8 +560,9 @@ def convert(
     by_kind: dict[str, OfficialTower] = {}
     for t in towers:
         if t.tower in by_kind:
-            raise OfficialLayoutMismatch(
-                t.path, f"a second official {t.tower} encoder (first: {by_kind[t.tower].path})"
+            raise UsageError(
+                f"{t.path}: a second official {t.tower} encoder (first: {by_kind[t.tower].path});"
+                " give at most one image and one text checkpoint"
             )
         by_kind[t.tower] = t
     if not by_kind:
@@ -601,7 +594,16 @@ def convert(
             "no text encoder given: the text tower is a 1-token placeholder (zero-shot class "
             "vectors need the official Language_Encoder checkpoint too)"
         )
-    config = SpikeCLIPConfig(**fields)
+    try:
+        config = SpikeCLIPConfig(**fields)
+    except ConfigError as err:  # the file's own fields were validated: the options do not fit
+        where = image.path if image is not None else text.path
+        raise ConfigError(f"{where}: the given num_heads/img_size do not fit: {err}") from err
+    sources = {t.tower: str(t.path) for t in by_kind.values()}
+    check_memory(
+        estimate_memory(config),
+        what=f"{' + '.join(sources.values())}: building the converted model",
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = SpikeCLIP(config)
@@ -611,7 +613,6 @@ def convert(
         module = model.image_encoder if t.tower == "image" else model.text_encoder
         module.load_state_dict(map_state(t, module.state_dict()), strict=True)
     model.eval()
-    sources = {t.tower: str(t.path) for t in by_kind.values()}
     return Conversion(model=model, config=config, notes=tuple(notes), sources=sources)
 
 
@@ -674,5 +675,4 @@ __all__ = [
     "looks_official",
     "map_key",
     "read_official",
-    "read_payload",
 ]

@@ -14,7 +14,10 @@ from spikeclip.ann_twin import build_ann_twin
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.errors import (
     CheckpointError,
+    CheckpointIsDirectory,
     CheckpointNotFound,
+    ConfigError,
+    ConversionOptionRequired,
     InvalidCheckpointContent,
     NotACheckpoint,
     StateDictMismatch,
@@ -88,8 +91,13 @@ def test_missing_file(tmp_path):
     with pytest.raises(CheckpointNotFound, match="no such file") as err:
         checkpoint.load(tmp_path / "nope.pt")
     _one_line(err.value, tmp_path / "nope.pt")
-    with pytest.raises(CheckpointNotFound):
-        checkpoint.load(tmp_path)  # a directory
+
+
+def test_directory_is_a_directory(tmp_path):
+    with pytest.raises(CheckpointIsDirectory, match="is a directory") as err:
+        checkpoint.load(tmp_path)
+    _one_line(err.value, tmp_path)
+    assert err.value.exit_code == 3 and not isinstance(err.value, CheckpointNotFound)
 
 
 @pytest.mark.parametrize(
@@ -195,10 +203,26 @@ def test_official_code_checkpoint_is_converted_while_loading():
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "official"
     with pytest.warns(official.OfficialConversionNotice, match="converted an official SpikeCLIP"):
-        ck = checkpoint.load(fixture / "image_checkpoint.pth.tar")
+        ck = checkpoint.load(fixture / "image_checkpoint.pth.tar", num_heads=2)
     assert ck.format_version == checkpoint.CONVERTED_FORMAT_VERSION == 0
     assert ck.config.embed_dim == 16 and ck.config.depth == 2 and ck.config.out_dim == 8
+    assert ck.config.num_heads == 2
     assert ck.metadata["official_sources"] == {"image": str(fixture / "image_checkpoint.pth.tar")}
+
+
+def test_official_file_without_its_head_count_is_refused():
+    """The fixture (2 heads, embed 16) is not the paper's configuration: no default is safe."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+    with pytest.raises(ConversionOptionRequired, match=r"num_heads=N.*1, 2, 4, 8, 16") as err:
+        checkpoint.load(fixture / "image_checkpoint.pth.tar")
+    assert err.value.exit_code == 2
+
+
+def test_head_count_keyword_must_agree_with_a_model_pt(tmp_path):
+    path = checkpoint.save(tmp_path / "m.pt", SpikeCLIP(SpikeCLIPConfig.tiny()))  # 2 heads
+    assert checkpoint.load(path, num_heads=2).config.num_heads == 2
+    with pytest.raises(ConfigError, match="num_heads=4 was given, but this model.pt stores"):
+        checkpoint.load(path, num_heads=4)
 
 
 def test_our_bare_state_dict_is_not_a_checkpoint(tmp_path):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 
 import pytest
+import torch
 
-from spikeclip.config import SpikeCLIPConfig
+from spikeclip.config import MAX_T, SpikeCLIPConfig
 from spikeclip.errors import ConfigError
 
 
@@ -74,3 +77,37 @@ def test_from_dict_rejects_unknown_fields_and_non_mappings():
         SpikeCLIPConfig.from_dict({"depthh": 3})
     with pytest.raises(ConfigError, match="mapping"):
         SpikeCLIPConfig.from_dict([("T", 4)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("T", 2000, "config.T must be <= 1,024 (this toolchain's bound), got 2,000"),
+        ("T", 1025, "config.T must be <= 1,024"),
+        ("embed_dim", 1_000_000, "config.embed_dim must be <= 65,536"),
+        ("depth", 1_000_000, "config.depth must be <= 1,024"),
+        ("img_size", 100_000, "config.img_size must be <= 4,096"),
+        ("vocab_size", 1 << 21, "config.vocab_size must be <= 1,048,576"),
+        ("text_len", 5000, "config.text_len must be <= 4,096"),
+        ("mlp_ratio", 65, "config.mlp_ratio must be <= 64"),
+        ("tokenizer_channels", (4, 8, 8, 1 << 17), "tokenizer_channels must each be <= 65,536"),
+    ],
+)
+def test_sizes_have_hard_upper_bounds(field, value, words):
+    with pytest.raises(ConfigError, match=re.escape(words)) as err:
+        SpikeCLIPConfig(**{**SpikeCLIPConfig.tiny().to_dict(), field: value})
+    assert err.value.exit_code == 2  # from the command line: a usage error
+
+
+def test_the_largest_T_builds_a_finite_readout():
+    """The bound's reason: the readout's initial weights ln(0.8·2^(t−T+1)) are finite up to
+    MAX_T (they underflowed to ln 0, "math domain error", above T = 1075)."""
+    from spikeclip.image_encoder import TimeWeightedReadout, time_weight_init
+
+    cfg = SpikeCLIPConfig(**{**SpikeCLIPConfig.tiny().to_dict(), "T": MAX_T})
+    weights = TimeWeightedReadout(cfg.T).weights
+    assert weights.shape == (1024,) and bool(torch.isfinite(weights).all())
+    # w_0 = ln 0.8 − 1023·ln 2 (float64: 0.8·2^−1023 is subnormal but nonzero)
+    assert weights[0].item() == pytest.approx(math.log(0.8) - 1023 * math.log(2), rel=1e-6)
+    with pytest.raises(ValueError, match="math domain error"):
+        time_weight_init(1076)

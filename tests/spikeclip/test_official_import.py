@@ -10,6 +10,7 @@ features and every LIF's spikes — on fixed inputs. They are the independent re
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,17 @@ import pytest
 import torch
 
 from spikeclip import official
-from spikeclip.errors import CheckpointNotFound, NotACheckpoint, UnsafeCheckpoint
+from spikeclip.config import SpikeCLIPConfig
+from spikeclip.errors import (
+    CheckpointNotFound,
+    ConfigError,
+    ConversionOptionRequired,
+    InvalidCheckpointContent,
+    NonFiniteTensor,
+    NotACheckpoint,
+    UnsafeCheckpoint,
+)
+from spikeclip.model import SpikeCLIP
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
 IMAGE = FIXTURES / "image_checkpoint.pth.tar"
@@ -106,12 +117,11 @@ def test_converted_model_reproduces_official_outputs(both, tower):
         assert np.array_equal(ours[name], ref), f"{name}: {(ours[name] != ref).sum()} differ"
 
 
-def test_num_heads_matters_and_the_default_is_noted():
-    """With the paper's 8 heads (the default) instead of the fixture's 2, attention differs:
-    the head count really is exercised by the fixture, and the assumption is reported."""
-    conv = official.convert_files([IMAGE])
+def test_num_heads_matters():
+    """With the paper's 8 heads instead of the fixture's 2, attention differs: the head count
+    really is exercised by the fixture (so a silent default would give wrong features)."""
+    conv = official.convert_files([IMAGE], num_heads=official.PAPER_NUM_HEADS)
     assert conv.config.num_heads == official.PAPER_NUM_HEADS
-    assert any("assumed 8" in note for note in conv.notes)
     assert any("placeholder" in note for note in conv.notes)
     out = _outputs("image")
     feats, ours = _run_with_spikes(conv, "image", out)
@@ -230,14 +240,15 @@ def test_pickled_code_is_refused_without_running_it(tmp_path):
     torch.save({"model": _Boom(witness)}, path)
     with pytest.raises(UnsafeCheckpoint) as err:
         official.read_official(path)
-    _one_line(err.value, "posix.mkdir", "nothing was run", "state_dict")
+    _one_line(err.value, "posix.mkdir", "nothing was run", "do not unpickle")
+    assert "weights_only=False" not in str(err.value)  # never suggested for a function
     assert not witness.exists()
 
     module = tmp_path / "module.pt"
     torch.save(torch.nn.Linear(2, 2), module)
     with pytest.raises(UnsafeCheckpoint) as err:
         official.read_official(module)
-    _one_line(err.value, "torch.nn.modules.linear.Linear", "re-save")
+    _one_line(err.value, "torch.nn.modules.linear.Linear", "re-save", "weights_only=False")
 
 
 def _saved_variant(tmp_path: Path, edit) -> Path:
@@ -336,8 +347,8 @@ def test_cli_writes_a_model_pt_that_loads_and_matches(tmp_path, capsys):
     torch.testing.assert_close(feats_i, image["features"], rtol=0, atol=1e-5)
     torch.testing.assert_close(feats_t, text["features"], rtol=0, atol=1e-5)
 
-    # Converting our own model.pt again is refused, in one line on stderr, exit status 1.
-    assert main([str(out), "--out", str(tmp_path / "again.pt")]) == 1
+    # Converting our own model.pt again is refused, in one line on stderr, exit status 3.
+    assert main([str(out), "--out", str(tmp_path / "again.pt")]) == 3
     err = capsys.readouterr().err.strip()
     assert (
         err == f"spikeclip-convert: error: {out}: already a SpikeCLIP model.pt: nothing to convert"
@@ -355,7 +366,7 @@ def test_cli_image_only_records_the_placeholder_text_tower(tmp_path, capsys):
     assert loaded.metadata["placeholder_towers"] == ["text"]
     assert loaded.config.vocab_size == 1
     capsys.readouterr()
-    assert main([str(IMAGE), str(IMAGE), "--out", str(out)]) == 1
+    assert main([str(IMAGE), str(IMAGE), "--out", str(out), "--num-heads", "2"]) == 2
     assert "a second official image encoder" in capsys.readouterr().err
 
 
@@ -399,3 +410,152 @@ def test_checkpoint_load_converts_official_files_on_the_fly():
     with torch.no_grad():
         feats = loaded.model.encode_text(text["input_ids"])
     torch.testing.assert_close(feats, text["features"], rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- head count
+
+# Our image-encoder keys → the official Vision_Encoder's (written out by hand from the official
+# model.py's module names, independently of spikeclip.official's rules).
+_TO_OFFICIAL = (
+    (r"tokenizer\.conv(\d)\.weight", r"patch_embed.block\1_conv.weight"),
+    (r"tokenizer\.bn(\d)\.(\w+)", r"patch_embed.block\1_bn.\2"),
+    (r"blocks\.(\d+)\.attn\.(q|k|v|proj)_(conv|bn)\.(\w+)", r"block.\1.attn.\2_\3.\4"),
+    (r"blocks\.(\d+)\.mlp\.fc([12])_(conv|bn)\.(\w+)", r"block.\1.mlp.mlp\2_\3.\4"),
+    (r"head\.(\w+)", r"proj.\1"),
+)
+
+
+def _official_image_file(model, path: Path) -> Path:
+    """Save `model.image_encoder` as an official raw state dict (weights_tensor [1, T, 1])."""
+    state = {}
+    for key, value in model.image_encoder.state_dict().items():
+        if key == "readout.weights":
+            state["weights_tensor"] = value.reshape(1, -1, 1).clone()
+            continue
+        (new,) = [re.sub(p, r, key) for p, r in _TO_OFFICIAL if re.fullmatch(p, key)]
+        state[new] = value.clone()
+    torch.save(state, path)
+    return path
+
+
+def _informative(model) -> None:
+    """generate.py's recipe: random conv/linear weights (std 1.5/√fan_in), BN statistics of one
+    random batch (momentum 1), then random BN affine parameters, so that LIFs fire on some but
+    not all neuron-steps."""
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.Linear):
+                fan_in = mod.weight[0].numel()
+                mod.weight.copy_(torch.randn(mod.weight.shape, generator=gen) * 1.5 / fan_in**0.5)
+                if mod.bias is not None:
+                    mod.bias.copy_(torch.randn(mod.bias.shape, generator=gen) * 0.2)
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for bn in bns:
+            bn.momentum = 1.0
+        model.train()
+        model.encode_image(torch.randn(8, 3, 32, 32, generator=gen))
+        for bn in bns:
+            bn.momentum = 0.1
+            bn.weight.copy_(1.0 + torch.rand(bn.weight.shape, generator=gen))
+            bn.bias.copy_(0.4 + 0.4 * torch.randn(bn.bias.shape, generator=gen))
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def four_heads(tmp_path_factory):
+    """A 4-head image encoder (embed 16: 8 heads would also divide it) with firing LIFs; its
+    own features are the reference."""
+    cfg = SpikeCLIPConfig(
+        **{
+            **SpikeCLIPConfig.tiny().to_dict(),
+            "img_size": official.PAPER_IMG_SIZE,
+            "tokenizer_channels": (2, 4, 8, 16),
+            "num_heads": 4,
+            "mlp_ratio": 4,
+            "out_dim": 8,
+        }
+    )
+    torch.manual_seed(3)
+    model = SpikeCLIP(cfg)
+    _informative(model)
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        features = model.encode_image(images)
+    path = _official_image_file(model, tmp_path_factory.mktemp("heads") / "four_heads.pth")
+    return path, images, features
+
+
+def test_four_head_file_without_num_heads_is_refused_by_convert(four_heads, tmp_path, capsys):
+    from spikeclip.cli_convert import main
+
+    path, _, _ = four_heads
+    out = tmp_path / "model.pt"
+    assert main([str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"spikeclip-convert: error: {path}: the attention head count is not")
+    assert "--num-heads N" in err and "1, 2, 4, 8, 16" in err and "\n" not in err
+    assert not out.exists()
+    with pytest.raises(ConversionOptionRequired):
+        official.convert_files([path])
+
+
+def test_four_head_file_with_num_heads_gives_the_exact_features(four_heads, tmp_path):
+    from spikeclip import checkpoint
+    from spikeclip.cli_convert import main
+
+    path, images, features = four_heads
+    out = tmp_path / "model.pt"
+    assert main([str(path), "--out", str(out), "--num-heads", "4"]) == 0
+    with torch.no_grad():
+        assert torch.equal(checkpoint.load(out).model.encode_image(images), features)
+        with pytest.warns(official.OfficialConversionNotice):
+            direct = checkpoint.load(path, num_heads=4)
+        assert torch.equal(direct.model.encode_image(images), features)
+        wrong = official.convert_files([path], num_heads=8).model.encode_image(images)
+    assert not torch.equal(features[0], features[1])  # the inputs matter (LIFs fire)
+    assert (wrong - features).abs().max() > 1e-3  # and so does the head count
+
+
+def test_paper_configuration_assumes_its_eight_heads(tmp_path):
+    torch.manual_seed(0)
+    path = _official_image_file(SpikeCLIP(SpikeCLIPConfig.paper()), tmp_path / "paper.pth")
+    conv = official.convert_files([path])
+    assert conv.config.num_heads == official.PAPER_NUM_HEADS == 8
+    assert any("assumed 8, the paper's value" in note for note in conv.notes)
+
+
+def test_a_head_count_that_does_not_divide_is_a_usage_error():
+    with pytest.raises(ConfigError, match="the given num_heads/img_size do not fit") as err:
+        official.convert_files([IMAGE], num_heads=3)
+    assert err.value.exit_code == 2
+
+
+def test_non_finite_official_weights_are_named(tmp_path):
+    def poison(sd):
+        sd["block.0.attn.q_conv.weight"][0, 0, 0] = float("nan")
+
+    with pytest.raises(NonFiniteTensor, match=r"tensor block\.0\.attn\.q_conv\.weight holds"):
+        official.read_official(_saved_variant(tmp_path, poison))
+
+
+def test_an_impossible_configuration_in_the_file_exits_3(tmp_path):
+    def two_thousand_steps(sd):
+        sd["weights_tensor"] = torch.zeros(1, 2000, 1)
+
+    path = _saved_variant(tmp_path, two_thousand_steps)
+    with pytest.raises(InvalidCheckpointContent, match="configuration: config.T must be") as err:
+        official.convert_files([path], num_heads=FIXTURE_HEADS)
+    assert err.value.exit_code == 3 and "edited.pth.tar" in str(err.value)
+
+
+def test_stored_args_with_an_impossible_head_count_blame_the_file(tmp_path):
+    import argparse
+
+    saver = torch.load(IMAGE, weights_only=True)
+    saver["args"] = argparse.Namespace(num_heads=3)  # embed 16 does not split into 3 heads
+    path = tmp_path / "bad_args.pth.tar"
+    torch.save(saver, path)
+    with pytest.raises(InvalidCheckpointContent, match="divisible by num_heads=3") as err:
+        official.convert_files([path])
+    assert err.value.exit_code == 3
