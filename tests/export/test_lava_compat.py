@@ -169,3 +169,39 @@ def test_dense_lif_two_layers_match_hand_derived_integers() -> None:
     assert trace["v1"] == [[12, -10], [0, 1265], [1804, 0], [0, 1270], [12, 625], [18, 302]]
     assert trace["u2"] == [0, 0, -3200, 4801, -801, -400]
     assert trace["v2"] == [0, 0, -3200, 0, -801, -1201]
+
+
+def test_lava_imports_after_multiprocessing_was_used() -> None:
+    """Lava's message infrastructure calls ``mp.set_start_method('fork')`` at import, which
+    raised "context has already been set" once anything had used multiprocessing (a DataLoader
+    with workers before the export's Lava stage). A fresh interpreter uses it first, then builds
+    and runs a one-neuron LIF in Lava."""
+    script = textwrap.dedent(
+        """\
+        import multiprocessing as mp
+        q = mp.Queue(); q.put(1); assert q.get() == 1   # fixes the default context (fork)
+        from export import lava_compat
+        lava_compat.install()
+        import numpy as np
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi1SimCfg
+        from lava.proc.lif.process import LIF
+        lif = LIF(shape=(1,), du=4095, dv=0, vth=1, bias_mant=1, bias_exp=6)
+        lif.run(condition=RunSteps(num_steps=3), run_cfg=Loihi1SimCfg(select_tag="fixed_pt"))
+        v = lif.v.get()
+        lif.stop()
+        print("V", int(v[0]))
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    # bias 1 << 6 = 64 per step, vth << 6 = 64: v = 64, 128 > 64 → spike → 0, then 64.
+    assert "V 64" in done.stdout
+
+
+def test_start_method_patch_refuses_unknown_source() -> None:
+    with pytest.raises(RuntimeError, match="lava-nc 0.10.0"):
+        lava_compat.patch_start_method_source("x = 1\n")
