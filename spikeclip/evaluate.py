@@ -18,7 +18,7 @@ spike is decided by the rounding of the conv/GEMM sums, which changes with the k
 instruction set, oneDNN or ATen convolution, blocking): float32 gave 97.33 % or 97.11 % top-1
 depending on the path. In float64 the smallest of those gaps is still ~1e5 times the rounding of
 the sums (logits agree to 1e-16 across paths), so every spike and prediction is the same with any
-thread count, batch size or kernel path, at about 3× the time.
+thread count, batch size or kernel path, at about 2.5× the CPU time.
 Exact ties (e.g. the attention LIF's integer-valued inputs) fire by the `>=` rule everywhere.
 """
 
