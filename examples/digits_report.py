@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from spikeclip import checkpoint
+from spikeclip import checkpoint, evaluate, robustness
 from spikeclip.model import SpikeCLIP
 from spikeclip.neurons import MultiStepLIF
 from spikeclip.training import data, stages
@@ -41,11 +41,14 @@ def model_class_matrix(model: SpikeCLIP, meta: dict, names, templates) -> torch.
 
 
 def test_top1(path: str | Path) -> float:
-    """Test top-1 (fraction) of a checkpoint on the digits test split."""
+    """Test top-1 (fraction) of a checkpoint on the digits test split: `spikeclip-eval`'s base
+    protocol (spikeclip.evaluate, float64 arithmetic, so the figure is the same on any machine)."""
     ck = checkpoint.load(path)
     splits = digits_test(ck.config.img_size)
-    w = model_class_matrix(ck.model, dict(ck.metadata), ck.class_names, ck.templates)
-    return stages.top1(ck.model, splits.test, w)
+    tokenize = load_tokenizer(ck.metadata["tokenizer"])
+    return evaluate.evaluate_label_set(ck.model, splits.test, tokenize,
+                                       robustness.base_set(ck.class_names),
+                                       ck.templates).result.top1
 
 
 @torch.no_grad()

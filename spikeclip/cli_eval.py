@@ -159,12 +159,14 @@ def run(a: argparse.Namespace) -> int:
     synonyms, pool = _tables(a)
     sets = robustness.label_sets(splits.class_names, a.protocols, seeds=a.seeds,
                                  synonyms=synonyms, pool=pool, k=a.replace_k, n=a.distractors)
-    results = [evaluate.evaluate_label_set(ck.model, ds, tokenize, s, templates,
+    model = evaluate.in_dtype(ck.model, evaluate.EVAL_DTYPE)  # machine-independent results
+    results = [evaluate.evaluate_label_set(model, ds, tokenize, s, templates,
                                            renormalize=a.renormalize, batch_size=a.batch_size)
                for s in sets]
     n = results[0].result.n
+    dtype = str(evaluate.EVAL_DTYPE).removeprefix("torch.")
     print(f"{a.model}: {a.dataset} {a.split} ({n} images), {len(templates)} templates, "
-          f"tokenizer {spec}")
+          f"tokenizer {spec}, {dtype} arithmetic")
     print(f"{'protocol':<9} {'seed':>5} {'names':>5} {'top1%':>7} {'topk%':>7}")
     for r in results:
         print(_line(r))
@@ -182,6 +184,7 @@ def run(a: argparse.Namespace) -> int:
                            "split_seed": a.split_seed, "n": n, "limit": a.limit,
                            "tokenizer": spec, "templates": list(templates),
                            "renormalize": a.renormalize, "seeds": list(a.seeds),
+                           "dtype": dtype,
                            "results": [r.to_dict() for r in results], "summary": summary},
                           a.json)
     return 0

@@ -9,10 +9,22 @@ Top-1 = fraction of images whose arg-max is their label; top-k = fraction whose 
 the k largest logits (k = min(5, number of candidates); ties broken by `torch.topk`). The
 confusion matrix is `[num_classes, num_candidates]` int64: row = true label, column = arg-max
 (columns past num_classes are distractors).
+
+Arithmetic: the evaluation runs a float64 copy of the model (`EVAL_DTYPE`; the caller's model is
+left as it is). In float32 the result depends on the machine: the default model has ~650
+neuron-steps on the 450 digits test images whose membrane lies within 1e-7 of the threshold
+(|H − θ| down to 4e-11 in float64, below float32's resolution of 6e-8 at θ = 1), so whether they
+spike is decided by the rounding of the conv/GEMM sums, which changes with the kernel path (CPU
+instruction set, oneDNN or ATen convolution, blocking): float32 gave 97.33 % or 97.11 % top-1
+depending on the path. In float64 the smallest of those gaps is still ~1e5 times the rounding of
+the sums (logits agree to 1e-16 across paths), so every spike and prediction is the same with any
+thread count, batch size or kernel path, at about 2.5× the CPU time.
+Exact ties (e.g. the attention LIF's integer-valued inputs) fire by the `>=` rule everywhere.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +40,8 @@ from spikeclip.training.stages import student_input
 Tokenize = Callable[[Sequence[str], int], Tensor]
 """`fn(texts, length) -> ids [len(texts), length]` int64 (the tokenizer the model trained with)."""
 TOP_K = 5
+EVAL_DTYPE = torch.float64
+"""Dtype of the evaluation arithmetic (see the module docstring: float32 is machine-dependent)."""
 
 
 class EvaluationError(SpikeCLIPError, ValueError):
@@ -37,7 +51,8 @@ class EvaluationError(SpikeCLIPError, ValueError):
 @dataclass(frozen=True, kw_only=True)
 class ZeroShotResult:
     """One zero-shot run. `confusion [num_classes, len(class_names)]` int64 counts
-    (row = label, column = predicted candidate); `top1`, `topk` are fractions of `n` images;
+    (row = label, column = predicted candidate); `predictions [n]` int64, the arg-max candidate
+    of each image in dataset order; `top1`, `topk` are fractions of `n` images;
     `k` = min(5, len(class_names))."""
 
     class_names: tuple[str, ...]
@@ -47,6 +62,7 @@ class ZeroShotResult:
     correct_top1: int
     correct_topk: int
     confusion: Tensor
+    predictions: Tensor
 
     @property
     def top1(self) -> float:
@@ -70,6 +86,15 @@ class ZeroShotResult:
                 "confusion": self.confusion.tolist()}
 
 
+def in_dtype(model: SpikeCLIP, dtype: torch.dtype | None) -> SpikeCLIP:
+    """`model` itself when `dtype` is None or already the dtype of all its floating-point
+    parameters and buffers, else a converted deep copy (the caller's model is never changed)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if dtype is None or all(t.dtype == dtype for t in tensors if t.is_floating_point()):
+        return model
+    return copy.deepcopy(model).to(dtype)
+
+
 def prompt_ids(tokenize: Tokenize, class_names: Sequence[str], templates: Sequence[str],
                text_len: int) -> Tensor:
     """Token ids `[C, K, text_len]` int64 of `templates[k].format(class_names[c])`."""
@@ -85,9 +110,13 @@ def prompt_ids(tokenize: Tokenize, class_names: Sequence[str], templates: Sequen
 
 @torch.no_grad()
 def class_matrix(model: SpikeCLIP, tokenize: Tokenize, class_names: Sequence[str],
-                 templates: Sequence[str], *, renormalize: bool = False) -> Tensor:
-    """Class matrix `[C, out_dim]` of the model's text tower (eval mode; mode restored).
-    Raises `EvaluationError` when a token id is outside the model's vocabulary."""
+                 templates: Sequence[str], *, renormalize: bool = False,
+                 dtype: torch.dtype | None = None) -> Tensor:
+    """Class matrix `[C, out_dim]` of the model's text tower (eval mode; mode restored), in
+    `dtype` (None: the model's own dtype and arithmetic, as training and export use it; the
+    evaluation passes `EVAL_DTYPE`). Raises `EvaluationError` when a token id is outside the
+    model's vocabulary."""
+    model = in_dtype(model, dtype)
     ids = prompt_ids(tokenize, class_names, templates, model.config.text_len)
     if int(ids.max()) >= model.config.vocab_size or int(ids.min()) < 0:
         raise EvaluationError(f"token ids span {int(ids.min())}..{int(ids.max())}, outside the "
@@ -116,10 +145,14 @@ def confusion_matrix(labels: Tensor, preds: Tensor, num_classes: int, num_candid
 @torch.no_grad()
 def zero_shot(model: SpikeCLIP, dataset: Dataset, matrix: Tensor, *,
               class_names: Sequence[str], num_classes: int | None = None,
-              batch_size: int = 256) -> ZeroShotResult:
+              batch_size: int = 256, dtype: torch.dtype | None = EVAL_DTYPE) -> ZeroShotResult:
     """Zero-shot run of `model` (eval mode; mode restored) on `(image [C, H, W], label)` items
     against `matrix [len(class_names), out_dim]`; labels must lie in 0..num_classes−1
-    (default: all candidates are classes)."""
+    (default: all candidates are classes). Images, matrix and model are taken to `dtype`
+    (default float64: the result does not depend on threads, batch size or kernels; None: the
+    model's dtype)."""
+    model = in_dtype(model, dtype)
+    work = next(model.parameters()).dtype
     n_cand = len(class_names)
     n_cls = n_cand if num_classes is None else num_classes
     if matrix.ndim != 2 or matrix.shape[0] != n_cand:
@@ -130,6 +163,7 @@ def zero_shot(model: SpikeCLIP, dataset: Dataset, matrix: Tensor, *,
     k = min(TOP_K, n_cand)
     confusion = torch.zeros(n_cls, n_cand, dtype=torch.int64)
     hits1 = hitsk = n = 0
+    all_preds: list[Tensor] = []
     was = model.training
     model.eval()
     try:
@@ -138,8 +172,10 @@ def zero_shot(model: SpikeCLIP, dataset: Dataset, matrix: Tensor, *,
             if int(labels.min()) < 0 or int(labels.max()) >= n_cls:
                 raise EvaluationError(f"label {int(labels.max())} outside 0..{n_cls - 1} "
                                       f"({n_cls} class names)")
-            logits = model.logits(student_input(images, model.config.img_size), matrix)
+            x = student_input(images.to(work), model.config.img_size)
+            logits = model.logits(x, matrix.to(work))
             preds = logits.argmax(dim=-1)
+            all_preds.append(preds)
             confusion += confusion_matrix(labels, preds, n_cls, n_cand)
             hits1 += int((preds == labels).sum())
             hitsk += int(topk_hits(logits, labels, k).sum())
@@ -149,7 +185,8 @@ def zero_shot(model: SpikeCLIP, dataset: Dataset, matrix: Tensor, *,
     if n == 0:
         raise EvaluationError("the evaluation set is empty")
     return ZeroShotResult(class_names=tuple(class_names), num_classes=n_cls, n=n, k=k,
-                          correct_top1=hits1, correct_topk=hitsk, confusion=confusion)
+                          correct_top1=hits1, correct_topk=hitsk, confusion=confusion,
+                          predictions=torch.cat(all_preds))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,10 +202,13 @@ class LabelSetResult:
 
 def evaluate_label_set(model: SpikeCLIP, dataset: Dataset, tokenize: Tokenize,
                        label_set: LabelSet, templates: Sequence[str], *,
-                       renormalize: bool = False, batch_size: int = 256) -> LabelSetResult:
-    """Class matrix of `label_set.class_names` (all candidates), then `zero_shot`."""
+                       renormalize: bool = False, batch_size: int = 256,
+                       dtype: torch.dtype | None = EVAL_DTYPE) -> LabelSetResult:
+    """Class matrix of `label_set.class_names` (all candidates), then `zero_shot`, both in
+    `dtype` (default float64, see the module docstring)."""
+    model = in_dtype(model, dtype)
     matrix = class_matrix(model, tokenize, label_set.class_names, templates,
-                          renormalize=renormalize)
+                          renormalize=renormalize, dtype=dtype)
     result = zero_shot(model, dataset, matrix, class_names=label_set.class_names,
-                       num_classes=label_set.num_classes, batch_size=batch_size)
+                       num_classes=label_set.num_classes, batch_size=batch_size, dtype=dtype)
     return LabelSetResult(label_set=label_set, result=result)

@@ -3,6 +3,7 @@ features are written into the images, prompt layout, and `spikeclip-eval` end to
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Subset
 
 from spikeclip import SpikeCLIP, SpikeCLIPConfig, checkpoint, cli_eval
 from spikeclip import evaluate as ev
+from spikeclip.neurons import MultiStepLIF
 from spikeclip.training import data
 from spikeclip.training.data import TensorImages
 from spikeclip.training.teachers import load_tokenizer
@@ -87,6 +90,45 @@ def test_distractor_columns_and_label_range() -> None:
     assert res3.k == 3 and res3.correct_topk == 3 and res3.correct_top1 == 2
 
 
+class NearTieProbe(SpikeCLIP):
+    """Feature (s, 1 − s, 0, …): s = one LIF step (τ = 1 so H = current, θ = 1, fires on H ≥ θ)
+    on the current w · (pixels 0 and 1 of channel 0, row 0), w = (1, −2⁻²⁵) stored in float32."""
+
+    def __init__(self, config: SpikeCLIPConfig) -> None:
+        super().__init__(config)
+        self.w = nn.Parameter(torch.tensor([1.0, -(2.0**-25)]))
+        self.lif = MultiStepLIF(tau=1.0, v_threshold=1.0)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        current = (images[:, 0, 0, :2] * self.w).sum(-1)
+        s = self.lif(current[None])[0]
+        f = torch.zeros(images.shape[0], self.config.out_dim, dtype=images.dtype)
+        f[:, 0], f[:, 1] = s, 1.0 - s
+        return f
+
+
+def test_zero_shot_resolves_a_near_tie_exactly_and_leaves_the_model_float32() -> None:
+    # image 0, pixels (1, 1): current 1 − 2⁻²⁵ < θ exactly -> no spike -> class 1 (its label).
+    #   float32 cannot hold 1 − 2⁻²⁵ (halfway between 1 − 2⁻²⁴ and 1; ties to even: 1.0), so a
+    #   float32 evaluation fires and predicts class 0: the near-ties of the default model.
+    # image 1, pixels (1, 0): current exactly θ, a true tie -> spike (>=) -> class 0 (its label).
+    images = torch.zeros(2, 3, CFG.img_size, CFG.img_size)
+    images[0, 0, 0, :2] = 1.0
+    images[1, 0, 0, 0] = 1.0
+    probes = TensorImages(images, torch.tensor([1, 0]))
+    model = NearTieProbe(CFG)
+    matrix = torch.eye(CFG.out_dim)[:2]
+    res = ev.zero_shot(model, probes, matrix, class_names=["a", "b"])
+    assert res.correct_top1 == 2 and res.predictions.tolist() == [1, 0]
+    assert model.w.dtype == torch.float32 and model.training  # the caller's model untouched
+    f32 = ev.zero_shot(model, probes, matrix, class_names=["a", "b"], dtype=None)
+    assert f32.predictions.tolist() == [0, 0]  # float32 arithmetic: the near-tie fires
+    assert ev.in_dtype(model, None) is model and ev.in_dtype(model, torch.float32) is model
+    m64 = ev.in_dtype(model, torch.float64)
+    assert m64 is not model and m64.w.dtype == torch.float64
+    assert ev.in_dtype(m64, torch.float64) is m64
+
+
 def _toy_tokenize(texts, length):
     """id of a text = its length (< 50), then zeros: distinct prompts get distinct ids."""
     ids = torch.zeros(len(texts), length, dtype=torch.int64)
@@ -137,20 +179,22 @@ def test_cli_numbers_come_from_the_model(tiny_ckpt: Path, tmp_path: Path,
     rep = json.loads(out.read_text())
     assert [(r["protocol"], r["seed"]) for r in rep["results"]] == [
         ("base", None), ("replaced", 42), ("replaced", 43), ("expanded", 42), ("expanded", 43)]
-    # independent recomputation of every run: float64 features, explicit prompts, argmax
+    # independent recomputation of every run: a float64 copy of the model (torch's own .double()),
+    # explicit prompts, argmax
     ck = checkpoint.load(tiny_ckpt)
+    m64 = copy.deepcopy(ck.model).double().eval()
     tok = load_tokenizer("minilm")
     test = data.digits_splits(CFG.img_size, seed=0).test
     images = torch.stack([test[i][0] for i in range(30)])
     labels = torch.tensor([test[i][1] for i in range(30)])
     with torch.no_grad():
-        img = F.normalize(ck.model.encode_image(images).double(), dim=-1)
+        img = F.normalize(m64.encode_image(images.double()), dim=-1)
         for r in rep["results"]:
             names, tpl = r["class_names"], rep["templates"]
             rows = []
             for name in names:
                 ids = tok([t.format(name) for t in tpl], 12)
-                rows.append(F.normalize(ck.model.encode_text(ids).double(), dim=-1).mean(0))
+                rows.append(F.normalize(m64.encode_text(ids), dim=-1).mean(0))
             logits = img @ torch.stack(rows).T
             pred = logits.argmax(-1)
             assert r["correct_top1"] == int((pred == labels).sum()), r["protocol"]
