@@ -132,22 +132,25 @@ def test_past_the_exactness_bound_warns_and_the_twin_gate_fails_after_writing(
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "says"),
     [
-        ["--require-agreement", "1.01"],  # a fraction: above 1 can never pass
-        ["--require-agreement", "-0.1"],
-        ["--require-agreement", "nan"],
-        ["--require-top1-delta", "-1"],
-        ["--target", "nir", "--require-agreement", "0.9"],  # nir does not simulate
-        ["--target", "sim", "--require-lava-exact"],  # sim has no Lava stage
-        ["--target", "loihi", "--run-lava", "0", "--require-lava-exact"],
+        (["--require-agreement", "1.01"], "must be a fraction between 0 and 1"),  # never passes
+        (["--require-agreement", "-0.1"], "must be a fraction between 0 and 1"),
+        (["--require-agreement", "nan"], "expected a finite number"),
+        (["--require-top1-delta", "-1"], "must be a non-negative number"),
+        (["--target", "nir", "--require-agreement", "0.9"], "need a target that simulates"),
+        (["--target", "sim", "--require-lava-exact"], "needs a target with a Lava stage"),
+        (["--target", "loihi", "--run-lava", "0", "--require-lava-exact"], "--run-lava N ≥ 1"),
     ],
 )
-def test_impossible_or_unmeasurable_gates_are_usage_errors(tmp_path: Path, argv, capsys) -> None:
+def test_impossible_or_unmeasurable_gates_are_usage_errors(
+    tmp_path: Path, argv: list[str], says: str, capsys
+) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main([str(tmp_path / "never-read.pt"), "--out", str(tmp_path / "o"), *argv])
     assert exc.value.code == EXIT_USAGE
-    assert "--require-" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--require-" in err and says in err, err
     assert not (tmp_path / "o").exists()
 
 
