@@ -99,6 +99,10 @@ def test_end_to_end_loihi_on_tiny(tiny_checkpoint: Path, tmp_path: Path) -> None
     # The ONNX MAC count of the tiny ANN twin (433,344 by hand in test_onnx_export, + 16 for
     # the time-weighted readout at T = 1) is reported.
     assert "433,360 MACs" in done.stdout
+    # Every file of the folder (lava/ included) is an ordinary readable file.
+    modes = {str(f.relative_to(out)): oct(f.stat().st_mode & 0o777)
+             for f in out.rglob("*") if f.is_file()}
+    assert set(modes.values()) == {"0o644"}, modes
     # No staging folder is left beside the output.
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 

@@ -105,6 +105,15 @@ def test_nir_and_onnx_writers_make_0644_files(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
+def test_training_json_and_state_writers_make_0644_files(tmp_path: Path) -> None:
+    from spikeclip.training.io import atomic_save, atomic_write_json
+
+    atomic_write_json({"epoch": 1}, tmp_path / "log.json")
+    atomic_save({"step": torch.tensor(3)}, tmp_path / "state.pt")
+    for name in ("log.json", "state.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
 @pytest.mark.slow
 def test_past_the_exactness_bound_warns_and_the_twin_gate_fails_after_writing(
     tmp_path: Path, capsys
