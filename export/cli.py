@@ -16,8 +16,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export.atomic_dir import atomic_directory
-from export.exit_codes import EXIT_OK, ExportFailure, classify, exit_codes_epilog
+from export.checks import Requirements
+from export.exit_codes import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    ExportFailure,
+    classify,
+    exit_codes_epilog,
+)
 from export.stages import STAGES, TARGETS, ExportContext, ExportOptions
+from spikeclip.cli_args import (
+    HelpFormatter,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    probability,
+)
+from spikeclip.training.data import DATASETS
 
 DESCRIPTION = """\
 Export a trained SpikeCLIP checkpoint (model.pt) to Loihi-style neuromorphic hardware.
@@ -39,6 +54,7 @@ examples:
   spikeclip-export examples/spikeclip-digits.pt --target loihi
   spikeclip-export model.pt --target sim --calib digits --samples 256 --out out/
   spikeclip-export model.pt --target nir
+  spikeclip-export model.pt --target sim --require-agreement 0.99 --require-twin-exact
 
 """ + exit_codes_epilog()
 
@@ -49,24 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spikeclip-export",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model", type=Path, help="a SpikeCLIP checkpoint (model.pt)")
     parser.add_argument(
         "--target", choices=sorted(TARGETS), default="loihi", help="what to produce (see above)"
     )
-    parser.add_argument("--out", type=Path, help="output folder (replaced atomically)")
     parser.add_argument(
-        "--calib",
-        help="calibration/evaluation data: 'digits' (sklearn's bundled digits) or a dataset "
-        "name known to spikeclip.data; default: the checkpoint's own dataset when bundled",
+        "--out",
+        type=Path,
+        help="output folder, replaced atomically (default: <MODEL stem>-<target>)",
     )
     parser.add_argument(
-        "--samples", type=int, default=256, help="samples simulated for fidelity/energy"
+        "--calib",
+        help="calibration/evaluation data: 'digits' (sklearn's, bundled) or another dataset "
+        f"the data layer knows ({', '.join(d for d in DATASETS if d != 'digits')}: files under "
+        "--data-root, preprocessed as the checkpoint was trained); default: the checkpoint's "
+        "own dataset",
+    )
+    parser.add_argument(
+        "--data-root", type=Path, default=Path("data"), help="folder holding the dataset files"
+    )
+    parser.add_argument(
+        "--samples",
+        type=positive_int,
+        default=256,
+        help="test images simulated for fidelity/energy",
     )
     parser.add_argument(
         "--run-lava",
-        type=int,
+        type=nonnegative_int,
         default=2,
         metavar="N",
         help="samples also run in Lava and compared with the simulator (0 skips; Lava is slow)",
@@ -79,24 +107,91 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classes", nargs="+", help="class names for zero-shot prompts")
     parser.add_argument("--templates", nargs="+", help="prompt templates with '{}' for the class")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    gates = parser.add_argument_group(
+        "checks (exit 10 when one fails, after the folder is written; manifest.json 'checks')"
+    )
+    gates.add_argument(
+        "--require-agreement",
+        type=probability,
+        metavar="FRACTION",
+        help="minimum float↔simulator prediction agreement on the test images, e.g. 0.99",
+    )
+    gates.add_argument(
+        "--require-top1-delta",
+        type=nonnegative_float,
+        metavar="PP",
+        help="maximum top-1 drop from the float model to the simulator, in percentage points",
+    )
+    gates.add_argument(
+        "--require-lava-exact",
+        action="store_true",
+        help="Lava must match the simulator spike for spike on the --run-lava samples",
+    )
+    gates.add_argument(
+        "--require-twin-exact",
+        action="store_true",
+        help="the fake-quant twin must equal the simulator bit for bit and the quantizer's "
+        "exactness bound (T ≤ 7) must hold",
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the export; returns the exit status (0 only when every stage succeeded)."""
-    args = build_parser().parse_args(argv)
-    options = ExportOptions(
+def _requirements(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Requirements:
+    """The --require-* gates; a gate the chosen target (or --run-lava 0) cannot measure is a
+    usage error (exit 2) before anything runs."""
+    req = Requirements(
+        agreement=args.require_agreement,
+        top1_drop_pp=args.require_top1_delta,
+        lava_exact=args.require_lava_exact,
+        twin_exact=args.require_twin_exact,
+    )
+    runs = {s.name for s in STAGES if args.target in s.targets}
+    if req.needs_simulation() and "simulate" not in runs:
+        simulating = ", ".join(t for t in TARGETS if any(
+            s.name == "simulate" and t in s.targets for s in STAGES))
+        parser.error(f"--require-agreement/--require-top1-delta/--require-twin-exact need a "
+                     f"target that simulates ({simulating}), not --target {args.target}")
+    if req.lava_exact and ("lava" not in runs or args.run_lava == 0):
+        lava_targets = ", ".join(t for t in TARGETS if any(
+            s.name == "lava" and t in s.targets for s in STAGES))
+        parser.error(f"--require-lava-exact needs a target with a Lava stage ({lava_targets}) "
+                     "and --run-lava N ≥ 1")
+    return req
+
+
+def _options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+             argv: Sequence[str] | None) -> ExportOptions:
+    """The parsed command line as :class:`ExportOptions`."""
+    return ExportOptions(
         model_path=args.model,
         target=args.target,
         out=args.out or Path(f"{args.model.stem}-{args.target}"),
         calib=args.calib,
+        data_root=args.data_root,
         samples=args.samples,
         run_lava=args.run_lava,
+        requirements=_requirements(parser, args),
         presets=tuple(args.preset) if args.preset else None,
         classes=tuple(args.classes) if args.classes else None,
         templates=tuple(args.templates) if args.templates else None,
         argv=tuple(sys.argv[1:] if argv is None else argv),
     )
+
+
+def _checks_status(context: ExportContext) -> int:
+    """After the folder is in place: exit 10 naming every failed --require-* gate, else 0."""
+    failed = [r for r in context.check_results if not r.passed]
+    for result in failed:
+        print(f"spikeclip-export: check failed: {result.option}: {result.detail}",
+              file=sys.stderr)
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the export; returns the exit status (0 only when every stage succeeded)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    options = _options(parser, args, argv)
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     stages = [s for s in STAGES if options.target in s.targets]
     try:
@@ -118,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"wrote {options.out}/")
     for line in context.summary_lines:
         say(line)
-    return EXIT_OK
+    return _checks_status(context)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ Writes ``energy.md``, ``energy.json``, ``energy_per_layer.png``, ``energy_firing
   synaptic-op counts (``network.npz`` and ``quantization.md`` are written beside the report).
 - Without: **structure only** — every neuron taken to spike at every step (the dense upper
   bound), labelled as such.
-ANN-twin MACs are counted from the twin's ONNX file. Exit status: 0 on success, 1 with a
-one-line reason on a bad checkpoint, dataset or count error.
+ANN-twin MACs are counted from the twin's ONNX file. Exit status: 0 on success, else the
+error's own code with a one-line reason (the table in --help; e.g. 2 for a dataset whose files
+are missing, 3 for a bad checkpoint).
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from hardware.energy.errors import EnergyError
+from export.stages import (
+    ExportContext,
+    ExportOptions,
+    simulated_activity,
+    stage_data,
+    stage_quantize,
+)
 from hardware.energy.presets import PRESETS
+from spikeclip.cli_args import HelpFormatter, positive_int
+from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="spikeclip-energy",
         description="Energy report of a SpikeCLIP image tower (structure only: dense upper "
         "bound; measured activity comes with the simulator).",
+        epilog=exit_codes_epilog(),
+        formatter_class=HelpFormatter,
     )
     p.add_argument("model", type=Path, help="model.pt checkpoint")
     p.add_argument("--out", type=Path, default=Path("energy_report"), help="output folder")
@@ -49,10 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", action="store_true", help="skip the ANN-twin ONNX MAC count")
     p.add_argument(
         "--data",
-        help="measure activity with the bit-accurate simulator on this dataset's test split "
-        "('digits' is bundled); without it the report is structure only",
+        help="measure activity with the bit-accurate simulator on this dataset's test split, "
+        "preprocessed as the checkpoint was trained ('digits' is bundled; others are read from "
+        "--data-root); without it the report is structure only",
     )
-    p.add_argument("--samples", type=int, default=64, help="test images simulated (with --data)")
+    p.add_argument("--data-root", type=Path, default=Path("data"),
+                   help="folder holding the dataset files (with --data)")
+    p.add_argument("--samples", type=positive_int, default=64,
+                   help="test images simulated (with --data)")
     return p  # fmt: skip
 
 
@@ -66,21 +81,25 @@ def _onnx_macs(config, out: Path) -> int:
     return count_onnx_macs(path).total
 
 
-def _simulated(args: argparse.Namespace, ckpt):
-    """Quantize on the dataset's training split, simulate ``args.samples`` test images."""
-    from export.stages import (
-        ExportContext,
-        ExportOptions,
-        simulated_activity,
-        stage_data,
-        stage_quantize,
-    )
-
+def _measured_data(args: argparse.Namespace, ckpt) -> ExportContext | None:
+    """With ``--data``: a context holding the dataset's calibration (train) and ``--samples``
+    test images, preprocessed as the checkpoint was trained (`export.stages.stage_data`). Read
+    before anything is written, so a missing dataset (exit 2, naming where its files must go)
+    leaves no output behind."""
+    if not args.data:
+        return None
     options = ExportOptions(
-        model_path=args.model, target="sim", out=args.out, calib=args.data, samples=args.samples
+        model_path=args.model, target="sim", out=args.out, calib=args.data, samples=args.samples,
+        data_root=args.data_root,
     )
     ctx = ExportContext(options=options, folder=args.out, checkpoint=ckpt)
     stage_data(ctx)
+    return ctx
+
+
+def _simulated(args: argparse.Namespace, ctx: ExportContext):
+    """Quantize on the dataset's training split (network.npz, quantization.md/json into the
+    output folder), simulate ``args.samples`` test images."""
     stage_quantize(ctx)
     return simulated_activity(ctx, args.samples)
 
@@ -92,12 +111,13 @@ def run(args: argparse.Namespace) -> int:
     from spikeclip.checkpoint import load
 
     ckpt = load(args.model)
+    data_ctx = _measured_data(args, ckpt)
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_macs = None if args.no_onnx else _onnx_macs(ckpt.config, args.out)
     measured = {}
     title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
-    if args.data:
-        spikes, samples, activity = _simulated(args, ckpt)
+    if data_ctx is not None:
+        spikes, samples, activity = _simulated(args, data_ctx)
         measured = {"spikes": spikes, "samples": samples, "activity": activity}
         title = f"{args.model.name}: image encoder energy ({activity})"
     rep = model_report(
@@ -115,24 +135,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (the error's own code, see --help)."""
     args = _parser().parse_args(argv)
-    from export.onnx_export import OnnxExportError
-    from export.onnx_macs import OnnxMacsError
-    from export.stages import ExportUsageError
-    from hardware.quantize import QuantizationRangeError
-    from spikeclip.errors import SpikeCLIPError
-    from spikeclip.training.data import DatasetNotFoundError, UnknownDatasetError
-
-    known = (
-        SpikeCLIPError, EnergyError, OnnxExportError, OnnxMacsError, ExportUsageError,
-        QuantizationRangeError, DatasetNotFoundError, UnknownDatasetError,
-    )  # fmt: skip
     try:
         return run(args)
-    except known as err:
+    except SpikeCLIPError as err:
         print(f"spikeclip-energy: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from export.atomic_dir import FILE_MODE
 from hardware import fixed
 from hardware.layers import DenseLayer, HostInputLayer, LIFLayer, ReadoutLayer
 from hardware.network import Edge, LoihiNetwork
@@ -503,6 +504,7 @@ def write_netx(network: LoihiNetwork, path: str | os.PathLike) -> Path:
                 g.create_dataset("weight", data=np.asarray(syn.weights, np.int64))
                 g.create_dataset("bias", data=np.asarray(lif.bias_mant, np.int64).reshape(-1))
                 _neuron_group(g, lif)
+        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

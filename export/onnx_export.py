@@ -19,6 +19,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from export.atomic_dir import FILE_MODE
 from spikeclip.ann_twin import is_ann_twin
 from spikeclip.errors import SpikeCLIPError
 from spikeclip.model import SpikeCLIP
@@ -70,6 +71,7 @@ def export_onnx(
                 ),
             )
         onnx.checker.check_model(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
         os.replace(tmp, path)
     except (RuntimeError, onnx.checker.ValidationError) as err:
         raise OnnxExportError(f"{path}: ONNX export failed: {err}") from err

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from export.atomic_dir import write_text_atomic
-from spikeclip.errors import UsageError
+from export.checks import Requirements, collect_checks, evaluate, lava_skipped, lava_verdict
+from spikeclip.errors import SpikeCLIPError, UsageError
 
 MANIFEST_FORMAT_VERSION = 1
 TARGETS = ("loihi", "loihi1", "sim", "nir", "onnx")
@@ -36,8 +37,10 @@ class ExportOptions:
     target: str
     out: Path
     calib: str | None = None
+    data_root: Path = Path("data")
     samples: int = 256
     run_lava: int = 2
+    requirements: Requirements = field(default_factory=Requirements)
     presets: tuple[str, ...] | None = None
     classes: tuple[str, ...] | None = None
     templates: tuple[str, ...] | None = None
@@ -55,8 +58,12 @@ class ExportContext:
     nir_graph: Any = None
     data: Any = None
     network: Any = None
+    quant_record: Any = None
     mapping: Any = None
     fidelity: Any = None
+    lava_check: dict[str, Any] | None = None  # export.checks.lava_verdict / lava_skipped
+    checks: dict[str, Any] = field(default_factory=dict)  # manifest.json "checks"
+    check_results: tuple[Any, ...] = ()  # export.checks.CheckResult per --require-* gate
     energy: Any = None
     ann_macs: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -130,23 +137,36 @@ CALIBRATION_IMAGES = 256
 
 
 def stage_data(ctx: ExportContext) -> str:
-    """Pick the calibration/evaluation data: --calib, else the checkpoint's own dataset."""
-    from spikeclip.training import data
+    """Pick the calibration/evaluation data: --calib, else the checkpoint's own dataset; images
+    preprocessed as the checkpoint was trained (`spikeclip.training.model_data`) at its size."""
+    from PIL import UnidentifiedImageError
+
+    from spikeclip.training import model_data
 
     name = ctx.options.calib or checkpoint_dataset(ctx.checkpoint.metadata)
     if not name:
         raise ExportUsageError(
             f"{ctx.options.model_path}: the checkpoint names no dataset; pass --calib digits "
-            "(bundled) or --calib DATASET (a torchvision dataset under ./data)"
+            "(bundled) or --calib DATASET (files under --data-root)"
         )
     cfg = ctx.checkpoint.config
     seed = int(ctx.checkpoint.metadata.get("split_seed", 0))
-    if name == "digits":
-        splits = data.digits_splits(cfg.img_size, seed=seed)
-    else:
-        splits = data.load_splits(name, img_size=cfg.img_size, seed=seed)
-    calib = _stack(splits.train, CALIBRATION_IMAGES)[0]
-    images, labels = _stack(splits.test, ctx.options.samples)
+    root = Path(ctx.options.data_root).absolute()
+    try:
+        splits = model_data.model_splits(
+            name, metadata=ctx.checkpoint.metadata, img_size=cfg.img_size, root=root, seed=seed
+        )
+        calib = model_data.first_images(splits.train, CALIBRATION_IMAGES, cfg.img_size)[0]
+        images, labels = model_data.first_images(splits.test, ctx.options.samples, cfg.img_size)
+    except SpikeCLIPError:
+        raise
+    except (FileNotFoundError, UnidentifiedImageError) as err:  # torchvision/PIL reading files
+        raise ExportUsageError(f"{name} under {root}: cannot read the dataset: {err}") from err
+    if len(calib) == 0 or len(images) == 0:
+        raise ExportUsageError(
+            f"{name} under {root}: {len(calib)} training and {len(images)} test images; "
+            "both splits need at least one"
+        )
     ctx.data = EvalData(
         name=name,
         calib=calib,
@@ -167,16 +187,6 @@ def checkpoint_dataset(metadata: Any) -> str | None:
     if stages and isinstance(stages[-1], dict) and stages[-1].get("dataset"):
         return str(stages[-1]["dataset"])
     return None
-
-
-def _stack(dataset: Any, limit: int) -> tuple[Any, Any]:
-    import torch
-
-    if hasattr(dataset, "images"):
-        return dataset.images[:limit], dataset.labels[:limit]
-    n = min(limit, len(dataset))
-    items = [dataset[i] for i in range(n)]
-    return torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items])
 
 
 def stage_onnx(ctx: ExportContext) -> str:
@@ -200,13 +210,26 @@ def stage_quantize(ctx: ExportContext) -> str:
 
     graph = to_nir(ctx.checkpoint.model.image_encoder)
     ctx.network, record = quantize(graph, ctx.data.calib)
+    ctx.quant_record = record
     ctx.network.save(ctx.folder / "network.npz")
     record.write(ctx.folder)
+    if not record.exact:
+        ctx.summary_lines.append(exactness_warning(record.T))
     ctx.artifacts["network.npz"] = "the quantized integer network (LoihiNetwork v1)"
     ctx.artifacts["quantization.md"] = "per-layer scales, bits, clipping, ranges vs 24-bit limits"
     n_layers = len(ctx.network.layers)
     grid = _grid_note(ctx.checkpoint.metadata, {n.name: n.scale for n in record.neurons})
     return f"{n_layers} integer layers -> network.npz, quantization.md/json{grid}"
+
+
+def exactness_warning(T: int) -> str:
+    """The summary line for a network past the quantizer's exactness bound."""
+    return (
+        f"- WARNING: T = {T} is past the quantizer's exactness bound (T ≤ 7, biases on the "
+        "2^(T−1) grid; quantization.md: exact twin: False): the fake-quant twin is not exact by "
+        "construction and float vs simulator may differ beyond rounding (attention ties); "
+        "retrain with T ≤ 7 for an exact deployment"
+    )
 
 
 def _grid_note(metadata: Any, scales: dict[str, float]) -> str:
@@ -338,36 +361,41 @@ def stage_lava(ctx: ExportContext) -> str:
     ctx.artifacts["lava/text_encoder.net"] = "text tower LIF→Dense→LIF as a lava-dl netx HDF5"
     ctx.artifacts["lava/hardware_path.md"] = "Loihi 2 hardware path: what cannot run on chip"
     ctx.summary_lines.append(f"- hardware path: {hw.statement}")
-    n = ctx.options.run_lava
+    n = min(ctx.options.run_lava, len(ctx.data.images))
     if n <= 0:
-        ctx.summary_lines.append("- Lava check: skipped (--run-lava 0)")
-        return "lava/ written; run skipped (--run-lava 0)"
+        ctx.lava_check = lava_skipped(f"--run-lava {ctx.options.run_lava}")
+        _record_lava_in_fidelity(ctx)
+        ctx.summary_lines.append(f"- Lava check: skipped (--run-lava {ctx.options.run_lava})")
+        return f"lava/ written; run skipped (--run-lava {ctx.options.run_lava})"
     images = ctx.data.images[:n]
     lava = run_lava(graph, images)
     sim = simulate(ctx.network, images, keep_states=True)
-    comparison = compare_to_sim(lava, sim, ctx.network)
-    spikes_off = sum(comparison.spike_mismatches.values())
-    streams_off = sum(comparison.stream_mismatches.values())
-    feature_diff = max(comparison.feature_max_abs_diff.values(), default=0.0)
-    exact = (
-        not comparison.missing
-        and not comparison.shape_mismatches
-        and spikes_off == 0
-        and streams_off == 0
+    ctx.lava_check = verdict = lava_verdict(n, compare_to_sim(lava, sim, ctx.network))
+    _record_lava_in_fidelity(ctx)
+    text = (
+        f"every spike and readout stream identical (max |Δ feature| "
+        f"{verdict['max_abs_feature_diff']:.1e})"
+        if verdict["identical"]
+        else f"DIFFERS: {verdict['spike_mismatches']} neuron-steps, "
+        f"{verdict['stream_mismatches']} stream entries, shapes {verdict['shape_mismatches']}, "
+        f"missing {verdict['missing']}"
     )
-    verdict = (
-        f"every spike and readout stream identical (max |Δ feature| {feature_diff:.1e})"
-        if exact
-        else f"DIFFERS: {spikes_off} neuron-steps, {streams_off} stream entries, "
-        f"shapes {list(comparison.shape_mismatches)}, missing {list(comparison.missing)}"
-    )
-    line = f"{n} samples, Lava vs simulator: {verdict}; {lava.wall_s:.1f} s in Lava"
+    line = f"{n} samples, Lava vs simulator: {text}; {lava.wall_s:.1f} s in Lava"
     ctx.summary_lines.append(f"- Lava check: {line}")
-    if not exact:
+    if not verdict["identical"]:
         from export.lava.runner import LavaRunError
 
-        raise LavaRunError(f"Lava and the simulator disagree: {verdict}")
+        raise LavaRunError(f"Lava and the simulator disagree: {text}")
     return line
+
+
+def _record_lava_in_fidelity(ctx: ExportContext) -> None:
+    """Rewrite fidelity.json/md with the Lava verdict (the simulate stage ran before Lava)."""
+    import dataclasses
+
+    if ctx.fidelity is not None:
+        ctx.fidelity = dataclasses.replace(ctx.fidelity, lava=ctx.lava_check)
+        ctx.fidelity.write(ctx.folder)
 
 
 def simulated_activity(ctx: ExportContext, samples: int) -> tuple[dict[str, Any], int, str]:
@@ -443,8 +471,21 @@ def _versions() -> dict[str, str]:
 
 
 def stage_report(ctx: ExportContext) -> str:
-    """Write manifest.json and report.md (links to every artifact)."""
+    """Evaluate the checks and --require-* gates, write manifest.json and report.md (links to
+    every artifact). A failed gate is only recorded here; the CLI exits 10 after the folder is
+    in place."""
     opts = ctx.options
+    ctx.checks = collect_checks(
+        fidelity=ctx.fidelity, quant_record=ctx.quant_record, lava=ctx.lava_check
+    )
+    ctx.check_results = evaluate(opts.requirements, ctx.checks)
+    ctx.checks["requirements"] = [r.to_dict() for r in ctx.check_results]
+    ctx.checks["passed"] = all(r.passed for r in ctx.check_results)
+    if ctx.check_results:
+        ctx.summary_lines.append("- checks: " + "; ".join(
+            f"{r.option} {'passed' if r.passed else 'FAILED'} ({r.detail})"
+            for r in ctx.check_results
+        ))
     manifest = {
         "format": "spikeclip-export",
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -453,13 +494,16 @@ def stage_report(ctx: ExportContext) -> str:
         "target": opts.target,
         "options": {
             "calib": opts.calib,
+            "data_root": str(opts.data_root),
             "samples": opts.samples,
             "run_lava": opts.run_lava,
             "presets": list(opts.presets) if opts.presets else None,
             "classes": list(opts.classes) if opts.classes else None,
             "templates": list(opts.templates) if opts.templates else None,
+            "requirements": opts.requirements.to_dict(),
             "argv": list(opts.argv),
         },
+        "checks": ctx.checks,
         "stage_seconds": {k: round(v, 4) for k, v in ctx.timings.items()},
         "artifacts": dict(ctx.artifacts),
     }
@@ -474,7 +518,8 @@ def stage_report(ctx: ExportContext) -> str:
         "## Files",
         "",
         *(f"- [`{name}`]({name}): {what}" for name, what in ctx.artifacts.items()),
-        "- [`manifest.json`](manifest.json): versions, checkpoint hash, options, stage timings",
+        "- [`manifest.json`](manifest.json): versions, checkpoint hash, options, checks "
+        "(machine-readable verdicts), stage timings",
         "",
         "## Stage timings",
         "",

@@ -79,12 +79,17 @@ class FidelityReport:
     noise_floor_agreement: tuple[float, ...]
     layers: tuple[LayerFidelity, ...]
     notes: tuple[str, ...] = field(default=())
+    lava: dict[str, Any] | None = None
+    """Lava vs simulator on the first samples, added by the export's Lava stage
+    (`export.checks.lava_verdict`: ran, samples, identical, max_abs_feature_diff, mismatch
+    counts; or ran False with a reason); ``None`` when no Lava stage ran."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["layers"] = [asdict(x) for x in self.layers]
         out["noise_floor_agreement"] = list(self.noise_floor_agreement)
         out["notes"] = list(self.notes)
+        out["lava"] = None if self.lava is None else dict(self.lava)
         return out
 
     def to_markdown(self) -> str:
@@ -108,6 +113,7 @@ class FidelityReport:
             f"{self.first_diverging_layer or 'none'}; twin vs sim: "
             f"{self.first_diverging_layer_twin or 'none'}",
             "- simulator counters: " + ", ".join(f"{k} {v}" for k, v in self.totals.items()),
+            f"- Lava vs simulator: {_lava_text(self.lava)}",
             "",
             "| layer | neuron-steps | spikes float | spikes twin | spikes sim | agree float↔sim "
             "| twin = sim | ties | overflows | saturations |",
@@ -130,6 +136,19 @@ class FidelityReport:
         write_text_atomic(d / f"{stem}.json", json.dumps(self.to_dict(), indent=1))
         write_text_atomic(d / f"{stem}.md", self.to_markdown())
         return d / f"{stem}.json"
+
+
+def _lava_text(lava: dict[str, Any] | None) -> str:
+    """One line for the Lava verdict (see `FidelityReport.lava`)."""
+    if lava is None:
+        return "not run (no Lava stage)"
+    if not lava.get("ran"):
+        return f"not run ({lava.get('reason', 'skipped')})"
+    if lava.get("identical"):
+        return (f"identical on {lava['samples']} samples (every spike and readout stream; "
+                f"max |Δ feature| {lava['max_abs_feature_diff']:.1e})")
+    return (f"DIFFERS on {lava['samples']} samples ({lava.get('spike_mismatches')} neuron-steps, "
+            f"{lava.get('stream_mismatches')} stream entries)")
 
 
 def _logits(features: Tensor, class_matrix: Tensor) -> Tensor:

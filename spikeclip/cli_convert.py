@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from spikeclip import checkpoint, official
-from spikeclip.errors import SpikeCLIPError
+from spikeclip.cli_args import HelpFormatter, positive_int
+from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
 
 PROG = "spikeclip-convert"
 
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Convert official SpikeCLIP checkpoints (Lvchangze/SpikeCLIP) to model.pt.",
+        epilog=exit_codes_epilog(),
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "inputs",
@@ -41,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="model.pt to write")
     p.add_argument(
         "--num-heads",
-        type=int,
+        type=positive_int,
         default=None,
         help="attention heads of the image encoder (not stored in official checkpoints): "
         "required unless the file stores its training args or its configuration is exactly the "
@@ -49,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--img-size",
-        type=int,
+        type=positive_int,
         default=None,
         help=f"input side in pixels (not stored; default {official.PAPER_IMG_SIZE})",
     )

@@ -24,71 +24,55 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from spikeclip import checkpoint, evaluate, robustness
-from spikeclip.errors import SpikeCLIPError
-from spikeclip.training import data
+from spikeclip.cli_args import HelpFormatter, nonnegative_int, positive_int
+from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.training import data, model_data
 from spikeclip.training.io import atomic_write_json
-from spikeclip.training.teachers import TeacherError, clip_preprocess, load_tokenizer
-
-PAPER_TEACHER_IMAGE = 224
-"""Image side of the paper's teacher preprocessing (CLIP ViT-B/16), resized down for the student."""
+from spikeclip.training.teachers import TeacherError, load_tokenizer
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spikeclip-eval", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="spikeclip-eval", description=__doc__.split("\n")[0],
+                                epilog=exit_codes_epilog(), formatter_class=HelpFormatter)
     p.add_argument("model", help="model.pt (spikeclip checkpoint)")
     p.add_argument("--dataset", required=True, choices=data.DATASETS)
-    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate")
     p.add_argument("--data-root", default="data", help="folder holding the dataset files")
-    p.add_argument("--split-seed", type=int, default=0,
+    p.add_argument("--split-seed", type=nonnegative_int, default=0,
                    help="dataset split seed (spikeclip-train's --split-seed)")
     p.add_argument("--tokenizer", help="tokenizer spec (default: the checkpoint's metadata)")
     p.add_argument("--templates", choices=("model", "dataset"), default="model",
                    help="prompt templates stored in the checkpoint (if any) or the dataset's")
     p.add_argument("--protocols", nargs="+", choices=robustness.PROTOCOLS,
-                   default=list(robustness.PROTOCOLS))
-    p.add_argument("--seeds", nargs="+", type=int, default=list(robustness.PAPER_SEEDS),
+                   default=list(robustness.PROTOCOLS), help="label-set protocols to run")
+    p.add_argument("--seeds", nargs="+", type=nonnegative_int,
+                   default=list(robustness.PAPER_SEEDS),
                    help="seeds of the replaced/expanded draws (paper: 42 43 44)")
-    p.add_argument("--replace-k", type=int, default=robustness.PAPER_REPLACE_K,
+    p.add_argument("--replace-k", type=positive_int, default=robustness.PAPER_REPLACE_K,
                    help="labels renamed per seed")
-    p.add_argument("--distractors", type=int, default=robustness.PAPER_EXPAND_BLOCK,
+    p.add_argument("--distractors", type=positive_int, default=robustness.PAPER_EXPAND_BLOCK,
                    help="distractor names added per seed")
     p.add_argument("--synonyms", help="JSON file {class name: [synonym, ...]}")
     p.add_argument("--distractor-pool", help="text file, one distractor name per line")
     p.add_argument("--renormalize", action="store_true",
                    help="unit-length class vectors (ANN-CLIP rule; paper SNN: off)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images of the split")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--limit", type=positive_int,
+                   help="evaluate only the first N images of the split (default: all)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per batch")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--confusion", action="store_true",
                    help="print the base protocol's confusion matrix and per-class top-1")
     p.add_argument("--json", help="write every result (with confusion matrices) here")
     return p
 
 
-def _teacher_spec(meta: dict) -> str | None:
-    stages = meta.get("stages")
-    if isinstance(stages, list) and stages and isinstance(stages[-1], dict):
-        spec = stages[-1].get("teacher")
-        return spec if isinstance(spec, str) else None
-    return None
-
-
 def _dataset(a: argparse.Namespace, ck: checkpoint.Checkpoint) -> tuple[Dataset, data.Splits]:
     """The split to evaluate; torchvision images get the training teacher's preprocessing
-    (MiniLM+conv: 0.5 mean/std at the student size; CLIP teachers: CLIP at 224), then
-    `evaluate` resizes them to the model's img_size."""
-    size = ck.config.img_size
-    if a.dataset == "digits":
-        splits = data.load_splits("digits", img_size=size, seed=a.split_seed)
-    else:
-        spec = _teacher_spec(dict(ck.metadata)) or ""
-        if spec.startswith("minilm"):
-            tf, tid = clip_preprocess(size, (0.5,) * 3, (0.5,) * 3), f"{spec}-preprocess{size}"
-        else:
-            side = PAPER_TEACHER_IMAGE
-            tf, tid = clip_preprocess(side), f"clip-preprocess{side}"
-        splits = data.load_splits(a.dataset, root=a.data_root, transform=tf, transform_id=tid,
-                                  seed=a.split_seed)
+    (`spikeclip.training.model_data`), then `evaluate` resizes them to the model's img_size."""
+    splits = model_data.model_splits(a.dataset, metadata=dict(ck.metadata),
+                                     img_size=ck.config.img_size, root=a.data_root,
+                                     seed=a.split_seed)
     ds = splits.test if a.split == "test" else splits.val
     if a.limit is not None:
         ds = Subset(ds, range(min(a.limit, len(ds))))  # type: ignore[arg-type]

@@ -21,13 +21,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import torch
 
 from spikeclip import checkpoint
-from spikeclip.errors import SpikeCLIPError
+from spikeclip.cli_args import (
+    HelpFormatter,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
 from spikeclip.model import SpikeCLIP
 from spikeclip.training import data, distributed, presets, prompts, stages
 from spikeclip.training.loop import LoopConfig
@@ -47,14 +55,39 @@ STAGE_DEFAULTS = {  # paper code's values where it has them (digest §4-§7); ep
 }
 
 
+MAX_STEPS_NOTE = ("A stage stopped by --max-steps before its last epoch exits 3 and leaves "
+                  "WORKDIR/state.pt: continue with --resume.")
+
+STAGE_DESCRIPTIONS = {
+    "align-text": "Stage 1: train the spiking text tower to point like the teacher's text "
+                  "features on the dataset's class prompts (plus --corpus sentences).",
+    "align-image": "Stage 2: train the spiking image tower to match the teacher's image "
+                   "features on the dataset's training images.",
+    "finetune-teacher": "Stage 3: fine-tune the teacher's image tower with cross-entropy "
+                        "against the spiking text tower's class matrix (its output is "
+                        "finetune's --teacher-weights).",
+    "finetune": "Stage 4: fine-tune the spiking image tower with cross-entropy plus KL to the "
+                "fine-tuned teacher (--hardware-aware: through the Loihi fake-quant twin).",
+}
+"""One sentence per sub-command (its --help description and its line in the command list)."""
+
+EPILOG = exit_codes_epilog() + "\n\n" + textwrap.fill(MAX_STEPS_NOTE, 79)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spikeclip-train", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="spikeclip-train", description=__doc__,
+                                epilog=EPILOG, formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE",
+                           title="stages (spikeclip-train STAGE --help for each one's options)")
     for name, defaults in STAGE_DEFAULTS.items():
-        s = sub.add_parser(name, help=f"stage {name}")
+        s = sub.add_parser(name, help=STAGE_DESCRIPTIONS[name],
+                           description=textwrap.fill(STAGE_DESCRIPTIONS[name], 79),
+                           epilog=EPILOG,
+                           formatter_class=HelpFormatter)
         s.add_argument("--teacher", required=True, help="teacher spec (see module help)")
         s.add_argument("--teacher-weights", help="image tower file from finetune-teacher")
-        s.add_argument("--dataset", required=True, choices=data.DATASETS)
+        s.add_argument("--dataset", required=True, choices=data.DATASETS,
+                       help="training data (files under --data-root; digits is bundled)")
         s.add_argument("--data-root", default="data", help="folder holding the dataset files")
         s.add_argument("--out", required=True, help="output file")
         s.add_argument("--workdir", help="log/resume folder (default OUT.work)")
@@ -64,23 +97,33 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--init", help="start from this model.pt")
         s.add_argument("--config", default="tiny",
                        help="model config when no --init: paper, tiny, digits or a JSON file")
-        s.add_argument("--seed", type=int, default=42, help="loop seed (init, batch order)")
-        s.add_argument("--split-seed", type=int, default=0, help="dataset split seed")
-        s.add_argument("--epochs", type=int, default=defaults["epochs"])
-        s.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-        s.add_argument("--lr", type=float, default=defaults["lr"])
-        s.add_argument("--eta-min", type=float, default=defaults["eta_min"])
-        s.add_argument("--no-amsgrad", action="store_true")
-        s.add_argument("--weight-decay", type=float, default=0.0)
-        s.add_argument("--max-steps", type=int, help="stop after this many steps (resumable)")
-        s.add_argument("--save-every", type=int, default=0, help="steps between resume saves")
-        s.add_argument("--state-every-epochs", type=int, default=1,
+        s.add_argument("--seed", type=nonnegative_int, default=42,
+                       help="loop seed (init, batch order)")
+        s.add_argument("--split-seed", type=nonnegative_int, default=0, help="dataset split seed")
+        s.add_argument("--epochs", type=positive_int, default=defaults["epochs"],
+                       help="training epochs")
+        s.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
+                       help="samples per step (per rank under torchrun)")
+        s.add_argument("--lr", type=positive_float, default=defaults["lr"],
+                       help="peak learning rate (AdamW, cosine schedule)")
+        s.add_argument("--eta-min", type=nonnegative_float, default=defaults["eta_min"],
+                       help="final learning rate of the cosine schedule")
+        s.add_argument("--no-amsgrad", action="store_true", help="plain AdamW (paper: AMSGrad)")
+        s.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
+                       help="AdamW weight decay")
+        s.add_argument("--max-steps", type=positive_int,
+                       help="stop after this many steps (resumable; default: no limit)")
+        s.add_argument("--save-every", type=nonnegative_int, default=0,
+                       help="steps between resume saves (0: only at epoch ends)")
+        s.add_argument("--state-every-epochs", type=positive_int, default=1,
                        help="epochs between end-of-epoch resume saves")
-        s.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-        s.add_argument("--threads", type=int, help="torch.set_num_threads")
+        s.add_argument("--workers", type=nonnegative_int, default=0,
+                       help="data-loader worker processes")
+        s.add_argument("--threads", type=positive_int,
+                       help="torch.set_num_threads (default: torch's choice)")
         s.add_argument("--deterministic", action="store_true",
                        help="torch.use_deterministic_algorithms(True)")
-        s.add_argument("--no-progress", action="store_true")
+        s.add_argument("--no-progress", action="store_true", help="no progress bars")
         s.add_argument("--no-sync-bn", action="store_true",
                        help="under torchrun: per-rank BatchNorm statistics (paper: synced)")
         if name == "align-text":
@@ -88,15 +131,18 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--init-embeddings", action="store_true",
                            help="initialize token embeddings from the teacher's table")
         if name == "align-image":
-            s.add_argument("--select", choices=("cos_loss", "top1"), default="cos_loss")
+            s.add_argument("--select", choices=("cos_loss", "top1"), default="cos_loss",
+                           help="validation figure that selects the epoch")
         if name in ("finetune-teacher", "finetune"):
-            s.add_argument("--logit-scale", type=float, default=1.0,
+            s.add_argument("--logit-scale", type=positive_float, default=1.0,
                            help="multiplies the cosine logits (paper: 1)")
             s.add_argument("--teacher-text", action="store_true",
                            help="class matrix from the teacher's text tower (paper: spiking)")
         if name == "finetune":
-            s.add_argument("--kl-weight", type=float, default=1.0)
-            s.add_argument("--temperature", type=float, default=1.0)
+            s.add_argument("--kl-weight", type=nonnegative_float, default=1.0,
+                           help="weight of the KL term (paper: 1)")
+            s.add_argument("--temperature", type=positive_float, default=1.0,
+                           help="KL temperature τ (paper: 1)")
             s.add_argument("--hardware-aware", action="store_true",
                            help="fine-tune the image tower through its Loihi fake-quant twin "
                            "(straight-through rounding; hardware.hardware_aware) to recover "
@@ -106,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--no-grid-snap", action="store_true",
                            help="with --hardware-aware: keep the trained float weights instead "
                            "of the grid values")
-            s.add_argument("--angle-gate", type=float,
+            s.add_argument("--angle-gate", type=nonnegative_float,
                            help="degrees; > 0 enables the gradient-angle gate")
     return p
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nir
 
+from export.atomic_dir import FILE_MODE
 from export.nir.errors import MetadataError, NIRFileError
 from export.nir.schema import graph_meta
 
@@ -29,6 +30,7 @@ def write_nir(
     try:
         opts = level if compression == "gzip" else None
         nir.write(tmp, graph, compression=compression, compression_opts=opts)
+        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

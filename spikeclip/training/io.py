@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from spikeclip.checkpoint import FILE_MODE
+
 
 def _atomic(path: str | Path, write: Any) -> None:
     path = Path(path)
@@ -18,6 +20,7 @@ def _atomic(path: str | Path, write: Any) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -50,6 +50,8 @@ def test_end_to_end_loihi_on_tiny(tiny_checkpoint: Path, tmp_path: Path) -> None
         "16",
         "--run-lava",
         "1",
+        "--require-lava-exact",
+        "--require-twin-exact",
         "--out",
         str(out),
     )
@@ -83,12 +85,24 @@ def test_end_to_end_loihi_on_tiny(tiny_checkpoint: Path, tmp_path: Path) -> None
     fidelity = json.loads((out / "fidelity.json").read_text())
     assert fidelity["samples"] == 16
     assert fidelity["twin_sim_bit_exact"] is True  # DESIGN §4: the twin is exact
+    # The Lava verdict is machine-readable in both JSON files (same figures).
+    lava = manifest["checks"]["lava"]
+    assert lava["ran"] is True and lava["samples"] == 1 and lava["identical"] is True
+    assert lava["max_abs_feature_diff"] == 0.0 and lava["spike_mismatches"] == 0
+    assert fidelity["lava"] == lava
+    assert "Lava vs simulator: identical on 1 samples" in (out / "fidelity.md").read_text()
+    gates = {r["name"]: r["passed"] for r in manifest["checks"]["requirements"]}
+    assert gates == {"lava_exact": True, "twin_exact": True}
     report = (out / "report.md").read_text()
     assert stages.BIT_ACCURACY_STATEMENT in report
     assert "what runs where" in report and "Lava check" in report
     # The ONNX MAC count of the tiny ANN twin (433,344 by hand in test_onnx_export, + 16 for
     # the time-weighted readout at T = 1) is reported.
     assert "433,360 MACs" in done.stdout
+    # Every file of the folder (lava/ included) is an ordinary readable file.
+    modes = {str(f.relative_to(out)): oct(f.stat().st_mode & 0o777)
+             for f in out.rglob("*") if f.is_file()}
+    assert set(modes.values()) == {"0o644"}, modes
     # No staging folder is left beside the output.
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
 

@@ -28,10 +28,12 @@ def test_structure_only_report_for_tiny_checkpoint(tmp_path, capsys) -> None:
     assert [p["name"] for p in data["presets"]] == ["paper-45nm"]
 
 
-def test_bad_checkpoint_exits_1_with_one_line(tmp_path, capsys) -> None:
-    assert main([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 1
+def test_bad_checkpoint_exits_3_with_one_line(tmp_path, capsys) -> None:
+    # the error's own code (spikeclip.errors: 3 = the model file), not a generic 1
+    assert main([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith("spikeclip-energy:") and "missing.pt" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_measured_report_counts_the_simulators_spikes(tmp_path) -> None:

@@ -1,0 +1,109 @@
+"""Shared command-line pieces of every console script: option value types and the help format.
+
+The type functions are ``argparse`` ``type=`` callables: they turn the option's text into a
+value or raise :class:`argparse.ArgumentTypeError`, which argparse reports as
+``error: argument --NAME: <message>`` and exit status 2 (a bad option value, see
+:mod:`spikeclip.errors`), before anything is loaded or written. Floats must be finite.
+
+:class:`HelpFormatter` keeps the line breaks of descriptions and epilogs (target tables, exit
+codes) and appends ``(default: X)`` to every option that has a default worth showing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+
+__all__ = [
+    "HelpFormatter",
+    "nonnegative_float",
+    "nonnegative_int",
+    "positive_float",
+    "positive_int",
+    "probability",
+]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer ≥ 1 (a count of samples, steps, images, threads, heads, pixels …)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (≥ 1), got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer ≥ 0 (a count where 0 means "none": ``--run-lava 0`` skips Lava; a seed)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer (≥ 0), got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a learning rate, a temperature, a scale)."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number (> 0), got {value:g}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number ≥ 0 (a weight, a decay, a tolerance in percentage points)."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number (≥ 0), got {value:g}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A fraction in [0, 1] (e.g. a required prediction agreement: 0.99 = 99 %)."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {value:g}")
+    return value
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``RawDescriptionHelpFormatter`` (descriptions and epilogs keep their line breaks) that
+    appends ``(default: X)`` to each option's help, like ``ArgumentDefaultsHelpFormatter``,
+    except where there is nothing to show: no default (``None``), an on/off flag, or a help text
+    that already says ``%(default)s``. Lists are shown space-separated, as typed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or action.nargs == 0
+            or not (action.option_strings or action.nargs in (argparse.OPTIONAL,
+                                                              argparse.ZERO_OR_MORE))
+        ):
+            return action.help
+        if isinstance(default, Sequence) and not isinstance(default, str):
+            shown = " ".join(str(v) for v in default)
+        else:
+            shown = str(default)
+        shown = shown.replace("%", "%%") if shown else "''"
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
