@@ -18,7 +18,6 @@ every step is the same drive). A file without an input neuron gets 0/1 spikes on
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -26,8 +25,7 @@ import h5py
 import numpy as np
 import pytest
 
-from export.lava.timing import Timing
-from hardware import kernels
+from export.lava.netx_reference import run_netx_reference
 from hardware.from_netx import (
     NetxFileError,
     NetxUnsupportedError,
@@ -375,57 +373,6 @@ def _road_frames(n: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def _run_netx_in_lava(path: Path, net: LoihiNetwork, inputs: np.ndarray, *, graded: bool,
-                      reset_offset: int) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
-    """Run ``path`` with lava-dl's ``netx.hdf5.Network`` in Lava (fixed_pt), streaming the
-    samples of ``inputs`` ``[T, B, *shape]`` one every T steps. Returns every block's spikes
-    ``{lif: [T, B, *shape]}`` and the output neuron's v ``[T, B, *shape]`` at the logical
-    steps of ``net`` (Timing of the imported graph), and the run's wall seconds."""
-    from lava.lib.dl import netx
-    from lava.proc.io.source import RingBuffer
-    from lava.proc.monitor.process import Monitor
-
-    from export.lava.procs.recorder.process import SpikeRecorder, unpack_spikes
-    from export.lava.runner import LavaSession
-
-    meta = netx_metadata(net)
-    timing = Timing.of(net)
-    T, B = inputs.shape[:2]
-    n_steps = timing.n_steps(B)
-    lx = netx.hdf5.Network(net_config=str(path), reset_interval=T, reset_offset=reset_offset)
-    names = [b.neuron for b in meta.blocks if b.neuron is not None]
-    assert len(names) == len(lx.layers)
-    # data[..., k·T + t] = sample k, step t (Lava's (W, H, C) layout); zeros while draining
-    flat = np.swapaxes(inputs, 0, 1).reshape(B * T, *inputs.shape[2:])
-    data = np.zeros((*reversed(inputs.shape[2:]), n_steps), np.int32)
-    data[..., : B * T] = np.moveaxis(kernels.chw_to_lava(flat) if flat.ndim == 4 else flat, 0, -1)
-    src = RingBuffer(data=data)
-    src.s_out.connect(lx.in_layer.neuron.a_in if graded else lx.inp)
-    sizes = tuple(math.prod(b.shape) for b in lx.layers)
-    rec = SpikeRecorder(sizes=sizes, n_steps=n_steps)
-    for i, block in enumerate(lx.layers):
-        port = block.out.transpose([2, 1, 0]).flatten() if len(block.shape) == 3 else block.out
-        port.connect(rec.port(i))
-    mon = Monitor()
-    mon.probe(lx.out_layer.neuron.v, n_steps)
-    with LavaSession(lx, n_steps, timeout_s=900) as session:
-        start = time.perf_counter()
-        session.run()
-        wall = time.perf_counter() - start
-        words = session.get(rec.words)
-        v_all = np.rint(mon.get_data()[lx.out_layer.neuron.name]["v"]).astype(np.int64)
-    steps = unpack_spikes(words, sum(sizes))
-    offsets = np.cumsum((0, *sizes))
-    spikes = {}
-    for i, name in enumerate(names):
-        shape = net.layer(name).shape
-        idx = timing.logical_indices(name, B)  # [T, B]: index k·T + t + depth(name)
-        spikes[name] = steps[idx, offsets[i]:offsets[i + 1]].reshape(T, B, *shape)
-    out = names[-1]
-    v_out = v_all.reshape(n_steps, -1)[timing.logical_indices(out, B)]
-    return spikes, v_out.reshape(T, B, *net.layer(out).shape), wall
-
-
 @pytest.mark.lava
 @pytest.mark.timeout(300)
 def test_small_files_equal_netx_in_lava(tmp_path):
@@ -434,21 +381,23 @@ def test_small_files_equal_netx_in_lava(tmp_path):
     net = load_netx(path)
     x = np.stack([static_currents(np.array([[7, 12]]), 4)[:, 0],
                   static_currents(np.array([[-3, 15]]), 4)[:, 0]], axis=1)
-    lava, v_out, _ = _run_netx_in_lava(path, net, x, graded=True, reset_offset=0)
+    run = run_netx_reference(path, net, x)
     sim = simulate(net, x, keep_states=True)
-    for name, s in lava.items():
+    assert set(run.spikes) == {"input0", "dense1", "dense2"}
+    for name, s in run.spikes.items():
         assert np.array_equal(s, sim.spikes[name]), name
-    assert np.array_equal(v_out, sim.v["dense2"])
+    assert np.array_equal(run.v_out, sim.v["dense2"])
     assert sum(int(s.sum()) for s in sim.spikes.values()) > 10
     # conv file: spikes into net.inp (no input neuron: netx's offsets start one step early)
     path = _write_conv_file(tmp_path / "conv.net")
     net = load_netx(path)
     raster = np.random.default_rng(3).integers(0, 2, (2, 3, 1, 3, 4)).astype(np.int8)
-    lava, v_out, _ = _run_netx_in_lava(path, net, raster, graded=False, reset_offset=1)
+    run = run_netx_reference(path, net, raster)  # netx reset_offset=1: see the module doc
     sim = simulate(net, raster, keep_states=True)
-    for name, s in lava.items():
+    assert set(run.spikes) == {"conv1", "dense3"}
+    for name, s in run.spikes.items():
         assert np.array_equal(s, sim.spikes[name]), name
-    assert np.array_equal(v_out, sim.v["dense3"])
+    assert np.array_equal(run.v_out, sim.v["dense3"])
     assert int(sim.spikes["conv1"].sum()) > 3
 
 
@@ -484,11 +433,14 @@ def test_pilotnet_snn_simulator_equals_netx_in_lava(capsys):
     frames = encode_frames(_road_frames(4), meta.transform)  # ints in −4 … 76
     assert frames.min() >= -4 and frames.max() <= 76
     x = static_currents(frames, net.T)
-    lava, v_out, lava_wall = _run_netx_in_lava(PILOTNET, net, x, graded=True, reset_offset=0)
-    start = time.perf_counter()
+    run = run_netx_reference(PILOTNET, net, x)
     sim = simulate(net, x, keep_states=True)
+    start = time.perf_counter()
+    simulate(net, x)
     sim_wall = time.perf_counter() - start
     compared = 0
+    lava, v_out = run.spikes, run.v_out
+    assert len(lava) == 10
     for name, s in lava.items():
         ref = sim.spikes[name]
         assert s.shape == ref.shape, name
@@ -500,5 +452,5 @@ def test_pilotnet_snn_simulator_equals_netx_in_lava(capsys):
     assert np.count_nonzero(v_out) > 0
     with capsys.disabled():
         print(f"\nPilotNet SNN, 4 frames: {compared} neuron-steps in {len(lava)} layers equal "
-              f"({sum(counts.values())} spikes); Lava {lava_wall / 4:.2f} s/frame, simulator "
-              f"{sim_wall / 4:.3f} s/frame, ratio {lava_wall / sim_wall:.0f}×")
+              f"({sum(counts.values())} spikes); Lava run {run.run_s / 4:.2f} s/frame, "
+              f"simulator {sim_wall / 4:.3f} s/frame, ratio {run.run_s / sim_wall:.0f}×")
