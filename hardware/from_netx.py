@@ -69,8 +69,8 @@ Quirks met (each handled as stated):
   ``iDecay = 0`` or ``vDecay = 4096``, and non-zero synaptic ``delay`` (a logical delay; the
   schema's edge delays only align Lava's pipeline). ``pool`` is supported although netx's
   ``create_pool`` raises ``NotImplementedError``: slayer's sum pool (``slayer/synapse/
-  layer.py:Pool``) is a grouped conv; its zero-padding of odd inputs (bottom/right) adds no
-  output unless the stored shape says so, which is refused.
+  layer.py:Pool``) is a grouped conv; its zero-padding of odd inputs (bottom/right) is
+  refused where it adds an output row or column (elsewhere it changes nothing).
 - T: ``/simulation/tSample`` (steps per sample) when stored, else the ``steps`` argument.
 
 Provenance (``network.provenance``): ``source = "lava-dl netx"``, ``file``, ``sha256``,
@@ -264,6 +264,8 @@ def _read_file(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             order = sorted(keys, key=int)
             if [int(k) for k in order] != list(range(len(order))):
                 raise NetxFileError(path, f"/layer groups are not numbered 0 … N−1: {order}")
+            if not all(isinstance(f["layer"][k], h5py.Group) for k in order):
+                raise NetxFileError(path, "every /layer/<i> must be a group")
             blocks = [_read_group(f["layer"][k]) for k in order]
             sim = _read_group(f["simulation"]) if "simulation" in f else {}
     except OSError as err:  # h5py: not an HDF5 file, truncated, unreadable chunk
@@ -575,8 +577,8 @@ def _stored_steps(path: Path, value: Any) -> int:
 def _scalar(block: _Block, key: str, default: float) -> float:
     if not block.has(key):
         return float(default)
-    arr = np.asarray(block.raw(key), dtype=np.float64).reshape(-1)
-    if arr.size != 1 or not np.isfinite(arr).all():
+    arr = np.asarray(block.raw(key)).reshape(-1)
+    if arr.size != 1 or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
         raise block.error(f"input {key!r} must be one finite number, got {arr.tolist()}")
     return float(arr[0])
 

@@ -7,8 +7,8 @@ reset_offset=…)``: ``LIFReset`` per block, offsets staggered by one per block)
 so, as lava-dl's PilotNet tutorial does, a ``RingBuffer`` of integer currents drives
 ``net.in_layer.neuron.a_in`` (``graded=True``); a file without an input neuron gets 0/1 spikes
 on ``net.inp`` (``graded=False``). Samples stream one every T steps. Every block's output spikes
-go to one :class:`~export.lava.procs.recorder.SpikeRecorder` (through ``transpose([2, 1, 0])``
-for ``(W, H, C)`` blocks, so they come back in torch order) and a ``Monitor`` records the output
+go to one :class:`~export.lava.procs.recorder.SpikeRecorder` (through a transpose that reverses
+netx's ``(W, H, C)`` order, so they come back in torch order) and a ``Monitor`` records the output
 neuron's ``v``; both are read back at the logical steps of the imported graph
 (:meth:`export.lava.timing.Timing.logical_indices`, depth from the graph).
 """
@@ -25,7 +25,6 @@ import numpy as np
 from export.lava.errors import LavaInputError
 from export.lava.runner import LavaSession
 from export.lava.timing import Timing
-from hardware import kernels
 from hardware.from_netx import netx_metadata
 from hardware.network import LoihiNetwork
 
@@ -86,7 +85,7 @@ def run_netx_reference(
         raise LavaInputError("<network>", f"netx built {len(lx.layers)} blocks, not {len(names)}")
     # data[..., k·T + t] = sample k, step t, in Lava's (W, H, C) layout; zeros while draining
     flat = np.swapaxes(x, 0, 1).reshape(B * T, *x.shape[2:])
-    lava = kernels.chw_to_lava(flat) if flat.ndim == 4 else flat
+    lava = np.transpose(flat, (0, *range(flat.ndim - 1, 0, -1)))  # netx reverses every shape
     data = np.zeros((*lava.shape[1:], n_steps), np.int32)
     data[..., : B * T] = np.moveaxis(lava, 0, -1)
     src = RingBuffer(data=data)
@@ -94,7 +93,9 @@ def run_netx_reference(
     sizes = tuple(math.prod(b.shape) for b in lx.layers)
     rec = SpikeRecorder(sizes=sizes, n_steps=n_steps)
     for i, block in enumerate(lx.layers):
-        port = block.out.transpose([2, 1, 0]).flatten() if len(block.shape) == 3 else block.out
+        rank = len(block.shape)
+        port = block.out.transpose(list(range(rank - 1, -1, -1))).flatten() if rank > 1 else (
+            block.out)
         port.connect(rec.port(i))
     mon = Monitor()  # one probe per Monitor (Lava 0.10 mis-records a second one)
     mon.probe(lx.out_layer.neuron.v, n_steps)
@@ -113,7 +114,7 @@ def run_netx_reference(
         spikes[name] = steps[idx, offsets[i] : offsets[i + 1]].reshape(T, B, *shape)
     out = network.layer(names[-1])
     v_lava = v_all.reshape(n_steps, *reversed(out.shape))
-    v_torch = kernels.lava_to_chw(v_lava) if len(out.shape) == 3 else v_lava
+    v_torch = np.transpose(v_lava, (0, *range(v_lava.ndim - 1, 0, -1)))
     v_out = v_torch[timing.logical_indices(out.name, B)]
     return NetxRun(spikes=spikes, v_out=v_out, n_steps=n_steps, run_s=run_s,
                    wall_s=time.perf_counter() - start)

@@ -122,7 +122,8 @@ CONV_SPIKES = np.array([[1, 0, 1, 1], [0, 1, 0, 1], [1, 1, 0, 0]], np.int8)  # (
 # ---------------------------------------------------------------------------------------------
 
 
-def test_dense_file_by_hand(tmp_path):
+@pytest.mark.parametrize("reference", [False, True], ids=["fast", "int64"])
+def test_dense_file_by_hand(tmp_path, reference):
     net = load_netx(_write_dense_file(tmp_path / "dense.net"))
     assert [(ly.KIND, ly.name) for ly in net.layers] == [
         ("current_input", "input"), ("lif", "input0"), ("dense", "dense1.syn"),
@@ -154,7 +155,8 @@ def test_dense_file_by_hand(tmp_path):
     #         1428−64 = 1364 spike → 0, 1775−64 = 1711 spike → 0
     # dense2 a = 5·s1[2] = 0, 5, 5, 5; its LIF (du 4095, dv 4095: trunc0(v/4096) = 0 for
     #   |v| < 4096; vth 4 → 256): v 0, 320 spike, 320 spike, 320 spike.
-    res = simulate(net, static_currents(np.array([[7, 12]]), 4), keep_states=True)
+    res = simulate(net, static_currents(np.array([[7, 12]]), 4), keep_states=True,
+                   reference=reference)
     assert res.spikes["input0"][:, 0].astype(int).tolist() == [[0, 1], [1, 1], [0, 1], [1, 1]]
     assert res.u["dense1"][:, 0].tolist() == [
         [-320, 64, 576], [-368, -336, 1136], [-596, -188, 1428], [-575, -525, 1775]]
@@ -164,7 +166,8 @@ def test_dense_file_by_hand(tmp_path):
     assert res.spikes["dense2"][:, 0, 0].astype(int).tolist() == [0, 1, 1, 1]
 
 
-def test_conv_file_by_hand(tmp_path):
+@pytest.mark.parametrize("reference", [False, True], ids=["fast", "int64"])
+def test_conv_file_by_hand(tmp_path, reference):
     net = load_netx(_write_conv_file(tmp_path / "conv.net"))
     src, conv, lif = net.layer("input"), net.layer("conv1.syn"), net.layer("conv1")
     assert isinstance(src, SpikeInputLayer) and src.shape == (1, 3, 4)
@@ -190,7 +193,7 @@ def test_conv_file_by_hand(tmp_path):
     # dense (weights 2^j on the C-order flattening c·4 + y·2 + x; excitatory, s = 0, n = 0 →
     # 8 bits, exponent 0): t0 spikes at 2, 5, 6 → 4 + 32 + 64 = 100; t1 at 2, 4…7 → 244.
     raster = np.broadcast_to(CONV_SPIKES, (2, 1, 1, 3, 4))
-    res = simulate(net, raster, keep_states=True)
+    res = simulate(net, raster, keep_states=True, reference=reference)
     assert (res.u["conv1"][0, 0] // 64).tolist() == a
     assert res.spikes["conv1"][:, 0].astype(int).tolist() == [
         [[[0, 0], [1, 0]], [[0, 1], [1, 0]]], [[[0, 0], [1, 0]], [[1, 1], [1, 1]]]]
@@ -309,6 +312,31 @@ def test_zero_delays_and_conv_beyond_8_bits(tmp_path):
         f["layer/1/weight"][0, 0, 0, 0] = 300.0
     with pytest.raises(NetxUnsupportedError, match="block 1 .*8-bit range"):
         load_netx(wide)
+
+
+def test_conv_weight_exp_and_current_input_schema():
+    from hardware.layers import NetworkValidationError
+    from hardware.network import Edge
+    from hardware.simulate import SimulationError
+
+    w = np.array([[[[16, -32]]]])
+    conv = ConvLayer(name="c", weights=w, in_shape=(1, 1, 2), weight_exp=-4)
+    assert conv.effective_weights.tolist() == [[[[1, -2]]]]
+    assert ConvLayer(name="c", weights=w, in_shape=(1, 1, 2), weight_exp=2
+                     ).effective_weights.tolist() == [[[[64, -128]]]]
+    with pytest.raises(NetworkValidationError, match="multiples of 32"):
+        ConvLayer(name="c", weights=w, in_shape=(1, 1, 2), weight_exp=-5)
+    net = LoihiNetwork(
+        layers=(CurrentInputLayer(name="in", shape=(2,)),
+                LIFLayer(name="lif", shape=(2,), du=4095, dv=0, vth=100)),
+        edges=(Edge(src="in", dst="lif"),), T=2)
+    # u = 64·a each step (du 4095); v accumulates (dv 0): a = [3, −2] → v 192, 384 / −128, −256
+    res = simulate(net, np.array([[[3, -2]], [[3, -2]]]), keep_states=True)
+    assert res.v["lif"][:, 0].tolist() == [[192, -128], [384, -256]]
+    for bad, match in ((np.full((2, 1, 2), 0.5), "integers"), (np.zeros((3, 1, 2)), "T=2"),
+                       (np.full((2, 1, 2), 1 << 23), "24-bit")):
+        with pytest.raises(SimulationError, match=match):
+            simulate(net, bad)
 
 
 # ---------------------------------------------------------------------------------------------
