@@ -40,6 +40,7 @@ from hardware.host_input import host_injected_bias, spike_raster
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
+    CurrentInputLayer,
     DenseLayer,
     HostInputLayer,
     LIFLayer,
@@ -137,7 +138,9 @@ def _keep_power_of_two(keep: np.ndarray) -> bool:
 
 
 def _weights(layer, axes: tuple[int, ...], bound_in: float) -> tuple[np.ndarray, float]:
-    w = np.array(layer.weights, dtype=np.int64)
+    # a conv convolves with its exact weights · 2**weight_exp (ConvLayer.effective_weights)
+    w = np.array(layer.effective_weights if isinstance(layer, ConvLayer) else layer.weights,
+                 dtype=np.int64)
     row = float(np.abs(w).sum(axis=axes).max(initial=0))
     return w, bound_in * row
 
@@ -346,7 +349,7 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
     ``SimulationError`` like the reference, :class:`FastPathUnavailable` where exactness cannot
     be proved (the caller then runs the reference).
     """
-    from hardware.simulate import SimResult, SimulationError
+    from hardware.simulate import SimResult, SimulationError, current_raster
 
     _check_no_reduced_precision()
     T = network.T
@@ -370,6 +373,12 @@ def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
             B = raster.shape[1]
             xs = torch.from_numpy(raster).to(torch.float32)
             out[name] = Exact(xs.reshape(T * B, *layer.shape), _absmax(xs))
+        elif isinstance(layer, CurrentInputLayer):
+            raster = current_raster(layer, given[name], T)  # int64, |x| < 2²³
+            B = raster.shape[1]
+            xs = torch.from_numpy(raster)
+            bound = _absmax(xs)
+            out[name] = Exact(xs.to(exact_dtype(bound, name)).reshape(T * B, *layer.shape), bound)
         elif isinstance(layer, ConvLayer | TokenLinearLayer | DenseLayer):
             nhwc = all(isinstance(network.layer(e.dst), MaxPoolLayer | LIFLayer)
                        and len(getattr(network.layer(e.dst), "shape", (0, 0, 0))) == 3

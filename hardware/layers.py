@@ -10,8 +10,9 @@ Every layer has a ``name`` (unique in its network), a ``placement`` (where it ru
 What a layer emits (:attr:`Layer.OUTPUT`) and accepts (:attr:`Layer.ACCEPTS`) is one of
 
 - ``"spikes"``: binary events, one per neuron per step (LIF, spike input);
-- ``"current"``: an integer synaptic input ``a`` in weight units (wu) per step; several edges into
-  one layer are summed (as Lava's InPort does);
+- ``"current"``: an integer synaptic input ``a`` in weight units (wu) per step (synapses, or
+  graded external input: ``CurrentInputLayer``); several edges into one layer are summed (as
+  Lava's InPort does);
 - ``"bias"``: a per-sample value written into a LIF's ``bias_mant`` (host input injection).
 
 ``latency`` is the number of Lava steps between a layer receiving the inputs of one logical step
@@ -367,6 +368,47 @@ class SpikeInputLayer(Layer):
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
+class CurrentInputLayer(Layer):
+    """External integer currents (graded spikes) straight into a LIF's ``a_in``, latency 0.
+
+    ``shape`` per step; the input is an integer raster ``[T, B, *shape]`` in weight units,
+    each value a signed :data:`GRADED_INPUT_BITS`-bit payload (Loihi 2's graded spike); the
+    consumer LIF adds ``a << 6`` to u exactly as for a synaptic current. In Lava: a
+    ``RingBuffer`` source connected to ``LIF.a_in`` (the lava-dl netx input block is fed this
+    way: its ``inp`` port is not wired to the neuron, so the PilotNet tutorial connects its
+    encoder to ``in_layer.neuron.a_in``; :mod:`hardware.from_netx`).
+    """
+
+    shape: tuple[int, ...]
+    placement: Placement = "host"
+
+    KIND: ClassVar[str] = "current_input"
+    OUTPUT: ClassVar[Signal] = "current"
+    FIELD_WIDTHS: ClassVar[Mapping[str, str]] = MappingProxyType({"input": "s24 per value"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _set(self, "shape", _positive_shape(self.name, "shape", self.shape))
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return ()
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+
+#: Width of one graded input value of a :class:`CurrentInputLayer` (Loihi 2's graded spike
+#: payload is at most 24 bits, signed; ``|a| << 6`` then stays inside Lava's int32 arithmetic).
+GRADED_INPUT_BITS = 24
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
 class HostInputLayer(Layer):
     """Static input computed in float on the host and injected as the bias of one LIF.
 
@@ -505,13 +547,21 @@ class DenseLayer(Layer):
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ConvLayer(Layer):
-    """Lava ``Conv`` (``PyConvModelFixed``) in torch orientation: ``a = wrap_s24(conv2d(s, W))``.
+    """Lava ``Conv`` (``PyConvModelFixed``), torch orientation: ``a = wrap_s24(conv2d(s, W_eff))``.
 
     ``weights`` int ``(C_out, C_in/groups, kH, kW)`` (torch cross-correlation), on the 8-bit grid
     of ``sign_mode``/``num_weight_bits`` exactly as Dense weights (Lava's Conv neither clips nor
-    truncates, so the grid is enforced here). There is no ``weight_exp``: Lava's Conv ignores
-    it. ``in_shape`` ``(C_in, H, W)``; ``stride``, ``padding`` (zeros), ``dilation`` as
-    ``(y, x)`` pairs; the output is wrapped to signed 24 bits (``fixed.wrap_s24``).
+    truncates, so the grid is enforced here). ``in_shape`` ``(C_in, H, W)``; ``stride``,
+    ``padding`` (zeros), ``dilation`` as ``(y, x)`` pairs; the output is wrapped to signed 24
+    bits (``fixed.wrap_s24``).
+
+    ``weight_exp`` (signed 4-bit, default 0) scales the stored mantissas exactly:
+    ``W_eff = weights · 2**weight_exp`` (:attr:`effective_weights`), which must be integers
+    (with ``weight_exp < 0`` every weight is a multiple of ``2**−weight_exp``; validated), so it
+    is the same whether applied to each weight or to the sum. Lava's Conv ignores its own
+    ``weight_exp``: ``export.lava`` hands it ``W_eff``. It lets a conv carry the mantissa width
+    Loihi stores (``num_weight_bits``) for weights that are not on the ``weight_exp = 0`` grid,
+    e.g. a lava-dl netx conv (:mod:`hardware.from_netx`).
     """
 
     weights: Any
@@ -522,6 +572,7 @@ class ConvLayer(Layer):
     groups: int = 1
     num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX
     sign_mode: str | None = None
+    weight_exp: int = 0
 
     KIND: ClassVar[str] = "conv"
     OUTPUT: ClassVar[Signal] = "current"
@@ -530,6 +581,7 @@ class ConvLayer(Layer):
         {
             "weights": "s9 (8-bit magnitude + sign)",
             "num_weight_bits": "u4 (1..8)",
+            "weight_exp": "s4 (exact: weights · 2**weight_exp are integers)",
             "output": f"wrap s{fixed.CONV_OUT_BITS}",
         }
     )
@@ -542,6 +594,15 @@ class ConvLayer(Layer):
         w, mode = _weights_8(n, self.weights, 4, self.sign_mode, nwb)
         _set(self, "weights", w)
         _set(self, "sign_mode", mode)
+        exp = _int_scalar(n, "weight_exp", self.weight_exp, *_WEXP)
+        if exp < 0 and np.any(w.astype(np.int64) % (1 << -exp)):
+            raise NetworkValidationError(
+                n,
+                "weight_exp",
+                f"{exp}: weights must be multiples of {1 << -exp} so that weights · 2**weight_exp "
+                "are integers (Lava's Conv takes the effective integers)",
+            )
+        _set(self, "weight_exp", exp)
         in_shape = _positive_shape(n, "in_shape", self.in_shape)
         if len(in_shape) != 3:
             raise NetworkValidationError(n, "in_shape", f"expected (C, H, W), got {in_shape}")
@@ -566,6 +627,13 @@ class ConvLayer(Layer):
     @property
     def kernel_size(self) -> tuple[int, int]:
         return (int(self.weights.shape[2]), int(self.weights.shape[3]))
+
+    @property
+    def effective_weights(self) -> np.ndarray:
+        """``weights · 2**weight_exp`` as int64 (exact, see the class doc): what Lava's Conv
+        holds and what every simulator convolves with."""
+        w = self.weights.astype(np.int64)
+        return w << self.weight_exp if self.weight_exp >= 0 else w >> -self.weight_exp
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -809,6 +877,7 @@ LAYER_TYPES: Mapping[str, type[Layer]] = MappingProxyType(
         for cls in (
             LIFLayer,
             SpikeInputLayer,
+            CurrentInputLayer,
             HostInputLayer,
             DenseLayer,
             ConvLayer,

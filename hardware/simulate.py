@@ -26,8 +26,10 @@ from hardware import fixed
 from hardware.graph_run import attention_current
 from hardware.host_input import host_injected_bias, spike_raster
 from hardware.layers import (
+    GRADED_INPUT_BITS,
     AttentionLayer,
     ConvLayer,
+    CurrentInputLayer,
     DenseLayer,
     HostInputLayer,
     LIFLayer,
@@ -128,7 +130,8 @@ def _to_int(x: torch.Tensor) -> np.ndarray:
 def _synapse(layer, s: np.ndarray, T: int, B: int) -> tuple[np.ndarray, int]:
     """Current (wu) ``[T, B, *out_shape]`` of a Conv/TokenLinear/Dense layer, and wrap count."""
     flat = torch.from_numpy(s.reshape(T * B, *layer.in_shape))
-    w = np.array(layer.weights)  # writable copy for torch
+    # writable copy for torch; a conv convolves with its exact weights · 2**weight_exp
+    w = np.array(layer.effective_weights if isinstance(layer, ConvLayer) else layer.weights)
     if isinstance(layer, ConvLayer):
         dt = _gemm_dtype(layer.name, w, (1, 2, 3))
         acc = F.conv2d(flat.to(dt), torch.from_numpy(w).to(dt), stride=layer.stride,
@@ -153,8 +156,36 @@ def _synapse(layer, s: np.ndarray, T: int, B: int) -> tuple[np.ndarray, int]:
     return out.reshape(T, B, *layer.out_shape), wraps
 
 
+def current_raster(layer: CurrentInputLayer, x, T: int) -> np.ndarray:
+    """Validate a current input ``x`` ``[T, B, *layer.shape]`` of integers (wu), each a signed
+    ``GRADED_INPUT_BITS``-bit value; returns int64. Raises :class:`SimulationError` naming the
+    layer."""
+    raster = np.asarray(x)
+    integral = raster.dtype.kind in "iub" or (
+        raster.dtype.kind == "f" and bool(np.all(raster == np.trunc(raster)))
+    )
+    if not integral:
+        raise SimulationError(f"layer {layer.name!r}: current input must be integers (wu)")
+    if raster.ndim < 2 or raster.shape[0] != T or tuple(raster.shape[2:]) != layer.shape:
+        raise SimulationError(
+            f"layer {layer.name!r}: expected currents [T={T}, B, {layer.shape}], "
+            f"got {raster.shape}"
+        )
+    half = 1 << (GRADED_INPUT_BITS - 1)
+    if raster.size and (raster.min() < -half or raster.max() > half - 1):
+        raise SimulationError(
+            f"layer {layer.name!r}: current input outside the signed {GRADED_INPUT_BITS}-bit "
+            f"range [{-half}, {half - 1}]"
+        )
+    return raster.astype(np.int64)
+
+
 def _inputs_for(network: LoihiNetwork, inputs) -> dict[str, np.ndarray | torch.Tensor]:
-    sources = [ly for ly in network.layers if isinstance(ly, HostInputLayer | SpikeInputLayer)]
+    sources = [
+        ly
+        for ly in network.layers
+        if isinstance(ly, HostInputLayer | SpikeInputLayer | CurrentInputLayer)
+    ]
     if isinstance(inputs, Mapping):
         missing = [ly.name for ly in sources if ly.name not in inputs]
         if missing:
@@ -174,7 +205,8 @@ def simulate(
 
     ``inputs``: for a ``HostInputLayer`` the float images ``[B, C, H, W]`` (torch or numpy; an
     ``embedding`` one: integer token ids ``[B, L]``, :mod:`hardware.host_input`), for
-    a ``SpikeInputLayer`` a 0/1 raster ``[T, B, *shape]``; one array when the network has one
+    a ``SpikeInputLayer`` a 0/1 raster ``[T, B, *shape]``, for a ``CurrentInputLayer`` integer
+    currents ``[T, B, *shape]`` (wu, :func:`current_raster`); one array when the network has one
     input layer, else a ``{layer name: array}`` mapping. Returns a :class:`SimResult`.
     Raises :class:`SimulationError` naming the layer on a shape mismatch.
 
@@ -205,6 +237,9 @@ def simulate(
             hclip[name] = n_clip * T
         elif isinstance(layer, SpikeInputLayer):
             out[name] = spike_raster(layer, given[name], T)
+            B = out[name].shape[1]
+        elif isinstance(layer, CurrentInputLayer):
+            out[name] = current_raster(layer, given[name], T)
             B = out[name].shape[1]
         elif isinstance(layer, ConvLayer | TokenLinearLayer | DenseLayer):
             out[name], wraps[name] = _synapse(layer, out[srcs[0]], T, B)

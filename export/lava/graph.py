@@ -33,6 +33,7 @@ from hardware import fixed, kernels
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
+    CurrentInputLayer,
     DenseLayer,
     HostInputLayer,
     Layer,
@@ -43,6 +44,7 @@ from hardware.layers import (
     TokenLinearLayer,
 )
 from hardware.network import LoihiNetwork
+from hardware.simulate import SimulationError, current_raster
 
 #: Layer kinds whose Lava process can carry out-edge delays (one replica per distinct delay).
 _DELAY_CAPABLE = ("dense", "conv", "token_linear", "attention", "maxpool")
@@ -74,7 +76,7 @@ def _process_names(layer: Layer, delays: tuple[int, ...]) -> dict[int, str]:
     kind = layer.KIND
     if kind == "lif":
         return {0: "LIFReset"}
-    if kind == "spike_input":
+    if kind in ("spike_input", "current_input"):
         return {0: "RingBuffer"}
     if kind == "host_input":
         return {0: "BiasInjection"}
@@ -131,7 +133,8 @@ class LavaGraph:
 
         ``inputs`` as for ``hardware.simulate.simulate``: images ``[B, C, H, W]`` for a
         ``conv2d`` host input, token ids ``[B, L]`` for an ``embedding`` one, a 0/1 raster
-        ``[T, B, *shape]`` for a spike input; one array or a ``{layer name: array}`` mapping.
+        ``[T, B, *shape]`` for a spike input, integer currents ``[T, B, *shape]`` for a
+        current input; one array or a ``{layer name: array}`` mapping.
         The B samples stream one every T steps. ``record_spikes`` adds one
         :class:`SpikeRecorder` fed by every LIF. Raises :class:`LavaInputError` (a
         :class:`LavaRunError`) naming the layer when the inputs do not fit.
@@ -192,7 +195,11 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
 
 
 def _inputs_for(network: LoihiNetwork, inputs: Any) -> dict[str, np.ndarray]:
-    sources = [ly for ly in network.layers if isinstance(ly, HostInputLayer | SpikeInputLayer)]
+    sources = [
+        ly
+        for ly in network.layers
+        if isinstance(ly, HostInputLayer | SpikeInputLayer | CurrentInputLayer)
+    ]
     if isinstance(inputs, Mapping):
         missing = [ly.name for ly in sources if ly.name not in inputs]
         if missing:
@@ -309,7 +316,7 @@ class _Builder:
     def _n_samples(self) -> int:
         sizes = set()
         for name, x in self.inputs.items():
-            axis = 1 if isinstance(self.net.layer(name), SpikeInputLayer) else 0
+            axis = 1 if isinstance(self.net.layer(name), SpikeInputLayer | CurrentInputLayer) else 0
             if x.ndim <= axis:
                 raise LavaInputError(name, f"no sample axis {axis} in an input of shape {x.shape}")
             sizes.add(int(x.shape[axis]))
@@ -406,6 +413,20 @@ class _Builder:
         src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32))
         self._add(layer, 0, src, lambda: src.s_out)
 
+    def _make_current_input(self, layer: CurrentInputLayer) -> None:
+        """A ``RingBuffer`` of integer currents wired straight to the consumers' ``a_in``
+        (latency 0: Lava's RingBuffer sends ``data[time_step − 1]`` in the same step)."""
+        from lava.proc.io.source import RingBuffer
+
+        try:
+            raster = current_raster(layer, self.inputs[layer.name], self.net.T)
+        except SimulationError as err:
+            raise LavaInputError(layer.name, str(err)) from err
+        # data[..., k·T + t] = raster[t, k]: sample k's step t is sent at time_step k·T + t + 1.
+        flat = np.swapaxes(raster, 0, 1).reshape(self.n * self.net.T, *layer.shape)
+        src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32))
+        self._add(layer, 0, src, lambda: src.s_out)
+
     # -- neurons -------------------------------------------------------------------------
 
     def _make_lif(self, layer: LIFLayer) -> None:
@@ -479,8 +500,8 @@ class _Builder:
         mat = None  # the conv as a sparse matrix, built once for all delayed replicas
         for d in self._delays(layer.name):
             if d == 0:
-                proc = Conv(
-                    weight=kernels.conv_weight_to_lava(layer.weights).astype(np.int32),
+                proc = Conv(  # Lava's Conv ignores weight_exp: it gets weights · 2**weight_exp
+                    weight=kernels.conv_weight_to_lava(layer.effective_weights).astype(np.int32),
                     input_shape=tuple(kernels.chw_to_lava(np.empty(layer.in_shape)).shape),
                     padding=kernels.yx_to_lava(layer.padding),
                     stride=kernels.yx_to_lava(layer.stride),
@@ -506,6 +527,7 @@ class _Builder:
                     weights=mat,
                     delays=delays,
                     max_delay=d,
+                    weight_exp=layer.weight_exp,
                     num_weight_bits=layer.num_weight_bits,
                     sign_mode=_lava_sign_mode(layer.sign_mode),
                     name=f"{layer.name}@{d}",
