@@ -19,9 +19,22 @@ All functions take and return int64 numpy arrays (broadcasting), and never mutat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hardware.layers import (
+    ConvLayer,
+    DenseLayer,
+    HostInputLayer,
+    LIFLayer,
+    ReadoutLayer,
+    SpikeInputLayer,
+)
+from hardware.network import LoihiNetwork
 
 HALF = 2**23  # half the 24-bit state range
 V_LIMIT = HALF - 1  # v saturates at ±(2²³ − 1)
@@ -185,3 +198,124 @@ def lif_run(a, *, du: int, dv: int, vth: int, bias) -> tuple[dict[str, np.ndarra
         out["v"].append(v)
         out["s"].append(s)
     return {k: np.stack(x) for k, x in out.items()}, reg
+
+
+def host_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
+    """Per-sample injected bias (v-units) ``[B, *out_shape]`` of a host input, and how many
+    mantissas saturated: the float64 current (conv2d by torch, or table lookup + position
+    table) times ``bias_scale``, a 13-bit mantissa at ``bias_exp`` rounded half up
+    (``floor(β/2^e + 0.5)``) and clipped to −4096 … 4095, then ``mant·2^e``."""
+    if layer.op == "conv2d":
+        cur = F.conv2d(torch.as_tensor(np.asarray(x), dtype=torch.float64),
+                       torch.as_tensor(layer.weight, dtype=torch.float64),
+                       stride=layer.stride, padding=layer.padding).numpy()
+        cur = cur + np.asarray(layer.bias, np.float64)[:, None, None]
+    else:
+        cur = np.asarray(layer.weight, np.float64)[np.asarray(x)] + np.asarray(layer.bias)
+    scaled = np.floor(cur * layer.bias_scale / 2.0**layer.bias_exp + 0.5)
+    mant = np.clip(scaled, -4096, 4095)
+    return bias_value(mant.astype(np.int64), layer.bias_exp), int(np.count_nonzero(mant != scaled))
+
+
+def readout(a, layer: ReadoutLayer) -> np.ndarray:
+    """Features ``[B, F]`` from integer currents ``a`` ``[T, B, D, *tokens]``: X = a·scale +
+    bias (float64), mean over tokens, Σ_t w_t·x_t, head (numpy, its own order of operations)."""
+    a = i64(a)
+    x = a.astype(np.float64) * layer.input_scale
+    x = x + np.asarray(layer.input_bias).reshape(-1, *([1] * (a.ndim - 3)))
+    if layer.token_axis is not None:
+        x = x.mean(axis=tuple(range(3, a.ndim)))
+    feat = np.tensordot(np.asarray(layer.time_weights), x, axes=(0, 0))  # [B, D]
+    return feat @ np.asarray(layer.head_weight).T + np.asarray(layer.head_bias)
+
+
+@dataclass
+class NetworkRun:
+    """What :func:`run_network` returns: per LIF ``{u, v, s}`` ``[T, B, *shape]`` and its
+    :class:`Regimes`; per readout its features ``[B, F]``; per host input its clipped
+    mantissas (summed over samples and steps, as the simulator counts them)."""
+
+    states: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    regimes: dict[str, Regimes] = field(default_factory=dict)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    host_clipped: dict[str, int] = field(default_factory=dict)
+
+
+def run_network(
+    net: LoihiNetwork, inputs: dict, *, raw: dict | None = None, counts: Counter | None = None
+) -> NetworkRun:
+    """``net`` in logical time from zero state (layer by layer over all T: the graph is
+    feed-forward), for spike/host inputs, Dense, Conv, LIF and readout layers.
+
+    ``inputs[name]``: a 0/1 raster ``[T, B, *shape]`` or the host input's images / token ids
+    ``[B, …]``. ``raw[name]``: a Dense layer's weights as handed to Lava (default: the
+    layer's own); they go through this module's grid rule. ``counts`` collects synapse
+    regimes (clipped/truncated weights, floored sums, conv wraps, coverage keys).
+    """
+    counts = Counter() if counts is None else counts
+    raw = raw or {}
+    T = net.T
+    out: dict[str, np.ndarray] = {}
+    host: dict[str, np.ndarray] = {}
+    res = NetworkRun()
+    for name in net.topological_order():
+        la = net.layer(name)
+        srcs = [e.src for e in net.in_edges(name)]
+        if isinstance(la, SpikeInputLayer):
+            out[name] = i64(inputs[name])
+            B = out[name].shape[1]
+        elif isinstance(la, HostInputLayer):
+            host[name], clipped = host_bias(la, inputs[name])
+            B = host[name].shape[0]
+            res.host_clipped[name] = clipped * T
+        elif isinstance(la, DenseLayer):
+            w_raw = i64(raw.get(name, la.weights))
+            w = weights_on_grid(w_raw, la.sign_mode, la.num_weight_bits)
+            lo, hi = weight_range(la.sign_mode)
+            clipped = (w_raw < lo) | (w_raw > hi)
+            counts["weights clipped by Lava"] += int(np.count_nonzero(clipped))
+            counts["weights truncated by Lava"] += int(np.count_nonzero(~clipped & (w != w_raw)))
+            counts[f"sign_mode={la.sign_mode}"] += int(np.count_nonzero(w_raw))
+            counts[f"weight_exp={la.weight_exp}"] += int(np.count_nonzero(w))
+            s = out[srcs[0]].reshape(T, B, -1)
+            out[name] = dense(s, w, la.weight_exp).reshape(T, B, *la.out_shape)
+            if la.weight_exp < 0:
+                several = matmul(s, w != 0) >= 2
+                per_term = matmul(s, scale_sum(w, la.weight_exp))
+                counts["neg weight_exp: floor(sum) != sum(floor), several spikes"] += int(
+                    np.count_nonzero(several & (out[name].reshape(T, B, -1) != per_term))
+                )
+        elif isinstance(la, ConvLayer):
+            x = out[srcs[0]].reshape(T * B, *la.in_shape)
+            acc = conv(x, la.weights, la.stride, la.padding, la.groups)
+            wrapped = wrap24(acc)
+            counts["conv 24-bit wrap"] += int(np.count_nonzero(wrapped != acc))
+            counts[f"conv groups={la.groups}"] += int(np.count_nonzero(acc))
+            out[name] = wrapped.reshape(T, B, *la.out_shape)
+        elif isinstance(la, LIFLayer):
+            cur = [out[s].reshape(T, B, *la.shape) for s in srcs if s not in host]
+            a = sum(cur) if cur else np.zeros((T, B, *la.shape), np.int64)
+            counts["|a| < 2^25 (Lava's int32 domain) violated"] += int(
+                np.count_nonzero(np.abs(a) >= 1 << 25)
+            )
+            bias = bias_value(la.bias_mant, la.bias_exp)
+            for s in srcs:
+                if s in host:
+                    bias = bias + host[s].reshape(B, *la.shape)
+            st, reg = lif_run(a, du=la.du, dv=la.dv, vth=la.vth, bias=bias)
+            res.states[name], res.regimes[name] = st, reg
+            out[name] = st["s"].astype(np.int64)
+            counts[f"du={la.du}"] += a.size
+            counts[f"dv={la.dv}"] += a.size
+            for e in range(8):
+                counts[f"bias_exp={e}"] += int(
+                    np.count_nonzero((la.bias_exp == e) & (la.bias_mant != 0))
+                )
+        elif isinstance(la, ReadoutLayer):
+            a = sum(out[s].reshape(T, B, *la.in_shape) for s in srcs)
+            res.features[name] = readout(a, la)
+        else:
+            raise TypeError(f"the reading has no rule for {la.KIND} ({name})")
+    for st in res.states.values():
+        st["s"] = st["s"].astype(np.int64)
+    return res

@@ -38,21 +38,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
-from _design_int64 import (
-    Regimes,
-    bias_value,
-    conv,
-    dense,
-    lif_run,
-    matmul,
-    scale_sum,
-    weights_on_grid,
-    wrap24,
-)
+from _design_int64 import Regimes, readout, run_network
 from _lava_session import lava_run
+from _sim_paths import PATHS, simulate_paths
 
-from hardware import fast_kernels, fixed
-from hardware.fast_kernels import simulate_fast
+from hardware import fixed
 from hardware.layers import (
     AttentionLayer,
     ConvLayer,
@@ -65,12 +55,11 @@ from hardware.layers import (
     TokenLinearLayer,
 )
 from hardware.network import Edge, Layer, LoihiNetwork
-from hardware.simulate import SimResult, simulate
+from hardware.simulate import SimResult
 
 pytestmark = [pytest.mark.lava, pytest.mark.timeout(240)]
 
 RNG_SEED = 20261129
-PATHS = ("default", "reference")  # simulate(): its fast path, and reference=True
 EDGE_DECAYS = (0, 1, 2047, 4095)
 
 
@@ -114,26 +103,6 @@ class Run:
     regimes: dict[str, Regimes] | None = None
     counts: Counter | None = None
     n_networks: int = 0
-
-
-def _simulate_all(net: LoihiNetwork, inputs: dict[str, np.ndarray]) -> dict[str, SimResult]:
-    """``simulate`` on both paths. The default entry falls back to the reference path where
-    the fast path cannot prove a tensor exact; the fast path is watched (wrapped where
-    ``simulate`` looks it up) so such a silent fall-back fails here instead of comparing the
-    reference path with itself."""
-    finished: list[bool] = []
-
-    def watched(*args, **kwargs):
-        result = simulate_fast(*args, **kwargs)
-        finished.append(True)
-        return result
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fast_kernels, "simulate_fast", watched)
-        default = simulate(net, inputs, keep_states=True)
-    assert finished == [True], "simulate() fell back to the reference path"
-    return {"default": default, "reference": simulate(net, inputs, keep_states=True,
-                                                      reference=True)}
 
 
 def _sim_states(sim: SimResult, lif: str) -> dict[str, np.ndarray]:
@@ -268,68 +237,6 @@ def _stock_lava(
             s = spikes[:, offsets[i] : offsets[i + 1]].reshape(steps, *_lava_shape(la.shape))
             out[name]["s"] = _to_lava(s, nd)[idx]
     return out
-
-
-def _reference(
-    net: LoihiNetwork, raw: dict[str, np.ndarray], rasters: dict[str, np.ndarray], counts: Counter
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Regimes]]:
-    """The test's int64 reading of DESIGN §4 in logical time (layer by layer over all T: the
-    graphs are feed-forward). Dense layers use the *raw* weights through the test's own grid
-    rule. Adds synapse regimes to ``counts``."""
-    T = net.T
-    out: dict[str, np.ndarray] = {}
-    states: dict[str, dict[str, np.ndarray]] = {}
-    regimes: dict[str, Regimes] = {}
-    for name in net.topological_order():
-        la = net.layer(name)
-        srcs = [e.src for e in net.in_edges(name)]
-        if isinstance(la, SpikeInputLayer):
-            out[name] = np.asarray(rasters[name], np.int64)
-            B = out[name].shape[1]
-        elif isinstance(la, DenseLayer):
-            w_raw = raw[name]
-            w = weights_on_grid(w_raw, la.sign_mode, la.num_weight_bits)
-            lo, hi = (-256, 255) if la.sign_mode == "mixed" else (0, 255)
-            if la.sign_mode == "inhibitory":
-                lo, hi = -255, 0
-            clipped = (w_raw < lo) | (w_raw > hi)
-            counts["weights clipped by Lava"] += int(np.count_nonzero(clipped))
-            counts["weights truncated by Lava"] += int(np.count_nonzero(~clipped & (w != w_raw)))
-            counts[f"sign_mode={la.sign_mode}"] += int(np.count_nonzero(w_raw))
-            counts[f"weight_exp={la.weight_exp}"] += int(np.count_nonzero(w))
-            s = out[srcs[0]].reshape(T, B, -1)
-            out[name] = dense(s, w, la.weight_exp)
-            if la.weight_exp < 0:
-                several = matmul(s, w != 0) >= 2
-                per_term = matmul(s, scale_sum(w, la.weight_exp))
-                counts["neg weight_exp: floor(sum) != sum(floor), several spikes"] += int(
-                    np.count_nonzero(several & (out[name] != per_term))
-                )
-        elif isinstance(la, ConvLayer):
-            x = out[srcs[0]].reshape(T * B, *la.in_shape)
-            acc = conv(x, la.weights, la.stride, la.padding, la.groups)
-            wrapped = wrap24(acc)
-            counts["conv 24-bit wrap"] += int(np.count_nonzero(wrapped != acc))
-            counts[f"conv groups={la.groups}"] += int(np.count_nonzero(acc))
-            out[name] = wrapped.reshape(T, B, *la.out_shape)
-        elif isinstance(la, LIFLayer):
-            a = sum(out[s].reshape(T, B, *la.shape) for s in srcs)
-            counts["|a| < 2^25 (Lava's int32 domain) violated"] += int(
-                np.count_nonzero(np.abs(a) >= 1 << 25)
-            )
-            bias = bias_value(la.bias_mant, la.bias_exp)
-            st, reg = lif_run(a, du=la.du, dv=la.dv, vth=la.vth, bias=bias)
-            states[name], regimes[name] = st, reg
-            out[name] = st["s"].astype(np.int64)
-            counts[f"du={la.du}"] += a.size
-            counts[f"dv={la.dv}"] += a.size
-            for e in range(fixed.BIAS_EXP_MAX + 1):
-                counts[f"bias_exp={e}"] += int(
-                    np.count_nonzero((la.bias_exp == e) & (la.bias_mant != 0))
-                )
-        else:
-            raise TypeError(f"the reading has no rule for {la.KIND} ({name})")
-    return {n: {k: v.astype(np.int64) for k, v in st.items()} for n, st in states.items()}, regimes
 
 
 def _with_reset_offsets(layers: list[Layer], edges: list[Edge], T: int) -> LoihiNetwork:
@@ -566,13 +473,13 @@ def stock() -> Run:
     _part_a(rng, g)
     n_b = _part_b(rng, g, counts)
     net = _with_reset_offsets(g.layers, g.edges, T)
-    ref, regimes = _reference(net, g.raw, g.rasters, counts)
+    reading = run_network(net, g.rasters, raw=g.raw, counts=counts)
     return Run(
         net=net,
         lava=_stock_lava(net, g.raw, g.rasters, SAMPLES),
-        sims=_simulate_all(net, g.rasters),
-        ref=ref,
-        regimes=regimes,
+        sims=simulate_paths(net, g.rasters),
+        ref=reading.states,
+        regimes=reading.regimes,
         counts=counts,
         n_networks=len(A_LIFS) + 1 + n_b,
     )
@@ -778,7 +685,7 @@ def run_c() -> RunC:
                   for n, p in build.readouts.items()}
         features = {n: session.get(p.features).astype(np.float64)
                     for n, p in build.readouts.items()}
-    return RunC(net=net, lava=lava, sims=_simulate_all(net, inputs), stream=stream,
+    return RunC(net=net, lava=lava, sims=simulate_paths(net, inputs), stream=stream,
                 features=features, n_networks=2)
 
 
@@ -808,21 +715,10 @@ def test_run_c_simulator_equals_project_processes_in_lava(run_c: RunC, path: str
     assert all(st["s"].any() for st in run_c.lava.values())
 
 
-def _features_float64(a: np.ndarray, layer: ReadoutLayer) -> np.ndarray:
-    """Independent decode of integer currents ``[T, B, D, *tokens]``: X = a/128 + bias, mean
-    over tokens, Σ_t w_t·x_t, head (numpy float64, its own order of operations)."""
-    x = a.astype(np.float64) * layer.input_scale
-    x = x + np.asarray(layer.input_bias).reshape(-1, *([1] * (a.ndim - 3)))
-    if layer.token_axis is not None:
-        x = x.mean(axis=tuple(range(3, a.ndim)))
-    feat = np.tensordot(np.asarray(layer.time_weights), x, axes=(0, 0))  # [B, D]
-    return feat @ np.asarray(layer.head_weight).T + np.asarray(layer.head_bias)
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_run_c_readout_features_against_float64(run_c: RunC, path: str) -> None:
     for name, a in run_c.stream.items():
-        want = _features_float64(a, run_c.net.layer(name))
+        want = readout(a, run_c.net.layer(name))  # float64 decode, the test's own
         assert want.shape == (C_SAMPLES, 5) and np.abs(want).max() > 0.1
         np.testing.assert_allclose(run_c.features[name], want, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(run_c.sims[path].features[name], want, rtol=1e-12,
