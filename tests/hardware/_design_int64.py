@@ -200,11 +200,11 @@ def lif_run(a, *, du: int, dv: int, vth: int, bias) -> tuple[dict[str, np.ndarra
     return {k: np.stack(x) for k, x in out.items()}, reg
 
 
-def host_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
-    """Per-sample injected bias (v-units) ``[B, *out_shape]`` of a host input, and how many
-    mantissas saturated: the float64 current (conv2d by torch, or table lookup + position
-    table) times ``bias_scale``, a 13-bit mantissa at ``bias_exp`` rounded half up
-    (``floor(β/2^e + 0.5)``) and clipped to −4096 … 4095, then ``mant·2^e``."""
+def host_mantissa(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
+    """Per-sample bias mantissas ``[B, *out_shape]`` of a host input, and how many saturated:
+    the float64 current (conv2d by torch, or table lookup + position table) times
+    ``bias_scale``, a 13-bit mantissa at ``bias_exp`` rounded half up (``floor(β/2^e + 0.5)``)
+    and clipped to −4096 … 4095."""
     if layer.op == "conv2d":
         cur = F.conv2d(torch.as_tensor(np.asarray(x), dtype=torch.float64),
                        torch.as_tensor(layer.weight, dtype=torch.float64),
@@ -214,7 +214,13 @@ def host_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
         cur = np.asarray(layer.weight, np.float64)[np.asarray(x)] + np.asarray(layer.bias)
     scaled = np.floor(cur * layer.bias_scale / 2.0**layer.bias_exp + 0.5)
     mant = np.clip(scaled, -4096, 4095)
-    return bias_value(mant.astype(np.int64), layer.bias_exp), int(np.count_nonzero(mant != scaled))
+    return mant.astype(np.int64), int(np.count_nonzero(mant != scaled))
+
+
+def host_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
+    """The injected bias in v-units, ``mant·2^bias_exp`` (:func:`host_mantissa`), and clips."""
+    mant, clipped = host_mantissa(layer, x)
+    return bias_value(mant, layer.bias_exp), clipped
 
 
 def readout(a, layer: ReadoutLayer) -> np.ndarray:
