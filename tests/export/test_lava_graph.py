@@ -111,6 +111,7 @@ def test_delays_computed_where_residual_paths_meet(graph):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streamed_spikes_equal_simulator_after_depth_shift(graph, streamed, sim):
     assert streamed.n_samples == N_SAMPLES and streamed.n_steps == N_SAMPLES * 4 + 14
     cmp = compare_to_sim(streamed, sim, graph.network)
@@ -126,6 +127,7 @@ def test_streamed_spikes_equal_simulator_after_depth_shift(graph, streamed, sim)
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streamed_readout_equals_simulator(graph, streamed, sim):
     cmp = compare_to_sim(streamed, sim, graph.network)
     assert dict(cmp.stream_mismatches) == {"image_encoder.output": 0}  # integer currents
@@ -141,6 +143,7 @@ def test_streamed_readout_equals_simulator(graph, streamed, sim):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streaming_equals_running_a_sample_alone(graph, images, streamed):
     alone = run_lava(graph, images[ALONE : ALONE + 1])
     assert alone.n_samples == 1

@@ -88,6 +88,7 @@ def streamed(network, ids):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_text_tower_streamed_equals_simulator(network, ids, streamed):
     lava = streamed
     # Depths from the graph: the injection reaches lif1 in its own step, each Dense adds 1.
@@ -115,6 +116,7 @@ def test_text_tower_streamed_equals_simulator(network, ids, streamed):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streaming_equals_running_a_prompt_alone(network, ids, streamed):
     k = 5
     alone = run_lava(to_lava(network), ids[k : k + 1])
