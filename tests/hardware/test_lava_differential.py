@@ -145,7 +145,7 @@ def _read(mon, proc, var: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Stock networks (runs A, B): Lava wired by hand, and the test's int64 reading.
+# The stock graph: Lava wired by hand from the raw weights.
 # ---------------------------------------------------------------------------------------------
 
 
