@@ -5,8 +5,9 @@ Determinism: torch runs with one intra-op thread and ``use_deterministic_algorit
 for the whole session (and ``OMP_NUM_THREADS=1`` for the subprocesses tests start). Several
 tests assert exact float equality or thresholds on float32 training (the twin against the
 simulator, NIR exactness, training-loss bounds): with one thread their reductions run in one
-order on every machine, whatever its core count. Measured on the 2-core machine: see README
-("Tests").
+order on every machine, whatever its core count. It is also much faster for the suite's tiny
+models: on the shared 2-core development machine, test_train_cli + test_twin + test_fidelity
+took 267.5 s wall / 264.7 s user with 2 torch threads and 21.6 s / 19.0 s with 1.
 
 Time limits (pytest-timeout): 300 s per test by default (pyproject.toml), counted over setup,
 call and teardown. Lava tests (marker ``lava``) carry their own lower limit; where a test runs
