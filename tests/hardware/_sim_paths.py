@@ -3,13 +3,14 @@
 ``simulate(net, x)`` runs the fast path (:func:`hardware.fast_kernels.simulate_fast`) and falls
 back to the int64 reference path where the fast path cannot prove a tensor exact; a test that
 means the fast path must know it ran, or it would silently test the reference twice. The fast
-path is watched where ``simulate`` looks it up (the module attribute), no source hook needed.
+path is watched where ``simulate`` looks it up (module attributes), no source hook needed.
 """
 
 from __future__ import annotations
 
 import pytest
 
+import hardware.simulate as simulate_module
 from hardware import fast_kernels
 from hardware.simulate import SimResult, simulate
 
@@ -29,7 +30,10 @@ def simulate_default(net, inputs, *, keep_states: bool = True) -> SimResult:
         return result
 
     with pytest.MonkeyPatch.context() as mp:
+        # Both places simulate() may look it up (today a call-time import from fast_kernels;
+        # a module-level import would bind it in hardware.simulate).
         mp.setattr(fast_kernels, "simulate_fast", watched)
+        mp.setattr(simulate_module, "simulate_fast", watched, raising=False)
         result = simulate(net, inputs, keep_states=keep_states)
     assert finished == [True], "simulate() fell back to the reference path"
     return result
