@@ -198,7 +198,8 @@ def test_model_that_does_not_fit_loihi1(tiny_checkpoint: Path, tmp_path: Path, c
 
 
 def test_lava_failure_mid_run_leaves_no_folder(
-    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from export.lava import runner
 
@@ -222,6 +223,7 @@ def test_lava_failure_mid_run_leaves_no_folder(
         ]
     )
     assert code == EXIT_LAVA_FAILED
+    assert "injected failure in a Lava process model" in capsys.readouterr().err  # this one
     assert list(tmp_path.iterdir()) == []
 
 

@@ -100,6 +100,9 @@ def test_stale_unpatched_pyc_does_not_win(tmp_path: Path) -> None:
 
 
 @pytest.mark.lava
+# Stepped with Lava's own run/stop (not LavaSession): a hung Lava would also hang stop(), which
+# the signal method cannot end, so this test times out by the thread method (stacks + exit).
+@pytest.mark.timeout(120, method="thread")
 def test_dense_lif_two_layers_match_hand_derived_integers() -> None:
     """RingBuffer → Dense → LIF → Dense → LIF in Lava fixed_pt, u and v read every step.
 

@@ -19,6 +19,7 @@ from hardware.layers import LIFLayer
 from hardware.simulate import simulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hardware"))
+from _design_int64 import readout  # noqa: E402
 from _quant_helpers import active_tiny_encoder, tiny_images  # noqa: E402
 
 N_SAMPLES = 8
@@ -110,6 +111,7 @@ def test_delays_computed_where_residual_paths_meet(graph):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streamed_spikes_equal_simulator_after_depth_shift(graph, streamed, sim):
     assert streamed.n_samples == N_SAMPLES and streamed.n_steps == N_SAMPLES * 4 + 14
     cmp = compare_to_sim(streamed, sim, graph.network)
@@ -125,19 +127,23 @@ def test_streamed_spikes_equal_simulator_after_depth_shift(graph, streamed, sim)
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streamed_readout_equals_simulator(graph, streamed, sim):
     cmp = compare_to_sim(streamed, sim, graph.network)
     assert dict(cmp.stream_mismatches) == {"image_encoder.output": 0}  # integer currents
-    # Features: the same integers decoded in float64 by numpy (Lava) and torch (simulator);
-    # only the summation order of the token mean / head may differ (≤ a few ulp).
+    # Features: the Lava readout and the simulator share one decode (hardware.readout), so
+    # their agreement proves nothing about it; both must equal an independent float64 decode
+    # (numpy, its own order of operations) of Lava's integer stream.
     name = "image_encoder.output"
-    assert streamed.features[name].shape == (N_SAMPLES, 12)
-    # One decode (hardware.readout) for both engines: the float64 features are bit-equal.
-    assert np.array_equal(streamed.features[name], sim.features[name])
-    assert cmp.feature_max_abs_diff[name] == 0.0 and cmp.equal
+    want = readout(streamed.stream[name], graph.network.layer(name))
+    assert want.shape == (N_SAMPLES, 12) and np.abs(want).max() > 0.1
+    np.testing.assert_allclose(streamed.features[name], want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sim.features[name], want, rtol=1e-12, atol=1e-12)
+    assert cmp.equal  # the verdict the CLI reports
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_streaming_equals_running_a_sample_alone(graph, images, streamed):
     alone = run_lava(graph, images[ALONE : ALONE + 1])
     assert alone.n_samples == 1

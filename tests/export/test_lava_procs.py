@@ -15,20 +15,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _lava_session import lava_run
 
 from export.lava.graph import host_bias_mantissas
 from hardware.layers import HostInputLayer
 
-pytestmark = pytest.mark.lava
+pytestmark = [pytest.mark.lava, pytest.mark.timeout(180)]
 
 STEPS = 8
-
-
-def _run(anchor, n_steps: int) -> None:
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
-    anchor.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,11 +77,8 @@ def spike_run():
     tl.a_out.connect(sinks["tl"].a_in)
     dd.a_out.connect(sinks["dd"].a_in)
     att.a_out.connect(sinks["att"].a_in)
-    try:
-        _run(src, STEPS)
-        out = {k: s.data.get().astype(np.int64) for k, s in sinks.items()}
-    finally:
-        src.stop()
+    with lava_run(src, STEPS) as session:
+        out = {k: session.get(s.data).astype(np.int64) for k, s in sinks.items()}
     return spikes, w, out
 
 
@@ -177,16 +168,13 @@ def current_run():
     src.s_out.reshape((d, n_tok)).connect(ro.a_in)
     pool0.a_out.connect(sink0.a_in)
     pool2.a_out.connect(sink2.a_in)
-    try:
-        _run(src, STEPS)
+    with lava_run(src, STEPS) as session:
         out = {
-            "pool0": sink0.data.get().astype(np.int64),
-            "pool2": sink2.data.get().astype(np.int64),
-            "stream": ro.stream.get().astype(np.int64),
-            "features": ro.features.get().astype(np.float64),
+            "pool0": session.get(sink0.data).astype(np.int64),
+            "pool2": session.get(sink2.data).astype(np.int64),
+            "stream": session.get(ro.stream).astype(np.int64),
+            "features": session.get(ro.features).astype(np.float64),
         }
-    finally:
-        src.stop()
     return cur, params, out
 
 
@@ -252,11 +240,8 @@ def test_bias_injection_switches_per_sample(depth: int):
     inj.connect_var(lif.bias_mant)
     mon = Monitor()
     mon.probe(lif.v, n_steps)
-    try:
-        _run(lif, n_steps)
+    with lava_run(lif, n_steps):
         v = mon.get_data()[lif.name]["v"].astype(np.int64)  # [steps, 3], row = time_step − 1
-    finally:
-        lif.stop()
     # dv = 0 (no leak), no input: v grows by β_k = mant[k] << 2 per step. LIFReset zeroes v
     # at steps ≡ depth + 1 (mod 3), i.e. at each sample's logical step 0 (step 3k + depth + 1),
     # so after its t-th logical step v = (t + 1)·β_k. Rows before `depth` are the pipeline

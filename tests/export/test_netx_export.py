@@ -115,6 +115,7 @@ def text_net():
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_netx_loads_our_parameters(text_net, tmp_path):
     from lava.lib.dl.netx.hdf5 import Network
 
@@ -136,6 +137,7 @@ def test_netx_loads_our_parameters(text_net, tmp_path):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_netx_spikes_equal_simulator(text_net, tmp_path):
     net, ids = text_net
     path = nx.write_netx(net, tmp_path / "text.net")
@@ -154,6 +156,7 @@ def test_netx_spikes_equal_simulator(text_net, tmp_path):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 @pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="examples/spikeclip-digits.pt not built")
 def test_default_model_prompts_netx_equal_simulator(tmp_path):
     from spikeclip import checkpoint
@@ -174,6 +177,7 @@ def test_default_model_prompts_netx_equal_simulator(tmp_path):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(180)  # Lava runs through LavaSession: a hang fails by name
 def test_run_netx_rejects_a_drive_of_the_wrong_width(text_net, tmp_path):
     net, ids = text_net
     path = nx.write_netx(net, tmp_path / "text.net")

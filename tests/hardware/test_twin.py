@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from _quant_helpers import active_tiny_encoder, tiny_images
+from _sim_paths import PATHS, simulate_path
 
 from hardware.fake_quant import fake_quantize
 from hardware.graph_run import run_graph
@@ -28,10 +29,15 @@ def tiny():
     return enc, graph, net, record, images
 
 
-def test_simulation_equals_twin_bit_for_bit(tiny):
+@pytest.mark.parametrize("path", PATHS)
+def test_simulation_equals_twin_bit_for_bit(tiny, path):
+    # Both simulator paths (the fast one, asserted not to fall back, and reference=True) on
+    # every layer kind of the tower: host input, conv, max-pool, token linear, attention, readout.
     _, _, net, record, images = tiny
     assert record.exact
-    sim = simulate(net, images, keep_states=True)
+    kinds = {ly.KIND for ly in net.layers}
+    assert {"conv", "attention", "maxpool", "token_linear", "readout", "host_input"} <= kinds
+    sim = simulate_path(net, images, path)
     twin = run_twin(net, images, keep_states=True)
     assert sum(int(s.sum()) for s in sim.spikes.values()) > 1000  # the network is active
     for name, spikes in sim.spikes.items():

@@ -112,6 +112,7 @@ def _max_diff(a: dict, b: dict, keys: list[str] | None = None) -> float:
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in keys)
 
 
+@pytest.mark.slow  # the torchrun fixture takes ~25 s
 def test_ranks_see_disjoint_shards_that_make_the_big_batch(ddp: dict) -> None:
     ref_seen = ddp["reference"]["seen"]
     assert len(ref_seen) == STEPS and all(len(s) == WORLD * B for s in ref_seen)
@@ -125,6 +126,7 @@ def test_ranks_see_disjoint_shards_that_make_the_big_batch(ddp: dict) -> None:
             assert sorted(per_rank[0][j] + per_rank[1][j]) == sorted(ref_seen[j])
 
 
+@pytest.mark.slow  # the torchrun fixture takes ~25 s
 def test_sync_batchnorm_run_equals_the_single_process_big_batch(ddp: dict) -> None:
     ref = ddp["reference"]["state"]
     r0, r1 = (r["sync"]["state"] for r in ddp["ranks"])
@@ -139,6 +141,7 @@ def test_sync_batchnorm_run_equals_the_single_process_big_batch(ddp: dict) -> No
     assert ddp["ranks"][0]["sync"]["bn_classes"] == ["BatchNorm1d", "BatchNorm2d"]
 
 
+@pytest.mark.slow  # the torchrun fixture takes ~25 s
 def test_without_sync_batchnorm_the_statistics_differ(ddp: dict) -> None:
     ref = ddp["reference"]["state"]
     r0, r1 = (r["nosync"]["state"] for r in ddp["ranks"])
@@ -150,11 +153,13 @@ def test_without_sync_batchnorm_the_statistics_differ(ddp: dict) -> None:
     assert _max_diff(r0, ref, weights) > 10 * WEIGHT_TOL
 
 
+@pytest.mark.slow  # the torchrun fixture takes ~25 s
 def test_only_rank_zero_writes(ddp: dict) -> None:
     assert sorted(p.name for p in (ddp["out"] / "work0").iterdir()) == ["log.json", "state.pt"]
     assert not (ddp["out"] / "work1").exists() or not any((ddp["out"] / "work1").iterdir())
 
 
+@pytest.mark.slow  # the torchrun fixture takes ~25 s
 def test_spikeclip_train_under_torchrun(ddp: dict) -> None:
     assert [r["cli"]["gate_rc"] for r in ddp["ranks"]] == [1, 1]  # --angle-gate refused
     assert [r["cli"]["text_rc"] for r in ddp["ranks"]] == [0, 0]
