@@ -7,18 +7,27 @@ Writes ``energy.md``, ``energy.json``, ``energy_per_layer.png``, ``energy_firing
   synaptic-op counts (``network.npz`` and ``quantization.md`` are written beside the report).
 - Without: **structure only** — every neuron taken to spike at every step (the dense upper
   bound), labelled as such.
-ANN-twin MACs are counted from the twin's ONNX file. Exit status: 0 on success, 1 with a
-one-line reason on a bad checkpoint, dataset or count error.
+ANN-twin MACs are counted from the twin's ONNX file. The folder is written atomically with a
+``manifest.json`` (``"format": "spikeclip-energy"``) and replaces only a folder this project
+wrote (:func:`export.atomic_dir.atomic_directory`). Exit status: 0 on success, else the error's
+code from :mod:`spikeclip.errors` with a one-line reason (2 bad option or refused ``--out``,
+3 bad checkpoint, 8 output not writable, 128+n ended by signal n).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from hardware.energy.errors import EnergyError
+from export.atomic_dir import atomic_directory, write_text_atomic
 from hardware.energy.presets import PRESETS
+from spikeclip.errors import SpikeCLIPError
+from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
+
+#: ``manifest.json`` of an energy folder: what marks it as this tool's (it may be replaced).
+MANIFEST_FORMAT = "spikeclip-energy"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,8 +75,9 @@ def _onnx_macs(config, out: Path) -> int:
     return count_onnx_macs(path).total
 
 
-def _simulated(args: argparse.Namespace, ckpt):
-    """Quantize on the dataset's training split, simulate ``args.samples`` test images."""
+def _simulated(args: argparse.Namespace, ckpt, folder: Path):
+    """Quantize on the dataset's training split, simulate ``args.samples`` test images;
+    ``network.npz`` and ``quantization.md`` go to ``folder``."""
     from export.stages import (
         ExportContext,
         ExportOptions,
@@ -79,60 +89,63 @@ def _simulated(args: argparse.Namespace, ckpt):
     options = ExportOptions(
         model_path=args.model, target="sim", out=args.out, calib=args.data, samples=args.samples
     )
-    ctx = ExportContext(options=options, folder=args.out, checkpoint=ckpt)
+    ctx = ExportContext(options=options, folder=folder, checkpoint=ckpt)
     stage_data(ctx)
     stage_quantize(ctx)
     return simulated_activity(ctx, args.samples)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load, count, write; returns the exit status."""
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Load, count, write the folder atomically; returns the exit status."""
     from hardware.energy.pipeline import model_report
     from hardware.energy.report import write_report
     from spikeclip.checkpoint import load
 
-    ckpt = load(args.model)
-    args.out.mkdir(parents=True, exist_ok=True)
-    onnx_macs = None if args.no_onnx else _onnx_macs(ckpt.config, args.out)
-    measured = {}
-    title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
-    if args.data:
-        spikes, samples, activity = _simulated(args, ckpt)
-        measured = {"spikes": spikes, "samples": samples, "activity": activity}
-        title = f"{args.model.name}: image encoder energy ({activity})"
-    rep = model_report(
-        ckpt.model,
-        order=args.order,
-        dense_runs=ckpt.config.T if args.first_layer_every_step else 1,
-        presets=args.preset,
-        ann_onnx_macs=onnx_macs,
-        title=title,
-        **measured,
-    )
-    for path in write_report(rep, args.out):
-        print(path)
+    with atomic_directory(args.out, inputs=(args.model,)) as folder:
+        ckpt = load(args.model)
+        onnx_macs = None if args.no_onnx else _onnx_macs(ckpt.config, folder)
+        measured = {}
+        title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
+        if args.data:
+            spikes, samples, activity = _simulated(args, ckpt, folder)
+            measured = {"spikes": spikes, "samples": samples, "activity": activity}
+            title = f"{args.model.name}: image encoder energy ({activity})"
+        rep = model_report(
+            ckpt.model,
+            order=args.order,
+            dense_runs=ckpt.config.T if args.first_layer_every_step else 1,
+            presets=args.preset,
+            ann_onnx_macs=onnx_macs,
+            title=title,
+            **measured,
+        )
+        written = [p.relative_to(folder) for p in write_report(rep, folder)]
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "format_version": 1,
+            "checkpoint": str(args.model),
+            "argv": list(sys.argv[1:] if argv is None else argv),
+        }
+        write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    for name in written:
+        print(args.out / name)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
-    from export.onnx_export import OnnxExportError
-    from export.onnx_macs import OnnxMacsError
-    from export.stages import ExportUsageError
-    from hardware.quantize import QuantizationRangeError
-    from spikeclip.errors import SpikeCLIPError
-    from spikeclip.training.data import DatasetNotFoundError, UnknownDatasetError
-
-    known = (
-        SpikeCLIPError, EnergyError, OnnxExportError, OnnxMacsError, ExportUsageError,
-        QuantizationRangeError, DatasetNotFoundError, UnknownDatasetError,
-    )  # fmt: skip
     try:
-        return run(args)
-    except known as err:
+        with exit_on_signals():
+            return run(args, argv)
+    except SpikeCLIPError as err:
         print(f"spikeclip-energy: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
+    except Interrupted as stop:
+        print(f"spikeclip-energy: {stop}; no partial output left behind", file=sys.stderr)
+        if argv is None:  # the command itself: end now (see spikeclip.interrupts.exit_process)
+            exit_process(stop.exit_code)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 
 Each input is an official `Vision_Encoder` or `Language_Encoder` checkpoint (timm
 CheckpointSaver dict or raw state dict; the tower is detected from its keys), read with
-`weights_only=True`. Exit status: 0 written, 1 refused (one-line reason on stderr), 2 bad usage.
+`weights_only=True`. `--out` may replace only an existing SpikeCLIP checkpoint, never an input
+or any other file. Exit status: 0 written, 1 refused (one-line reason on stderr), 2 bad usage
+(also a refused `--out`), 8 `--out` not writable (permission, disk full), 128+n ended by signal n.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import sys
 from pathlib import Path
 
 from spikeclip import checkpoint, official
-from spikeclip.errors import SpikeCLIPError
+from spikeclip.errors import OutputError, SpikeCLIPError, UsageError
+from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
+from spikeclip.outputs import check_output_file, is_torch_file_of, write_errors
 
 PROG = "spikeclip-convert"
 
@@ -48,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """True if ``path`` is a ``model.pt`` written by :func:`spikeclip.checkpoint.save`."""
+    return is_torch_file_of(path, checkpoint.FORMAT_NAME)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
@@ -55,13 +64,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: at most two inputs (one image, one text)", file=sys.stderr)
         return 2
     try:
-        result = official.convert_files(
-            args.inputs, num_heads=args.num_heads, img_size=args.img_size
-        )
-        checkpoint.save(args.out, result.model, metadata=official.conversion_metadata(result))
+        with exit_on_signals():
+            out = check_output_file(
+                args.out, inputs=args.inputs, replaceable=_is_checkpoint, kind="SpikeCLIP model.pt"
+            )
+            result = official.convert_files(
+                args.inputs, num_heads=args.num_heads, img_size=args.img_size
+            )
+            with write_errors(args.out):
+                checkpoint.save(out, result.model, metadata=official.conversion_metadata(result))
+    except (UsageError, OutputError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return err.exit_code
     except SpikeCLIPError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
+    except Interrupted as stop:
+        print(f"{PROG}: {stop}; nothing written", file=sys.stderr)
+        if argv is None:
+            exit_process(stop.exit_code)
+        return stop.exit_code
     print(official.conversion_message(result))
     print(f"wrote {args.out}")
     return 0

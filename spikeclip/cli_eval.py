@@ -25,10 +25,13 @@ from torch.utils.data import Dataset, Subset
 
 from spikeclip import checkpoint, evaluate, robustness
 from spikeclip.errors import SpikeCLIPError
+from spikeclip.outputs import check_output_file, is_json_with_keys
 from spikeclip.training import data
 from spikeclip.training.io import atomic_write_json
 from spikeclip.training.teachers import TeacherError, clip_preprocess, load_tokenizer
 
+EVAL_JSON_KEYS = ("model", "dataset", "split", "results", "summary")
+"""Keys of the `--json` record; an existing file without them is not replaced."""
 PAPER_TEACHER_IMAGE = 224
 """Image side of the paper's teacher preprocessing (CLIP ViT-B/16), resized down for the student."""
 
@@ -148,6 +151,10 @@ def run(a: argparse.Namespace) -> int:
     """Evaluate; returns the exit status."""
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.json:  # checked before the (long) evaluation: never an input, only our own record
+        inputs = [p for p in (a.model, a.synonyms, a.distractor_pool) if p]
+        check_output_file(a.json, inputs=inputs, option="--json", kind="spikeclip-eval JSON",
+                          replaceable=lambda p: is_json_with_keys(p, EVAL_JSON_KEYS))
     ck = checkpoint.load(a.model)
     spec = a.tokenizer or ck.metadata.get("tokenizer")
     if not isinstance(spec, str):

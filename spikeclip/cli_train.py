@@ -29,9 +29,11 @@ import torch
 from spikeclip import checkpoint
 from spikeclip.errors import SpikeCLIPError
 from spikeclip.model import SpikeCLIP
+from spikeclip.outputs import check_output_file, is_torch_file_of
 from spikeclip.training import data, distributed, presets, prompts, stages
 from spikeclip.training.loop import LoopConfig
 from spikeclip.training.teachers import (
+    TOWER_FORMAT,
     Teacher,
     TeacherError,
     load_teacher,
@@ -156,6 +158,16 @@ def _data_parallel(a: argparse.Namespace, model: SpikeCLIP,
     return distributed.data_parallel(model, "encode_image", model.image_encoder, sync_bn=sync)
 
 
+def _checked_out(a: argparse.Namespace) -> Path:
+    """``--out`` checked before any training: never an input, and an existing file only if it
+    is what this stage writes (a model.pt, or a teacher tower); else UsageError."""
+    fmt = TOWER_FORMAT if a.command == "finetune-teacher" else checkpoint.FORMAT_NAME
+    inputs = [p for p in (getattr(a, "init", None), getattr(a, "teacher_weights", None)) if p]
+    check_output_file(a.out, inputs=inputs, replaceable=lambda p: is_torch_file_of(p, fmt),
+                      kind="model.pt" if fmt == checkpoint.FORMAT_NAME else "teacher tower")
+    return Path(a.out)
+
+
 def run(a: argparse.Namespace) -> int:
     """Run one stage; returns the exit status (0 done, 3 stopped early by --max-steps)."""
     ctx = distributed.current()
@@ -167,7 +179,7 @@ def run(a: argparse.Namespace) -> int:
     if a.deterministic:
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)
-    out = Path(a.out)
+    out = _checked_out(a)
     workdir = Path(a.workdir) if a.workdir else out.with_name(out.name + ".work")
     cache = a.cache_dir or None
     cfg = _loop_config(a)

@@ -5,7 +5,8 @@
   empty path, ``/``, the current folder, the home folder, the input file, or a folder holding
   any of them.
 - :func:`check_output_file`: a single output file (``spikeclip-convert --out model.pt``) may
-  replace only a file of the kind the tool writes (a checkpoint), never the input.
+  replace only a file of the kind the tool writes (a checkpoint, told by
+  :func:`is_torch_file_of`; a JSON record, by :func:`is_json_with_keys`), never an input.
 - :func:`write_errors` / :func:`output_error`: an ``OSError`` of a write that the user can fix
   (permission, read-only file system, full disk, quota) becomes an
   :class:`~spikeclip.errors.OutputError` (exit 8) naming the path and the OS reason.
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -31,12 +34,27 @@ WRITE_ERRNOS: frozenset[int] = frozenset(
 FULL_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def output_error(err: OSError, path: str | os.PathLike) -> OutputError:
-    """``err`` as an :class:`OutputError` naming ``path`` (the output) and the OS reason."""
+def output_error(err: OSError, path: str | os.PathLike, staging: Path | None = None) -> OutputError:
+    """``err`` as an :class:`OutputError` naming the output ``path`` and the OS reason.
+
+    The file the OS named (``err.filename``) is added in parentheses, relative to ``staging``
+    (the output's staging folder) when inside it. The result keeps ``errno`` and, in
+    ``written``, that file name (for a later re-mapping).
+    """
     reason = os.strerror(err.errno) if err.errno else str(err)
-    where = f" ({err.filename})" if err.filename and str(err.filename) != str(path) else ""
+    name = getattr(err, "written", None) or err.filename
+    where = ""
+    if isinstance(name, (str, bytes, os.PathLike)):
+        name = os.fsdecode(name)
+        full = Path(os.path.abspath(name))
+        if staging is not None and _within(full, Path(os.path.abspath(staging))):
+            inner = full.relative_to(os.path.abspath(staging))
+            where = f" (writing {inner})" if str(inner) != "." else ""
+        elif os.path.abspath(name) != os.path.abspath(path):
+            where = f" ({name})"
     out = OutputError(f"cannot write {path}: {reason}{where}")
     out.errno = err.errno
+    out.written = name if isinstance(name, str) else os.fspath(path)
     return out
 
 
@@ -61,14 +79,16 @@ def as_output_error(err: BaseException, folder: Path, path: str | os.PathLike) -
     name); permission and read-only errors only for a file inside ``folder`` (an unreadable
     input is not an output error).
     """
+    if isinstance(err, OutputError):  # a writer named the staging file: name the output
+        return output_error(err, path, folder)
     if not isinstance(err, OSError) or isinstance(err, SpikeCLIPError):
         return err
     if err.errno in FULL_ERRNOS:
-        return output_error(err, path)
+        return output_error(err, path, folder)
     if err.errno in WRITE_ERRNOS and isinstance(err.filename, (str, bytes, os.PathLike)):
         name = Path(os.path.abspath(os.fsdecode(err.filename)))
         if _within(name, Path(os.path.abspath(folder))):
-            return output_error(err, path)
+            return output_error(err, path, folder)
     return err
 
 
@@ -140,3 +160,33 @@ def check_output_file(
             "or remove it yourself)"
         )
     return real
+
+
+#: A file larger than this is not read to tell whether it is one of ours.
+SNIFF_MAX_BYTES = 64 << 20
+
+
+def is_torch_file_of(path: str | os.PathLike, format_name: str) -> bool:
+    """True if ``path`` is a ``torch.save`` zip whose pickle names ``format_name`` (the
+    ``"format"`` field this project writes). The pickle is read as bytes, never unpickled."""
+    marker = format_name.encode("utf-8")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [i for i in archive.infolist() if i.filename.endswith("/data.pkl")]
+            if len(pickles) != 1 or pickles[0].file_size > SNIFF_MAX_BYTES:
+                return False
+            return marker in archive.read(pickles[0])
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def is_json_with_keys(path: str | os.PathLike, keys: Iterable[str]) -> bool:
+    """True if ``path`` holds a JSON object with every one of ``keys`` (a record we wrote)."""
+    try:
+        if os.path.getsize(path) > SNIFF_MAX_BYTES:
+            return False
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in keys)
