@@ -21,8 +21,10 @@ import contextlib
 import json
 import math
 import multiprocessing as mp
+import multiprocessing.resource_tracker
 import os
 import re
+import signal
 import stat
 import tempfile
 import threading
@@ -34,6 +36,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import psutil
 
 from export.lava.errors import LavaInputError, LavaLoweringError, LavaRunError
 from export.lava.graph import LavaGraph, to_lava
@@ -173,7 +176,7 @@ class LavaSession:
         self._stop_error: BaseException | None = None
         self._registry = segment_registry()
         self._worker: threading.Thread | None = None
-        self._before: set[Any] = set()  # multiprocessing children that are not this run's
+        self._before: set[int] = set()  # pids of this process's children before the run
         self._record = None if self._registry is None else self._registry / f"{os.getpid()}.json"
 
     def __enter__(self) -> LavaSession:
@@ -201,7 +204,9 @@ class LavaSession:
         reap_dead_runs(self._registry)
         worker = threading.Thread(target=work, name="lava-run", daemon=True)
         self._worker = worker
-        self._before = set(mp.active_children())
+        # Started now (if not yet), so it is not one of the run's children: see _kill_strays.
+        multiprocessing.resource_tracker.ensure_running()
+        self._before = {c.pid for c in psutil.Process().children()}
         deadline = time.monotonic() + self.timeout_s
         died_at: float | None = None
         try:
@@ -352,35 +357,19 @@ class LavaSession:
         self._kill_strays()
 
     def _kill_strays(self) -> None:
-        """Kill multiprocessing children started during the run that Lava had not yet listed
-        as actors (a fork in flight when the run was torn down)."""
-        deadline = time.monotonic() + TERM_S
-        while True:
-            # Only the worker forks: once it has ended, one more pass sees every child.
-            forking = self._worker is not None and self._worker.is_alive()
-            strays = [p for p in mp.active_children() if p not in self._before]
-            for proc in strays:
-                proc.kill()
-            for proc in strays:
-                mp.Process.join(proc, TERM_S)
-                if hasattr(proc, "_is_done"):
-                    proc.join()  # a Lava SystemProcess: its bookkeeping
-            if not forking or time.monotonic() > deadline:
-                return
-            time.sleep(POLL_S / 4)
+        """SIGKILL every child of this process that appeared during the run and is not yet
+        gone: Lava forks its actors in the worker thread, one may have been in flight, and not
+        yet listed, when the run was torn down. The worker is marked abandoned before this
+        pass, so a child it forks later exits by itself (:func:`_exit_if_abandoned`)."""
+        new = {c.pid for c in psutil.Process().children()} - self._before
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _kill_and_reap([p for p in mp.active_children() if p.pid in new])
 
     def _release_actors(self, runtime: Any) -> None:
         # Actors Lava already joined are closed (and dead); handle the others.
-        actors = [a for a in self._actors() if not getattr(a, "_is_done", False)]
-        for actor in actors:
-            if actor.is_alive():
-                actor.terminate()
-        for actor in actors:
-            mp.Process.join(actor, TERM_S)
-            if actor.is_alive():
-                actor.kill()
-                mp.Process.join(actor, TERM_S)
-            actor.join()  # Lava's bookkeeping: reads its exception, closes pipes, marks done
+        _kill_and_reap([a for a in self._actors() if not getattr(a, "_is_done", False)])
         infra = getattr(runtime, "_messaging_infrastructure", None)
         if getattr(infra, "smm", None) is not None:
             infra.smm.shutdown()  # unlinks every segment the runtime created
@@ -390,6 +379,32 @@ class LavaSession:
         # Lava's Process.__del__ calls stop(), which would wait forever on dead children.
         runtime._is_started = False
         runtime._is_running = False
+
+
+def _kill_and_reap(procs: list[Any]) -> None:
+    """SIGKILL ``procs`` (this process's multiprocessing children, Lava's actors among them)
+    and reap them, waiting at most :data:`TERM_S` in all; never blocks beyond that.
+
+    SIGKILL, not SIGTERM: a child forked a moment ago may still run this process's Python
+    signal handler (inherited), which would swallow a SIGTERM. A child that cannot be reaped
+    in time is dropped from multiprocessing's list (``multiprocessing.process._children``), or
+    the interpreter's exit would wait for it forever (it still dies with this process: see
+    :func:`~spikeclip.interrupts.children_die_with_parent`).
+    """
+    for proc in procs:
+        with contextlib.suppress(ValueError, OSError):
+            if proc.exitcode is None:
+                proc.kill()
+    deadline = time.monotonic() + TERM_S
+    for proc in procs:
+        with contextlib.suppress(ValueError):  # a closed process object: already done
+            mp.Process.join(proc, max(0.0, deadline - time.monotonic()))
+            if proc.exitcode is None:
+                mp.process._children.discard(proc)  # noqa: SLF001 - see the docstring
+                if hasattr(proc, "_is_done"):
+                    proc._is_done = True  # Lava would join it forever
+            elif hasattr(proc, "_is_done"):
+                proc.join()  # Lava's bookkeeping: reads its exception, closes pipes, marks done
 
 
 #: Attribute set on a torn-down run's worker thread: children it forks exit at once.
