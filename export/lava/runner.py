@@ -88,7 +88,7 @@ TERM_S = 5.0
 #: Where a live run lists its shared memory segments (Linux's POSIX shared memory folder).
 SHM_DIR = Path("/dev/shm")
 _SEGMENT = re.compile(r"psm_[0-9a-f]{1,64}")  # names multiprocessing.shared_memory makes
-_RECORD = re.compile(r"(?P<pid>[0-9]+)\.json")
+_RECORD = re.compile(r"(?P<pid>[0-9]+)\.(json|tmp)")  # .tmp: killed while writing it
 
 
 def segment_registry() -> Path | None:
@@ -119,9 +119,10 @@ def _pid_alive(pid: int) -> bool:
 def reap_dead_runs(registry: Path | None = None) -> list[str]:
     """Unlink the segments recorded by runs whose process is gone; returns their names.
 
-    Only names recorded in ``<pid>.json`` by a run of this user whose pid is not alive, that
-    look like ``multiprocessing.shared_memory`` names and are files of this user in
-    :data:`SHM_DIR`, are unlinked (a live run's record, or a reused pid, is left alone).
+    Only names recorded in ``<pid>.json`` (or a half-written ``<pid>.tmp``) by a run of this
+    user whose pid is not alive, that look like ``multiprocessing.shared_memory`` names and
+    are files of this user in :data:`SHM_DIR`, are unlinked (a live run's record, or a reused
+    pid, is left alone); the dead runs' records are deleted.
     """
     registry = segment_registry() if registry is None else registry
     if registry is None:

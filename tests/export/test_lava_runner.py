@@ -275,6 +275,7 @@ def test_the_next_run_unlinks_segments_left_by_a_dead_run(tmp_path):
         (registry / f"{dead_pid}.json").write_text(
             json.dumps({"pid": dead_pid, "segments": [leaked.name, "../../etc/passwd"]})
         )
+        (registry / f"{dead_pid}.tmp").write_text("")  # killed while writing its record
         (registry / f"{os.getpid()}.json").write_text(
             json.dumps({"pid": os.getpid(), "segments": [kept.name]})  # a live run: left alone
         )

@@ -293,7 +293,10 @@ def _signalled_export(checkpoint: Path, folder: Path, signum: int) -> Outcome:
                             env=env, start_new_session=True)  # fmt: skip
     outcome = Outcome(pid=proc.pid, folder=folder)
     lines: queue.Queue[str] = queue.Queue()
+    errors: list[str] = []  # read in threads: orphaned children may hold the pipes open
     threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True).start()
+    err_reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+    err_reader.start()
     try:
         deadline = time.monotonic() + 400
         while not lines.get(timeout=deadline - time.monotonic()).startswith("[8/"):
@@ -311,22 +314,24 @@ def _signalled_export(checkpoint: Path, folder: Path, signum: int) -> Outcome:
                 outcome.second_writer = str(err)
         sent = time.monotonic()
         os.kill(proc.pid, signum)
-        proc.wait(timeout=30)
-        outcome.exit_s = time.monotonic() - sent
-        outcome.returncode = proc.returncode
+        with contextlib.suppress(subprocess.TimeoutExpired):  # (returncode stays None)
+            proc.wait(timeout=30)
+            outcome.exit_s = time.monotonic() - sent
+            outcome.returncode = proc.returncode
         while _alive(outcome.descendants) and time.monotonic() - sent < 2 * WITHIN_S:
             time.sleep(0.05)
         outcome.gone_s = time.monotonic() - sent
         outcome.alive = _alive(outcome.descendants)
         time.sleep(max(0.0, sent + WITHIN_S - time.monotonic()))
         outcome.segments_left = tuple(n for n in outcome.segments if Path("/dev/shm", n).exists())
-        outcome.stderr = proc.stderr.read() if proc.stderr else ""
+        err_reader.join(1.0)
+        outcome.stderr = "".join(errors)
         outcome.left_in_parent = tuple(sorted(p.name for p in folder.iterdir()))
         return outcome
-    finally:
-        if proc.poll() is None:
+    finally:  # its own session: the group also holds orphans that outlived it
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
 
 
 SIGNALS = {"SIGTERM": 143, "SIGINT": 130, "SIGHUP": 129, "SIGKILL": None}
