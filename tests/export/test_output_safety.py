@@ -219,15 +219,30 @@ def test_full_disk_exits_8_with_one_line(micro: Path, tmpfs, capsys: pytest.Capt
 
 
 def test_unwritable_output_parent_exits_8_with_one_line(
-    micro: Path, tmpfs, capsys: pytest.CaptureFixture
+    micro: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    # Before: exit 1 with a PermissionError / OSError traceback. (Root ignores mode 000, so the
-    # parent is a read-only mount: the same failure class, EROFS instead of EACCES.)
-    ro = tmpfs("ro", "ro,size=64k")
-    code = cli.main([str(micro), "--target", "nir", "--out", str(ro / "exp")])
-    assert code == EXIT_OUTPUT
-    line = _one_line(capsys.readouterr().err)
-    assert f"cannot write {ro / 'exp'}: Read-only file system" in line
+    # Before: exit 1 with a PermissionError / OSError traceback. Root ignores mode 000, so as
+    # root the parent is a read-only mount (the same failure class: EROFS instead of EACCES).
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    if os.geteuid() == 0:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(parent)],
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode:
+            pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.strip()}")
+        reason = "Read-only file system"
+    else:
+        parent.chmod(0o000)
+        reason = "Permission denied"
+    try:
+        code = cli.main([str(micro), "--target", "nir", "--out", str(parent / "exp")])
+        assert code == EXIT_OUTPUT
+        line = _one_line(capsys.readouterr().err)
+        assert f"cannot write {parent / 'exp'}: {reason}" in line
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", "-l", str(parent)], check=False)
+        parent.chmod(0o755)
 
 
 # --- signals ------------------------------------------------------------------------------
