@@ -11,12 +11,15 @@ Every command that writes output runs its body inside :func:`exit_on_signals`:
 - :func:`deferred` holds the signals over a short critical section (the final rename of an
   output folder) and raises after it.
 - Children forked while the handlers are installed (Lava's runtime forks its actors and a shared
-  memory manager) do not inherit them: SIGINT is ignored there (Ctrl-C reaches the whole process
-  group; the parent stops the children in order), SIGTERM and SIGHUP kill them outright. Each
-  such child also runs a watchdog thread that kills it within :data:`ORPHAN_POLL_S` once its
-  parent has died (also by SIGKILL, which no handler sees). ``prctl(PR_SET_PDEATHSIG)`` cannot
-  do this here: Linux sends that signal when the *thread* that forked the child ends, and Lava
-  forks from the worker thread that runs it, which ends before its processes are read back.
+  memory manager) ignore the three signals: Ctrl-C, a closed terminal or a scheduler's SIGTERM
+  reach the whole process group, and the parent must stop its children in order (the memory
+  manager unlinks its segments before it goes; killed first, it would leave that to Python's
+  resource tracker, which warns on stderr). Each such child runs a watchdog thread that kills
+  it within :data:`ORPHAN_POLL_S` once its parent has died (also by SIGKILL, which no handler
+  sees); the parent kills them with SIGKILL when it tears them down.
+  ``prctl(PR_SET_PDEATHSIG)`` cannot do this here: Linux sends that signal when the *thread*
+  that forked the child ends, and Lava forks from the worker thread that runs it, which ends
+  before its processes are read back.
 
 Handlers are Python-level (they run between bytecodes of the main thread); a C call that does
 not return (none in this project's stages) would delay them.
@@ -160,9 +163,8 @@ def _after_fork_in_child() -> None:
     if not _STATE.guard_children:
         return
     if _STATE.installed:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         _STATE.installed, _STATE.previous = 0, {}
     # The pid recorded before the fork, not getppid(): the parent may already be gone.
     watch = threading.Thread(

@@ -205,8 +205,7 @@ class LavaSession:
         reap_dead_runs(self._registry)
         worker = threading.Thread(target=work, name="lava-run", daemon=True)
         self._worker = worker
-        # Started now (if not yet), so it is not one of the run's children: see _kill_strays.
-        multiprocessing.resource_tracker.ensure_running()
+        _start_resource_tracker()  # now, so it is not one of the run's children (_kill_strays)
         self._before = {c.pid for c in psutil.Process().children()}
         deadline = time.monotonic() + self.timeout_s
         died_at: float | None = None
@@ -380,6 +379,21 @@ class LavaSession:
         # Lava's Process.__del__ calls stop(), which would wait forever on dead children.
         runtime._is_started = False
         runtime._is_running = False
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (if not running) with SIGHUP blocked.
+
+    The tracker unlinks the shared memory of processes that died without doing it. It ignores
+    SIGINT and SIGTERM itself, not SIGHUP, which a closed terminal sends to the whole process
+    group; a blocked signal stays blocked across its ``exec``, as CPython does for the other
+    two. (Killed, the tracker is relaunched with a warning on stderr and segments may leak.)
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _kill_and_reap(procs: list[Any]) -> None:

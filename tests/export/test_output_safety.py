@@ -151,6 +151,29 @@ def test_energy_and_convert_refuse_what_they_did_not_write(
     assert _snapshot(workdir) == before
 
 
+def test_train_and_eval_refuse_to_overwrite_their_input_or_a_foreign_file(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Before: checked only when writing, after the training or evaluation: `--out` equal to
+    # `--init` overwrote the starting model, `--json model.pt` the checkpoint, any file went.
+    from spikeclip.cli_eval import main as eval_main
+    from spikeclip.cli_train import main as train_main
+
+    before = _snapshot(workdir)
+    stage = ["align-image", "--teacher", "minilm", "--dataset", "digits", "--init", "model.pt"]
+    cases = [
+        (train_main, [*stage, "--out", "model.pt"], "it is the input model.pt"),
+        (train_main, [*stage, "--out", "notes.txt"], "exists and is not a model.pt"),
+        (eval_main, ["model.pt", "--dataset", "digits", "--json", "model.pt"], "is the input"),
+        (eval_main, ["model.pt", "--dataset", "digits", "--json", "notes.txt"],
+         "exists and is not a spikeclip-eval JSON"),
+    ]  # fmt: skip
+    for main, argv, message in cases:
+        assert main(argv) != 0  # (their exit codes by error class: the CLI-options change)
+        assert message in _one_line(capsys.readouterr().err)
+    assert _snapshot(workdir) == before
+
+
 HOLD = textwrap.dedent(
     """
     import sys, time
@@ -297,8 +320,9 @@ def _alive(pids) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _signalled_export(checkpoint: Path, folder: Path, signum: int) -> Outcome:
-    """Start a loihi export, wait for its Lava stage and its Lava processes, send ``signum``."""
+def _signalled_export(checkpoint: Path, folder: Path, signum: int, group: bool) -> Outcome:
+    """Start a loihi export, wait for its Lava stage and its Lava processes, send ``signum``
+    to it, or to its whole process group (``group``: what Ctrl-C and a closed terminal do)."""
     assert EXPORT is not None
     out = folder / "export"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -328,7 +352,7 @@ def _signalled_export(checkpoint: Path, folder: Path, signum: int) -> Outcome:
             except UsageError as err:
                 outcome.second_writer = str(err)
         sent = time.monotonic()
-        os.kill(proc.pid, signum)
+        (os.killpg if group else os.kill)(proc.pid, signum)
         with contextlib.suppress(subprocess.TimeoutExpired):  # (returncode stays None)
             proc.wait(timeout=30)
             outcome.exit_s = time.monotonic() - sent
@@ -350,6 +374,9 @@ def _signalled_export(checkpoint: Path, folder: Path, signum: int) -> Outcome:
 
 
 SIGNALS = {"SIGTERM": 143, "SIGINT": 130, "SIGHUP": 129, "SIGKILL": None}
+#: Sent to the whole process group (Lava's processes and Python's resource tracker too), as
+#: Ctrl-C and a closed terminal do; SIGTERM and SIGKILL to the export alone, as kill does.
+TO_GROUP = {"SIGINT", "SIGHUP"}
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +385,9 @@ def signalled(micro: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     folders = {name: tmp_path_factory.mktemp(name.lower()) for name in SIGNALS}
     with concurrent.futures.ThreadPoolExecutor(len(SIGNALS)) as pool:
         futures = {
-            name: pool.submit(_signalled_export, micro, folders[name], getattr(signal, name))
+            name: pool.submit(
+                _signalled_export, micro, folders[name], getattr(signal, name), name in TO_GROUP
+            )
             for name in SIGNALS
         }
         return {name: future.result() for name, future in futures.items()}
