@@ -361,11 +361,17 @@ class LavaSession:
         gone: Lava forks its actors in the worker thread, one may have been in flight, and not
         yet listed, when the run was torn down. The worker is marked abandoned before this
         pass, so a child it forks later exits by itself (:func:`_exit_if_abandoned`)."""
-        new = {c.pid for c in psutil.Process().children()} - self._before
-        for pid in new:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _kill_and_reap([p for p in mp.active_children() if p.pid in new])
+        new = [c for c in psutil.Process().children() if c.pid not in self._before]
+        for child in new:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.send_signal(signal.SIGKILL)
+        pids = {c.pid for c in new}
+        _kill_and_reap([p for p in mp.active_children() if p.pid in pids])
+        # Those multiprocessing had not registered yet are not reaped here (it will): wait
+        # until they are dead (a zombie is), which for a large process takes a moment.
+        deadline = time.monotonic() + TERM_S
+        while time.monotonic() < deadline and any(_running(c) for c in new):
+            time.sleep(POLL_S / 10)
 
     def _release_actors(self, runtime: Any) -> None:
         # Actors Lava already joined are closed (and dead); handle the others.
@@ -379,6 +385,14 @@ class LavaSession:
         # Lava's Process.__del__ calls stop(), which would wait forever on dead children.
         runtime._is_started = False
         runtime._is_running = False
+
+
+def _running(proc: psutil.Process) -> bool:
+    """True while ``proc`` exists and is not a zombie."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _start_resource_tracker() -> None:
