@@ -83,7 +83,7 @@ class LavaResult:
 POLL_S = 0.2
 #: Seconds Lava gets to report a child's failure itself once a child has died.
 GRACE_S = 2.0
-#: Seconds a child process gets to exit after SIGTERM (then SIGKILL).
+#: Seconds the teardown waits, in all, for the child processes it SIGKILLed to exit.
 TERM_S = 5.0
 #: Where a live run lists its shared memory segments (Linux's POSIX shared memory folder).
 SHM_DIR = Path("/dev/shm")
@@ -414,11 +414,13 @@ def _kill_and_reap(procs: list[Any]) -> None:
     """SIGKILL ``procs`` (this process's multiprocessing children, Lava's actors among them)
     and reap them, waiting at most :data:`TERM_S` in all; never blocks beyond that.
 
-    SIGKILL, not SIGTERM: a child forked a moment ago may still run this process's Python
-    signal handler (inherited), which would swallow a SIGTERM. A child that cannot be reaped
-    in time is dropped from multiprocessing's list (``multiprocessing.process._children``), or
-    the interpreter's exit would wait for it forever (it still dies with this process: see
-    :func:`~spikeclip.interrupts.children_die_with_parent`).
+    SIGKILL, not SIGTERM: the children ignore SIGINT, SIGTERM and SIGHUP (see
+    :mod:`spikeclip.interrupts`: a signal to the process group must not kill Lava's memory
+    manager before it unlinks its segments), and one forked a moment ago may still run this
+    process's inherited Python handler, which would swallow a SIGTERM. A child that cannot be
+    reaped in time is dropped from multiprocessing's list (``multiprocessing.process.
+    _children``), or the interpreter's exit would wait for it forever (it still dies with this
+    process: see :func:`~spikeclip.interrupts.children_die_with_parent`).
     """
     for proc in procs:
         with contextlib.suppress(ValueError, OSError):
@@ -429,7 +431,7 @@ def _kill_and_reap(procs: list[Any]) -> None:
         with contextlib.suppress(ValueError):  # a closed process object: already done
             mp.Process.join(proc, max(0.0, deadline - time.monotonic()))
             if proc.exitcode is None:
-                mp.process._children.discard(proc)  # noqa: SLF001 - see the docstring
+                mp.process._children.discard(proc)  # see the docstring
                 if hasattr(proc, "_is_done"):
                     proc._is_done = True  # Lava would join it forever
             elif hasattr(proc, "_is_done"):

@@ -192,6 +192,21 @@ def test_staging_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) -> N
     assert [p.name for p in out.iterdir()] == ["ok.txt"]
 
 
+def test_a_previous_export_moved_aside_by_a_killed_run_is_put_back(tmp_path: Path) -> None:
+    # Where the file system cannot exchange two folders, the commit is two renames; a run
+    # killed between them leaves the previous export as .run.<pid>.<random>.old.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    aside = tmp_path / f".run.{int(dead.stdout)}.abcdefgh.old"
+    aside.mkdir()
+    (aside / "v.txt").write_text("previous")
+    _manifest(aside)
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "run"):
+        raise RuntimeError("this run fails too")
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert (tmp_path / "run" / "v.txt").read_text() == "previous"
+
+
 @pytest.fixture()
 def small_fs(tmp_path: Path):
     """A 256 KiB tmpfs (root only): a file system that can be filled."""
