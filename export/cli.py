@@ -32,6 +32,9 @@ from spikeclip.cli_args import (
     positive_int,
     probability,
 )
+from spikeclip.errors import SpikeCLIPError
+from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
+from spikeclip.outputs import as_output_error
 from spikeclip.training.data import DATASETS
 
 DESCRIPTION = """\
@@ -195,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     stages = [s for s in STAGES if options.target in s.targets]
     try:
-        with atomic_directory(options.out) as staging:
+        with (
+            exit_on_signals(),
+            atomic_directory(options.out, inputs=(options.model_path,)) as staging,
+        ):
             context = ExportContext(options=options, folder=staging)
             for number, stage in enumerate(stages, start=1):
                 say(f"[{number}/{len(stages)}] {stage.title} ...")
@@ -203,13 +209,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 try:
                     summary = stage.run(context)
                 except Exception as err:  # noqa: BLE001 - mapped to a typed failure below
+                    err = as_output_error(err, staging, options.out)
                     raise classify(stage.name, err) from err
                 seconds = time.perf_counter() - start
                 context.timings[stage.name] = seconds
                 say(f"      {summary}  ({seconds:.2f} s)")
-    except ExportFailure as failure:
+    except (ExportFailure, SpikeCLIPError) as failure:
         print(f"spikeclip-export: {failure}", file=sys.stderr)
         return failure.exit_code
+    except Interrupted as stop:
+        print(f"spikeclip-export: {stop}; no partial output left behind", file=sys.stderr)
+        if argv is None:  # the command itself (not a call from Python): end the process now
+            exit_process(stop.exit_code)
+        return stop.exit_code
     say(f"wrote {options.out}/")
     for line in context.summary_lines:
         say(line)

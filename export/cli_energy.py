@@ -7,17 +7,21 @@ Writes ``energy.md``, ``energy.json``, ``energy_per_layer.png``, ``energy_firing
   synaptic-op counts (``network.npz`` and ``quantization.md`` are written beside the report).
 - Without: **structure only** — every neuron taken to spike at every step (the dense upper
   bound), labelled as such.
-ANN-twin MACs are counted from the twin's ONNX file. Exit status: 0 on success, else the
-error's own code with a one-line reason (the table in --help; e.g. 2 for a dataset whose files
-are missing, 3 for a bad checkpoint).
+ANN-twin MACs are counted from the twin's ONNX file. The folder is written atomically with a
+``manifest.json`` (``"format": "spikeclip-energy"``) and replaces only a folder this project
+wrote (:func:`export.atomic_dir.atomic_directory`). Exit status: 0 on success, else the error's
+own code with a one-line reason (the table in --help: 2 bad option, refused ``--out`` or missing
+dataset files, 3 bad checkpoint, 8 output not writable, 128+n ended by signal n).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from export.atomic_dir import atomic_directory, write_text_atomic
 from export.stages import (
     ExportContext,
     ExportOptions,
@@ -28,6 +32,10 @@ from export.stages import (
 from hardware.energy.presets import PRESETS
 from spikeclip.cli_args import HelpFormatter, positive_int
 from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
+
+#: ``manifest.json`` of an energy folder: what marks it as this tool's (it may be replaced).
+MANIFEST_FORMAT = "spikeclip-energy"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,18 +89,18 @@ def _onnx_macs(config, out: Path) -> int:
     return count_onnx_macs(path).total
 
 
-def _measured_data(args: argparse.Namespace, ckpt) -> ExportContext | None:
+def _measured_data(args: argparse.Namespace, ckpt, folder: Path) -> ExportContext | None:
     """With ``--data``: a context holding the dataset's calibration (train) and ``--samples``
-    test images, preprocessed as the checkpoint was trained (`export.stages.stage_data`). Read
-    before anything is written, so a missing dataset (exit 2, naming where its files must go)
-    leaves no output behind."""
+    test images, preprocessed as the checkpoint was trained (`export.stages.stage_data`); its
+    files go to ``folder`` (the staging folder). A missing dataset exits 2 naming where its
+    files must go, and leaves no output behind."""
     if not args.data:
         return None
     options = ExportOptions(
         model_path=args.model, target="sim", out=args.out, calib=args.data, samples=args.samples,
         data_root=args.data_root,
     )
-    ctx = ExportContext(options=options, folder=args.out, checkpoint=ckpt)
+    ctx = ExportContext(options=options, folder=folder, checkpoint=ckpt)
     stage_data(ctx)
     return ctx
 
@@ -104,33 +112,41 @@ def _simulated(args: argparse.Namespace, ctx: ExportContext):
     return simulated_activity(ctx, args.samples)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load, count, write; returns the exit status."""
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Load, count, write the folder atomically; returns the exit status."""
     from hardware.energy.pipeline import model_report
     from hardware.energy.report import write_report
     from spikeclip.checkpoint import load
 
-    ckpt = load(args.model)
-    data_ctx = _measured_data(args, ckpt)
-    args.out.mkdir(parents=True, exist_ok=True)
-    onnx_macs = None if args.no_onnx else _onnx_macs(ckpt.config, args.out)
-    measured = {}
-    title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
-    if data_ctx is not None:
-        spikes, samples, activity = _simulated(args, data_ctx)
-        measured = {"spikes": spikes, "samples": samples, "activity": activity}
-        title = f"{args.model.name}: image encoder energy ({activity})"
-    rep = model_report(
-        ckpt.model,
-        order=args.order,
-        dense_runs=ckpt.config.T if args.first_layer_every_step else 1,
-        presets=args.preset,
-        ann_onnx_macs=onnx_macs,
-        title=title,
-        **measured,
-    )
-    for path in write_report(rep, args.out):
-        print(path)
+    with atomic_directory(args.out, inputs=(args.model,)) as folder:
+        ckpt = load(args.model)
+        data_ctx = _measured_data(args, ckpt, folder)
+        onnx_macs = None if args.no_onnx else _onnx_macs(ckpt.config, folder)
+        measured = {}
+        title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
+        if data_ctx is not None:
+            spikes, samples, activity = _simulated(args, data_ctx)
+            measured = {"spikes": spikes, "samples": samples, "activity": activity}
+            title = f"{args.model.name}: image encoder energy ({activity})"
+        rep = model_report(
+            ckpt.model,
+            order=args.order,
+            dense_runs=ckpt.config.T if args.first_layer_every_step else 1,
+            presets=args.preset,
+            ann_onnx_macs=onnx_macs,
+            title=title,
+            **measured,
+        )
+        written = [p.relative_to(folder) for p in write_report(rep, folder)]
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "format_version": 1,
+            "checkpoint": str(args.model),
+            "argv": list(sys.argv[1:] if argv is None else argv),
+        }
+        write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    for name in written:
+        print(args.out / name)
     return 0
 
 
@@ -138,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (the error's own code, see --help)."""
     args = _parser().parse_args(argv)
     try:
-        return run(args)
+        with exit_on_signals():
+            return run(args, argv)
     except SpikeCLIPError as err:
         print(f"spikeclip-energy: {err}", file=sys.stderr)
         return err.exit_code
+    except Interrupted as stop:
+        print(f"spikeclip-energy: {stop}; no partial output left behind", file=sys.stderr)
+        if argv is None:  # the command itself: end now (see spikeclip.interrupts.exit_process)
+            exit_process(stop.exit_code)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

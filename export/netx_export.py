@@ -40,6 +40,7 @@ the root carries ``format``, ``format_version``, ``T``, ``notes`` and ``drive_wu
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -476,8 +477,11 @@ def write_netx(network: LoihiNetwork, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # Built in memory, then written as bytes: HDF5 crashes (segfault) when a write fails
+    # inside it, e.g. on a full disk; a plain write fails with an ordinary OSError instead.
+    buffer = io.BytesIO()
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(buffer, "w") as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["T"] = network.T
@@ -504,6 +508,7 @@ def write_netx(network: LoihiNetwork, path: str | os.PathLike) -> Path:
                 g.create_dataset("weight", data=np.asarray(syn.weights, np.int64))
                 g.create_dataset("bias", data=np.asarray(lif.bias_mant, np.int64).reshape(-1))
                 _neuron_group(g, lif)
+        Path(tmp).write_bytes(buffer.getbuffer())
         os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:

@@ -3,7 +3,9 @@
 The one copy used by every ``hardware`` writer (network ``.npz``, mapping and energy reports,
 plots). ``hardware`` must not import ``export`` (it is a later stage, and importing it installs
 the Lava compatibility patches), so this does not reuse ``export.atomic_dir``. Files get mode
-``0o644`` (``mkstemp`` alone would leave ``0o600``). A failure leaves ``path`` as it was.
+``0o644`` (``mkstemp`` alone would leave ``0o600``). A failure leaves ``path`` as it was; one
+the user can fix (permission, read-only file system, full disk) raises
+:class:`~spikeclip.errors.OutputError` (exit 8) naming ``path`` (:mod:`spikeclip.outputs`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from spikeclip.outputs import write_errors
 
 #: Permission bits of every file written here (``mkstemp`` creates ``0o600``).
 FILE_MODE = 0o644
@@ -26,17 +30,18 @@ def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
     If the body raises, the temp file is deleted and ``path`` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -12,6 +12,8 @@ Exit status: the error's own code (`spikeclip.errors`), with a one-line reason o
 written, 2 bad usage (including a missing --num-heads), 3 an input file that cannot be used
 (missing, unreadable, corrupt, unsafe, non-finite, not official), 8 the output cannot be
 written, 9 not enough memory.
+`--out` may replace only an existing SpikeCLIP checkpoint, never an input or any other file
+(exit 2); 128+n when ended by signal n.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from spikeclip import checkpoint, official
 from spikeclip.cli_args import HelpFormatter, positive_int
 from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
+from spikeclip.outputs import check_output_file, is_torch_file_of, write_errors
 
 PROG = "spikeclip-convert"
 
@@ -59,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """True if ``path`` is a ``model.pt`` written by :func:`spikeclip.checkpoint.save`."""
+    return is_torch_file_of(path, checkpoint.FORMAT_NAME)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
@@ -66,13 +75,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: at most two inputs (one image, one text)", file=sys.stderr)
         return 2
     try:
-        result = official.convert_files(
-            args.inputs, num_heads=args.num_heads, img_size=args.img_size
-        )
-        checkpoint.save(args.out, result.model, metadata=official.conversion_metadata(result))
+        with exit_on_signals():
+            out = check_output_file(
+                args.out, inputs=args.inputs, replaceable=_is_checkpoint, kind="SpikeCLIP model.pt"
+            )
+            result = official.convert_files(
+                args.inputs, num_heads=args.num_heads, img_size=args.img_size
+            )
+            with write_errors(args.out):
+                checkpoint.save(out, result.model, metadata=official.conversion_metadata(result))
     except SpikeCLIPError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Interrupted as stop:
+        print(f"{PROG}: {stop}; nothing written", file=sys.stderr)
+        if argv is None:
+            exit_process(stop.exit_code)
+        return stop.exit_code
     print(official.conversion_message(result))
     print(f"wrote {args.out}")
     return 0

@@ -25,10 +25,14 @@ from torch.utils.data import Dataset, Subset
 
 from spikeclip import checkpoint, evaluate, robustness
 from spikeclip.cli_args import HelpFormatter, nonnegative_int, positive_int
-from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.errors import EXIT_USAGE, SpikeCLIPError, exit_codes_epilog
+from spikeclip.outputs import check_output_file, is_json_with_keys
 from spikeclip.training import data, model_data
 from spikeclip.training.io import atomic_write_json
-from spikeclip.training.teachers import TeacherError, load_tokenizer
+from spikeclip.training.teachers import load_tokenizer
+
+EVAL_JSON_KEYS = ("model", "dataset", "split", "results", "summary")
+"""Keys of the `--json` record; an existing file without them is not replaced."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,6 +136,10 @@ def run(a: argparse.Namespace) -> int:
     """Evaluate; returns the exit status."""
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.json:  # checked before the (long) evaluation: never an input, only our own record
+        inputs = [p for p in (a.model, a.synonyms, a.distractor_pool) if p]
+        check_output_file(a.json, inputs=inputs, option="--json", kind="spikeclip-eval JSON",
+                          replaceable=lambda p: is_json_with_keys(p, EVAL_JSON_KEYS))
     ck = checkpoint.load(a.model)
     spec = a.tokenizer or ck.metadata.get("tokenizer")
     if not isinstance(spec, str):
@@ -179,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return run(args)
-    except (SpikeCLIPError, TeacherError, data.DatasetNotFoundError, data.UnknownDatasetError,
-            json.JSONDecodeError) as err:
+    except SpikeCLIPError as err:  # every typed error of loading, data, teachers, evaluation
         print(f"spikeclip-eval: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
+    except json.JSONDecodeError as err:  # the --synonyms file the user gave
+        print(f"spikeclip-eval: bad JSON input: {err}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ from spikeclip.cli_args import (
     positive_float,
     positive_int,
 )
-from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.errors import EXIT_INCOMPLETE, SpikeCLIPError, exit_codes_epilog
 from spikeclip.model import SpikeCLIP
+from spikeclip.outputs import check_output_file, is_torch_file_of
 from spikeclip.training import data, distributed, presets, prompts, stages
 from spikeclip.training.loop import LoopConfig
 from spikeclip.training.teachers import (
+    TOWER_FORMAT,
     Teacher,
-    TeacherError,
     load_teacher,
     save_image_tower,
     teacher_class_matrix,
@@ -55,8 +56,8 @@ STAGE_DEFAULTS = {  # paper code's values where it has them (digest §4-§7); ep
 }
 
 
-MAX_STEPS_NOTE = ("A stage stopped by --max-steps before its last epoch exits 3 and leaves "
-                  "WORKDIR/state.pt: continue with --resume.")
+MAX_STEPS_NOTE = (f"A stage stopped by --max-steps before its last epoch exits {EXIT_INCOMPLETE} "
+                  "and leaves WORKDIR/state.pt: continue with --resume.")
 
 STAGE_DESCRIPTIONS = {
     "align-text": "Stage 1: train the spiking text tower to point like the teacher's text "
@@ -202,6 +203,16 @@ def _data_parallel(a: argparse.Namespace, model: SpikeCLIP,
     return distributed.data_parallel(model, "encode_image", model.image_encoder, sync_bn=sync)
 
 
+def _checked_out(a: argparse.Namespace) -> Path:
+    """``--out`` checked before any training: never an input, and an existing file only if it
+    is what this stage writes (a model.pt, or a teacher tower); else UsageError."""
+    fmt = TOWER_FORMAT if a.command == "finetune-teacher" else checkpoint.FORMAT_NAME
+    inputs = [p for p in (getattr(a, "init", None), getattr(a, "teacher_weights", None)) if p]
+    check_output_file(a.out, inputs=inputs, replaceable=lambda p: is_torch_file_of(p, fmt),
+                      kind="model.pt" if fmt == checkpoint.FORMAT_NAME else "teacher tower")
+    return Path(a.out)
+
+
 def run(a: argparse.Namespace) -> int:
     """Run one stage; returns the exit status (0 done, 3 stopped early by --max-steps)."""
     ctx = distributed.current()
@@ -213,7 +224,7 @@ def run(a: argparse.Namespace) -> int:
     if a.deterministic:
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(a.seed)
-    out = Path(a.out)
+    out = _checked_out(a)
     workdir = Path(a.workdir) if a.workdir else out.with_name(out.name + ".work")
     cache = a.cache_dir or None
     cfg = _loop_config(a)
@@ -251,7 +262,7 @@ def run(a: argparse.Namespace) -> int:
         if ctx.is_main:
             print(f"{a.command}: stopped at step {res.loop.global_step} (--max-steps); "
                   f"continue with --resume", file=sys.stderr)
-        return 3
+        return EXIT_INCOMPLETE
     record = {"command": a.command, "teacher": a.teacher, "dataset": a.dataset,
               "seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.loop.best_epoch,
               "val": res.metrics, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
@@ -304,10 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with distributed.process_group():
             return run(args)
-    except (SpikeCLIPError, TeacherError, data.DatasetNotFoundError, data.UnknownDatasetError,
-            stages.StageInputError, distributed.DistributedError) as err:
+    except SpikeCLIPError as err:  # every typed error of the stages, data, teachers, torchrun
         print(f"spikeclip-train {args.command}: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ code  category                               meaning
 8     :class:`OutputError`                   the output cannot be written (permission, disk)
 9     :class:`InsufficientMemoryError`       not enough memory for the requested model/stage
 10    :class:`CheckFailedError`              a ``--require-*`` gate failed
+11    --                                     training stopped by ``--max-steps`` before its
+                                             last epoch (continue with ``--resume``)
 128+n  --                                    ended by signal n (130 SIGINT, 143 SIGTERM,
                                              129 SIGHUP)
 ====  =====================================  ==============================================
@@ -43,6 +45,7 @@ EXIT_INTERNAL = 7
 EXIT_OUTPUT = 8
 EXIT_MEMORY = 9
 EXIT_CHECK_FAILED = 10
+EXIT_INCOMPLETE = 11
 
 #: One line per exit status, for ``--help`` epilogs and the README (one home for the wording).
 EXIT_CODE_LINES: tuple[tuple[int, str], ...] = (
@@ -56,6 +59,7 @@ EXIT_CODE_LINES: tuple[tuple[int, str], ...] = (
     (EXIT_OUTPUT, "the output cannot be written (permission, disk full)"),
     (EXIT_MEMORY, "not enough memory on this machine for the requested model or stage"),
     (EXIT_CHECK_FAILED, "a --require-* check failed"),
+    (EXIT_INCOMPLETE, "training stopped by --max-steps early (continue with --resume)"),
     (130, "interrupted (SIGINT); 143 SIGTERM; 129 SIGHUP"),
 )
 

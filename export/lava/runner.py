@@ -6,25 +6,43 @@ spike trains realigned to logical time by depth (``[T, B, *shape]``, the simulat
 the readouts' integer input streams and float features. Failures inside Lava (a process model
 raising in its child process, a runtime that does not answer) become :class:`LavaRunError`.
 :func:`compare_to_sim` checks a result against ``hardware.simulate``'s ``SimResult``.
+
+Nothing outlives a run: a signal (:mod:`spikeclip.interrupts`) or any other exception tears the
+runtime down (children killed, shared memory unlinked) before it propagates; Lava's children die
+on their own within a fraction of a second if this process is SIGKILLed
+(:func:`~spikeclip.interrupts.children_die_with_parent`); and the segments a run uses are
+recorded under :func:`segment_registry` with its pid, so the next run unlinks those of a run
+that died before it could (:func:`reap_dead_runs`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import multiprocessing as mp
+import multiprocessing.resource_tracker
+import os
+import re
+import signal
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import psutil
 
 from export.lava.errors import LavaInputError, LavaLoweringError, LavaRunError
 from export.lava.graph import LavaGraph, to_lava
 from export.lava.procs.recorder.process import unpack_spikes
 from hardware.network import LoihiNetwork
+from spikeclip.interrupts import children_die_with_parent, deferred
 
 __all__ = [
     "LavaInputError",
@@ -33,8 +51,10 @@ __all__ = [
     "LavaSession",
     "SimComparison",
     "compare_to_sim",
+    "reap_dead_runs",
     "run_in_lava",
     "run_lava",
+    "segment_registry",
 ]
 
 
@@ -63,8 +83,70 @@ class LavaResult:
 POLL_S = 0.2
 #: Seconds Lava gets to report a child's failure itself once a child has died.
 GRACE_S = 2.0
-#: Seconds a child process gets to exit after SIGTERM (then SIGKILL).
+#: Seconds the teardown waits, in all, for the child processes it SIGKILLed to exit.
 TERM_S = 5.0
+#: Where a live run lists its shared memory segments (Linux's POSIX shared memory folder).
+SHM_DIR = Path("/dev/shm")
+_SEGMENT = re.compile(r"psm_[0-9a-f]{1,64}")  # names multiprocessing.shared_memory makes
+_RECORD = re.compile(r"(?P<pid>[0-9]+)\.(json|tmp)")  # .tmp: killed while writing it
+
+
+def segment_registry() -> Path | None:
+    """This user's folder of per-run segment records (``<pid>.json``), created ``0o700``
+    under ``$XDG_RUNTIME_DIR`` (else the temp folder); None if it is not safely ours."""
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    folder = base / f"spikeclip-lava-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_runs(registry: Path | None = None) -> list[str]:
+    """Unlink the segments recorded by runs whose process is gone; returns their names.
+
+    Only names recorded in ``<pid>.json`` (or a half-written ``<pid>.tmp``) by a run of this
+    user whose pid is not alive, that look like ``multiprocessing.shared_memory`` names and
+    are files of this user in :data:`SHM_DIR`, are unlinked (a live run's record, or a reused
+    pid, is left alone); the dead runs' records are deleted.
+    """
+    registry = segment_registry() if registry is None else registry
+    if registry is None:
+        return []
+    reaped: list[str] = []
+    for record in sorted(registry.iterdir()):
+        match = _RECORD.fullmatch(record.name)
+        if not match or _pid_alive(int(match["pid"])):
+            continue
+        try:
+            names = json.loads(record.read_text(encoding="ascii")).get("segments", [])
+        except (OSError, ValueError, AttributeError):
+            names = []
+        for name in names:
+            if not isinstance(name, str) or not _SEGMENT.fullmatch(name):
+                continue
+            path = SHM_DIR / name
+            with contextlib.suppress(FileNotFoundError):
+                if path.lstat().st_uid == os.getuid() and stat.S_ISREG(path.lstat().st_mode):
+                    path.unlink()
+                    reaped.append(name)
+        with contextlib.suppress(FileNotFoundError):
+            record.unlink()
+    return reaped
 
 
 class LavaSession:
@@ -93,6 +175,10 @@ class LavaSession:
         self._started = False
         self._released = False
         self._stop_error: BaseException | None = None
+        self._registry = segment_registry()
+        self._worker: threading.Thread | None = None
+        self._before: set[int] = set()  # pids of this process's children before the run
+        self._record = None if self._registry is None else self._registry / f"{os.getpid()}.json"
 
     def __enter__(self) -> LavaSession:
         return self
@@ -116,21 +202,27 @@ class LavaSession:
             except BaseException as err:  # noqa: BLE001 - handed to the watching thread
                 errors.append(err)
 
+        reap_dead_runs(self._registry)
         worker = threading.Thread(target=work, name="lava-run", daemon=True)
-        worker.start()
+        self._worker = worker
+        _start_resource_tracker()  # now, so it is not one of the run's children (_kill_strays)
+        self._before = {c.pid for c in psutil.Process().children()}
         deadline = time.monotonic() + self.timeout_s
         died_at: float | None = None
         try:
-            while worker.is_alive():
-                worker.join(POLL_S)
-                self._note_shared_memory()
-                now = time.monotonic()
-                if worker.is_alive() and died_at is None and self._dead_children():
-                    died_at = now
-                if worker.is_alive() and died_at is not None and now - died_at > GRACE_S:
-                    self._fail(f"child process(es) {self._dead_children()} died during the run")
-                if worker.is_alive() and now > deadline:
-                    self._fail(f"the run did not finish within {self.timeout_s:g} s")
+            with children_die_with_parent():
+                worker.start()
+                while worker.is_alive():
+                    worker.join(POLL_S)
+                    self._note_shared_memory()
+                    now = time.monotonic()
+                    if worker.is_alive() and died_at is None and self._dead_children():
+                        died_at = now
+                    if worker.is_alive() and died_at is not None and now - died_at > GRACE_S:
+                        dead = self._dead_children()
+                        self._fail(f"child process(es) {dead} died during the run")
+                    if worker.is_alive() and now > deadline:
+                        self._fail(f"the run did not finish within {self.timeout_s:g} s")
         except KeyboardInterrupt:
             self._teardown()  # the worker stays blocked in Lava (a daemon thread); children go
             raise
@@ -151,13 +243,23 @@ class LavaSession:
             return np.asarray(var.get())
         except Exception as err:  # Lava raises bare exceptions from its runtime
             self._fail(f"reading {var.name!r} of {var.process.name!r} failed: {err}", cause=err)
+        except KeyboardInterrupt:
+            self._teardown()
+            raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._started or self._released:
             return
+        if exc is not None and not isinstance(exc, Exception):
+            self._teardown()  # a signal (or exit): no waiting on Lava's stop protocol
+            return
         stopper = threading.Thread(target=self._stop_quietly, name="lava-stop", daemon=True)
         stopper.start()
-        stopper.join(self.stop_timeout_s)
+        try:
+            stopper.join(self.stop_timeout_s)
+        except KeyboardInterrupt:
+            self._teardown()
+            raise
         if stopper.is_alive() or self._stop_error is not None:
             reason = (
                 f"Lava's stop did not return within {self.stop_timeout_s:g} s"
@@ -168,6 +270,7 @@ class LavaSession:
             if exc is None:
                 raise LavaRunError(f"export.lava: {reason}")
         self._released = True
+        self._forget_segments()
 
     def _stop_quietly(self) -> None:
         try:
@@ -197,6 +300,22 @@ class LavaSession:
         handles = getattr(smm, "_shared_memory_handles", None) or []
         if len(handles) > len(self.shared_memory):
             self.shared_memory = tuple(h.name for h in handles)
+            self._remember_segments()
+
+    def _remember_segments(self) -> None:
+        """Record the segment names with this pid (for :func:`reap_dead_runs`)."""
+        if self._record is None:
+            return
+        text = json.dumps({"pid": os.getpid(), "segments": list(self.shared_memory)})
+        tmp = self._record.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(text, encoding="ascii")
+            os.replace(tmp, self._record)
+
+    def _forget_segments(self) -> None:
+        if self._record is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._record.unlink()
 
     def _child_tracebacks(self) -> str:
         tails = []
@@ -220,22 +339,43 @@ class LavaSession:
         raise LavaRunError(msg) from cause
 
     def _teardown(self) -> None:
-        """Release what Lava's runtime holds without its (hanging) stop protocol."""
+        """Release what Lava's runtime holds without its (hanging) stop protocol; a signal
+        arriving meanwhile is raised only after it (:func:`~spikeclip.interrupts.deferred`)."""
+        with deferred():
+            self._release_runtime()
+            self._forget_segments()
+
+    def _release_runtime(self) -> None:
         self._released = True
+        if self._worker is not None:
+            # Lava may still be starting processes in the worker thread: from now on a child
+            # forked there exits at once (see _exit_if_abandoned); stray ones are killed below.
+            setattr(self._worker, _ABANDONED, True)
         runtime = self._runtime()
-        if runtime is None:
-            return
+        if runtime is not None:
+            self._release_actors(runtime)
+        self._kill_strays()
+
+    def _kill_strays(self) -> None:
+        """SIGKILL every child of this process that appeared during the run and is not yet
+        gone: Lava forks its actors in the worker thread, one may have been in flight, and not
+        yet listed, when the run was torn down. The worker is marked abandoned before this
+        pass, so a child it forks later exits by itself (:func:`_exit_if_abandoned`)."""
+        new = [c for c in psutil.Process().children() if c.pid not in self._before]
+        for child in new:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.send_signal(signal.SIGKILL)
+        pids = {c.pid for c in new}
+        _kill_and_reap([p for p in mp.active_children() if p.pid in pids])
+        # Those multiprocessing had not registered yet are not reaped here (it will): wait
+        # until they are dead (a zombie is), which for a large process takes a moment.
+        deadline = time.monotonic() + TERM_S
+        while time.monotonic() < deadline and any(_running(c) for c in new):
+            time.sleep(POLL_S / 10)
+
+    def _release_actors(self, runtime: Any) -> None:
         # Actors Lava already joined are closed (and dead); handle the others.
-        actors = [a for a in self._actors() if not getattr(a, "_is_done", False)]
-        for actor in actors:
-            if actor.is_alive():
-                actor.terminate()
-        for actor in actors:
-            mp.Process.join(actor, TERM_S)
-            if actor.is_alive():
-                actor.kill()
-                mp.Process.join(actor, TERM_S)
-            actor.join()  # Lava's bookkeeping: reads its exception, closes pipes, marks done
+        _kill_and_reap([a for a in self._actors() if not getattr(a, "_is_done", False)])
         infra = getattr(runtime, "_messaging_infrastructure", None)
         if getattr(infra, "smm", None) is not None:
             infra.smm.shutdown()  # unlinks every segment the runtime created
@@ -245,6 +385,70 @@ class LavaSession:
         # Lava's Process.__del__ calls stop(), which would wait forever on dead children.
         runtime._is_started = False
         runtime._is_running = False
+
+
+def _running(proc: psutil.Process) -> bool:
+    """True while ``proc`` exists and is not a zombie."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (if not running) with SIGHUP blocked.
+
+    The tracker unlinks the shared memory of processes that died without doing it. It ignores
+    SIGINT and SIGTERM itself, not SIGHUP, which a closed terminal sends to the whole process
+    group; a blocked signal stays blocked across its ``exec``, as CPython does for the other
+    two. (Killed, the tracker is relaunched with a warning on stderr and segments may leak.)
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _kill_and_reap(procs: list[Any]) -> None:
+    """SIGKILL ``procs`` (this process's multiprocessing children, Lava's actors among them)
+    and reap them, waiting at most :data:`TERM_S` in all; never blocks beyond that.
+
+    SIGKILL, not SIGTERM: the children ignore SIGINT, SIGTERM and SIGHUP (see
+    :mod:`spikeclip.interrupts`: a signal to the process group must not kill Lava's memory
+    manager before it unlinks its segments), and one forked a moment ago may still run this
+    process's inherited Python handler, which would swallow a SIGTERM. A child that cannot be
+    reaped in time is dropped from multiprocessing's list (``multiprocessing.process.
+    _children``), or the interpreter's exit would wait for it forever (it still dies with this
+    process: see :func:`~spikeclip.interrupts.children_die_with_parent`).
+    """
+    for proc in procs:
+        with contextlib.suppress(ValueError, OSError):
+            if proc.exitcode is None:
+                proc.kill()
+    deadline = time.monotonic() + TERM_S
+    for proc in procs:
+        with contextlib.suppress(ValueError):  # a closed process object: already done
+            mp.Process.join(proc, max(0.0, deadline - time.monotonic()))
+            if proc.exitcode is None:
+                mp.process._children.discard(proc)  # see the docstring
+                if hasattr(proc, "_is_done"):
+                    proc._is_done = True  # Lava would join it forever
+            elif hasattr(proc, "_is_done"):
+                proc.join()  # Lava's bookkeeping: reads its exception, closes pipes, marks done
+
+
+#: Attribute set on a torn-down run's worker thread: children it forks exit at once.
+_ABANDONED = "_spikeclip_lava_abandoned"
+
+
+def _exit_if_abandoned() -> None:
+    """In a child just forked: exit at once if the forking thread's run was torn down."""
+    if getattr(threading.current_thread(), _ABANDONED, False):
+        os._exit(1)
+
+
+os.register_at_fork(after_in_child=_exit_if_abandoned)
 
 
 def run_lava(graph: LavaGraph, inputs: Any, *, timeout_s: float = 600.0) -> LavaResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -24,12 +25,16 @@ def write_nir(
     131 to 74 MB, but makes writing 3-8× slower (1.2 s → 9 s on 2 busy cores). No value changes.
     """
     path = Path(path)
+    # HDF5 is built in memory: the library crashes (segfault) when a write fails inside it,
+    # e.g. on a full disk; a plain write of the bytes fails with an ordinary OSError instead.
+    buffer = io.BytesIO()
+    opts = level if compression == "gzip" else None
+    nir.write(buffer, graph, compression=compression, compression_opts=opts)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        opts = level if compression == "gzip" else None
-        nir.write(tmp, graph, compression=compression, compression_opts=opts)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getbuffer())
         os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
         os.replace(tmp, path)
     except BaseException:

@@ -16,7 +16,8 @@ def test_structure_only_report_for_tiny_checkpoint(tmp_path, capsys) -> None:
     assert main([str(ckpt), "--out", str(out), "--preset", "paper-45nm"]) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["ann_twin.onnx", "energy.json", "energy.md", "energy_firing_rate.png",
-                     "energy_per_layer.png"]  # fmt: skip
+                     "energy_per_layer.png", "manifest.json"]  # fmt: skip
+    assert json.loads((out / "manifest.json").read_text())["format"] == "spikeclip-energy"
     data = json.loads((out / "energy.json").read_text())
     assert "structure only" in data["assumptions"]["activity source"]
     assert "STRUCTURE ONLY" in (out / "energy.md").read_text()
@@ -31,6 +32,7 @@ def test_structure_only_report_for_tiny_checkpoint(tmp_path, capsys) -> None:
 def test_bad_checkpoint_exits_3_with_one_line(tmp_path, capsys) -> None:
     # the error's own code (spikeclip.errors: 3 = the model file), not a generic 1
     assert main([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 3
+    assert list(tmp_path.iterdir()) == []  # no (empty) output folder left behind
     err = capsys.readouterr().err.strip()
     assert err.startswith("spikeclip-energy:") and "missing.pt" in err and "\n" not in err
     assert not (tmp_path / "o").exists()
