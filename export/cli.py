@@ -29,6 +29,7 @@ from spikeclip.cli_args import (
     HelpFormatter,
     nonnegative_float,
     nonnegative_int,
+    output_path,
     positive_int,
     probability,
 )
@@ -76,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--out",
-        type=Path,
-        help="output folder, replaced atomically (default: <MODEL stem>-<target>)",
+        type=output_path,
+        help="output folder (default: <MODEL stem>-<target>), written atomically; an existing "
+        "one is replaced only if this tool wrote it",
     )
     parser.add_argument(
         "--calib",

@@ -30,7 +30,7 @@ from export.stages import (
     stage_quantize,
 )
 from hardware.energy.presets import PRESETS
-from spikeclip.cli_args import HelpFormatter, positive_int
+from spikeclip.cli_args import HelpFormatter, output_path, positive_int
 from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
 from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
 
@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     p.add_argument("model", type=Path, help="model.pt checkpoint")
-    p.add_argument("--out", type=Path, default=Path("energy_report"), help="output folder")
+    p.add_argument("--out", type=output_path, default=Path("energy_report"),
+                   help="output folder; an existing one is replaced only if this tool wrote it")
     p.add_argument(
         "--order",
         choices=("q_ktv", "qkt_v"),

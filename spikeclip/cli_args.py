@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = [
     "HelpFormatter",
@@ -40,6 +41,14 @@ def _float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def output_path(text: str) -> Path:
+    """A path to write to. An empty string (an unset shell variable: ``--out "$OUT"``) is refused
+    here rather than read as ``.``, the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder, got an empty string")
+    return Path(text)
 
 
 def positive_int(text: str) -> int:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from spikeclip import checkpoint, official
-from spikeclip.cli_args import HelpFormatter, positive_int
+from spikeclip.cli_args import HelpFormatter, output_path, positive_int
 from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
 from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
 from spikeclip.outputs import check_output_file, is_torch_file_of, write_errors
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OFFICIAL",
         help="one image and/or one text encoder checkpoint (model_best.pth.tar or state dict)",
     )
-    p.add_argument("--out", required=True, type=Path, help="model.pt to write")
+    p.add_argument("--out", required=True, type=output_path, help="model.pt to write")
     p.add_argument(
         "--num-heads",
         type=positive_int,

@@ -100,13 +100,12 @@ def test_out_dot_in_a_folder_with_files_exits_2_and_keeps_every_byte(workdir: Pa
 @pytest.mark.parametrize(
     ("out", "message"),
     [
-        ("", "it is the current folder"),
         (".", "it is the current folder"),
         ("model.pt", "it is the input model.pt"),
         ("..", "it holds the current folder"),
         ("data", "data: exists and was not written by this tool"),
     ],
-    ids=["empty", "dot", "the-input", "holds-the-input", "not-ours"],
+    ids=["dot", "the-input", "holds-the-input", "not-ours"],
 )
 def test_refused_destinations_exit_2_and_touch_nothing(
     workdir: Path, capsys: pytest.CaptureFixture, out: str, message: str
@@ -114,6 +113,18 @@ def test_refused_destinations_exit_2_and_touch_nothing(
     before = _snapshot(workdir.parent)
     assert cli.main(["model.pt", "--target", "nir", "--out", out]) == EXIT_USAGE
     assert message in _one_line(capsys.readouterr().err)
+    assert _snapshot(workdir.parent) == before
+
+
+def test_an_empty_out_is_a_usage_error_not_the_current_folder(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--out "$OUT"`` with OUT unset: refused by the option's type, before anything runs."""
+    before = _snapshot(workdir.parent)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["model.pt", "--target", "nir", "--out", ""])
+    assert stop.value.code == EXIT_USAGE
+    assert "--out: must name a file or folder, got an empty string" in capsys.readouterr().err
     assert _snapshot(workdir.parent) == before
 
 
