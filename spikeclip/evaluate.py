@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from spikeclip.errors import SpikeCLIPError
+from spikeclip.errors import UsageError
 from spikeclip.model import SpikeCLIP
 from spikeclip.robustness import LabelSet
 from spikeclip.training.stages import student_input
@@ -44,7 +44,7 @@ EVAL_DTYPE = torch.float64
 """Dtype of the evaluation arithmetic (see the module docstring: float32 is machine-dependent)."""
 
 
-class EvaluationError(SpikeCLIPError, ValueError):
+class EvaluationError(UsageError):
     """Inputs the evaluation cannot use (labels out of range, empty data, bad shapes)."""
 
 

@@ -21,7 +21,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from spikeclip.errors import SpikeCLIPError
+from spikeclip.errors import UsageError
 
 PROTOCOLS = ("base", "replaced", "expanded")
 PAPER_SEEDS = (42, 43, 44)
@@ -32,7 +32,7 @@ PAPER_EXPAND_BLOCK = 10
 """Distractors added per step in the paper's expanded list (blocks of 10 CIFAR-100 names)."""
 
 
-class LabelSetError(SpikeCLIPError, ValueError):
+class LabelSetError(UsageError):
     """A protocol that cannot be built from the given names, synonyms or pool (message says why)."""
 
 

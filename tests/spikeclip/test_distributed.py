@@ -161,7 +161,7 @@ def test_only_rank_zero_writes(ddp: dict) -> None:
 
 @pytest.mark.slow  # the torchrun fixture takes ~25 s
 def test_spikeclip_train_under_torchrun(ddp: dict) -> None:
-    assert [r["cli"]["gate_rc"] for r in ddp["ranks"]] == [1, 1]  # --angle-gate refused
+    assert [r["cli"]["gate_rc"] for r in ddp["ranks"]] == [2, 2]  # --angle-gate refused (usage)
     assert [r["cli"]["text_rc"] for r in ddp["ranks"]] == [0, 0]
     meta = checkpoint.load(ddp["out"] / "text.pt").metadata
     assert meta["stages"][-1]["world_size"] == WORLD

@@ -59,9 +59,9 @@ def _val_top1(ck: checkpoint.Checkpoint, tmp_path) -> float:
     return int((pred == labels).sum()) / len(labels)
 
 
-def test_missing_dataset_is_one_line_exit_1(tmp_path, capsys):
+def test_missing_dataset_is_one_line_exit_2(tmp_path, capsys):
     spec = register_open_clip(tmp_path)
     rc = main(["align-image", "--teacher", spec, "--dataset", "cifar10", "--data-root",
                str(tmp_path), "--out", str(tmp_path / "x.pt"), "--config", "tiny"])
     err = capsys.readouterr().err.strip()
-    assert rc == 1 and "\n" not in err and "cifar-10-batches-py" in err
+    assert rc == 2 and "\n" not in err and "cifar-10-batches-py" in err
