@@ -39,7 +39,7 @@ else
 fi
 DATA="${DATA:-data}"  # searched first; then Debian's /usr/share/datasets/fashion-mnist
 E_TEACHER="${E_TEACHER:-8}" E_TEXT="${E_TEXT:-200}" E_ALIGN="${E_ALIGN:-2}"
-E_TASK="${E_TASK:-2}" E_FT="${E_FT:-6}" E_HW="${E_HW:-1}" HW_STEPS="${HW_STEPS:-60}"
+E_TASK="${E_TASK:-2}" E_FT="${E_FT:-6}" E_HW="${E_HW:-1}" HW_STEPS="${HW_STEPS:-80}"
 rm -rf "$WORK"
 mkdir -p "$WORK" "$(dirname "$OUT")"
 TIMES="$WORK/stage_seconds.tsv"
