@@ -4,13 +4,17 @@ Every dataset yields `(image, label)` with `image` a float tensor `[3, H, W]` pr
 caller's transform (normally the teacher's preprocessing). The validation split is carved from
 the training split with a fixed seed: model selection uses it, never the test split.
 
-Offline dataset: sklearn's bundled digits (1,797 8×8 grey images, values 0..16), split
-stratified. torchvision datasets are never downloaded; when files are missing,
-`DatasetNotFoundError` says where to put them.
+Offline datasets: sklearn's bundled digits (1,797 8×8 grey images, values 0..16), split
+stratified; Fashion-MNIST (70,000 28×28 grey images) from its idx files, which Debian's
+`dataset-fashion-mnist` package installs (`FASHION_MNIST_SYSTEM_DIR`) or any folder holds.
+torchvision datasets are never downloaded; when files are missing, `DatasetNotFoundError` says
+where to put them (or which package to install).
 """
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,10 @@ class DatasetNotFoundError(UsageError, FileNotFoundError):
 
 class UnknownDatasetError(UsageError):
     """A dataset name this module does not know."""
+
+
+class DatasetFormatError(UsageError):
+    """A dataset file exists but is not what its name says (truncated, wrong format)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +137,153 @@ def digits_splits(
         class_names=prompts.DIGITS_CLASSES,
         templates=prompts.TEMPLATES["digits"],
         transform_id=f"digits-bilinear{img_size}-norm0.5",
+    )
+
+
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's `dataset-fashion-mnist` package puts the four idx `.gz` files."""
+
+FASHION_MNIST_INSTALL = "apt-get update && apt-get install -y dataset-fashion-mnist"
+"""The command (as root) that installs Fashion-MNIST offline-readable on Debian/Ubuntu."""
+
+FASHION_MNIST_MEAN = 0.5  # pixels 0..255 are scaled to [0, 1], then (x − 0.5)/0.5, as digits
+FASHION_MNIST_STD = 0.5
+FASHION_MNIST_SIDE = 28  # the dataset's image side (pixels)
+FASHION_MNIST_VAL_FRACTION = 1 / 12  # of each class of the 60,000 training images: 500 × 10
+
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An idx file (LeCun's MNIST format; `.gz` is decompressed) as an array of its shape.
+
+    Format: 2 zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D
+    float32, 0x0E float64), a byte with the number of dimensions d, d big-endian uint32 sizes,
+    then the values, big-endian, row-major. Raises `DatasetFormatError` on anything else.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DatasetFormatError(f"{path}: not a readable gzip file ({err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+        raise DatasetFormatError(f"{path}: not an idx file (header {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetFormatError(f"{path}: idx header cut short ({len(raw)} bytes)")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DatasetFormatError(f"{path}: {len(raw)} bytes, expected {expected} for an idx "
+                                 f"array {shape} of {dtype.name}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+}
+"""The four idx files (each may also be stored gzipped, with `.gz` appended)."""
+
+
+def fashion_mnist_dirs(root: str | Path | None) -> list[Path]:
+    """Folders searched for the idx files, in order: `root/FashionMNIST/raw` (torchvision's
+    layout), `root/fashion-mnist`, `root` itself, then `FASHION_MNIST_SYSTEM_DIR`."""
+    dirs = []
+    if root is not None:
+        r = Path(root)
+        dirs += [r / "FashionMNIST" / "raw", r / "fashion-mnist", r]
+    return [*dirs, FASHION_MNIST_SYSTEM_DIR]
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_fashion_mnist(root: str | Path | None = None) -> dict[str, Path]:
+    """Paths of the four idx files from the first folder of `fashion_mnist_dirs(root)` that
+    holds all four (each plain or `.gz`); `DatasetNotFoundError` naming the install command
+    when none does."""
+    searched = fashion_mnist_dirs(root)
+    for folder in searched:
+        found = {k: _idx_file(folder, stem) for k, stem in FASHION_MNIST_FILES.items()}
+        if all(p is not None for p in found.values()):
+            return {k: p for k, p in found.items() if p is not None}
+    names = ", ".join(f"{s}[.gz]" for s in FASHION_MNIST_FILES.values())
+    raise DatasetNotFoundError(
+        f"fashion-mnist: idx files not found in {', '.join(str(d) for d in searched)}; install "
+        f"them with `{FASHION_MNIST_INSTALL}` (as root; Debian's package, no download by this "
+        f"tool) or put {names} in one of those folders (e.g. DATA/FashionMNIST/raw/ with "
+        "--data-root DATA)"
+    )
+
+
+def _fashion_arrays(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    side = FASHION_MNIST_SIDE
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (side, side):
+        raise DatasetFormatError(f"{images_path}: expected uint8 images [N, {side}, {side}], "
+                                 f"found {images.dtype} {list(images.shape)}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DatasetFormatError(f"{labels_path}: expected {images.shape[0]} labels, found "
+                                 f"{list(labels.shape)}")
+    n_classes = len(prompts.FASHION_MNIST_CLASSES)
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise DatasetFormatError(f"{labels_path}: labels outside 0..{n_classes - 1}")
+    return images, labels.astype(np.int64)
+
+
+def fit_grey(images: np.ndarray, img_size: int) -> torch.Tensor:
+    """uint8 grey images `[N, h, w]` (0 = black background) → float32 `[N, 1, img_size,
+    img_size]` in [0, 1]: zero-padded symmetrically (extra row/column at the bottom/right)
+    when `img_size` ≥ h and w (28 → 32 pads 2 on each side, no resampling), else resized
+    bilinearly with antialiasing."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(255.0).unsqueeze(1)
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if img_size >= h and img_size >= w:
+        top, left = (img_size - h) // 2, (img_size - w) // 2
+        return F.pad(x, (left, img_size - w - left, top, img_size - h - top))
+    return F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def _grey_dataset(grey: torch.Tensor, labels: np.ndarray) -> TensorImages:
+    """`TensorImages` whose images are `grey [N, 1, S, S]` (consumed: normalized in place)
+    expanded (a view, no copy) to the model's 3 channels."""
+    norm = grey.sub_(FASHION_MNIST_MEAN).div_(FASHION_MNIST_STD)  # in place: grey is ours
+    return TensorImages(norm.expand(-1, 3, -1, -1), torch.from_numpy(labels))
+
+
+def fashion_mnist_splits(
+    img_size: int, *, root: str | Path | None = None, seed: int = 0,
+    val_fraction: float = FASHION_MNIST_VAL_FRACTION,
+) -> Splits:
+    """Fashion-MNIST: the official 10,000 test images as test; val = `val_fraction` of each
+    class of the 60,000 training images (stratified, fixed `seed`; default 500 per class), the
+    rest train. Images `[3, img_size, img_size]` float32: [0, 1], padded or resized
+    (`fit_grey`), (x − 0.5)/0.5, grey copied to 3 channels (an expanded view)."""
+    files = find_fashion_mnist(root)
+    tr_img, tr_lab = _fashion_arrays(files["train_images"], files["train_labels"])
+    te_img, te_lab = _fashion_arrays(files["test_images"], files["test_labels"])
+    tr, va, _ = stratified_split(tr_lab, (val_fraction, 0.0), seed)
+    how = "pad" if img_size >= FASHION_MNIST_SIDE else "resize"
+    return Splits(
+        name="fashion-mnist",
+        train=_grey_dataset(fit_grey(tr_img[tr], img_size), tr_lab[tr]),
+        val=_grey_dataset(fit_grey(tr_img[va], img_size), tr_lab[va]),
+        test=_grey_dataset(fit_grey(te_img, img_size), te_lab),
+        class_names=prompts.FASHION_MNIST_CLASSES,
+        templates=prompts.TEMPLATES["fashion-mnist"],
+        transform_id=f"fashion-mnist-{how}{img_size}-norm0.5",
     )
 
 
@@ -231,7 +386,7 @@ def _imagenet_names(root: Path, wnids: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(mapping.get(w, w).strip() for w in wnids)
 
 
-DATASETS = ("digits", "cifar10", "cifar100", "stl10", "flowers102", "oxford_pets",
+DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "stl10", "flowers102", "oxford_pets",
             "caltech101", "imagenet")
 
 
@@ -239,10 +394,14 @@ def load_splits(
     name: str, *, root: str | Path = "data", transform: Transform | None = None,
     transform_id: str = "", img_size: int = 32, seed: int = 0,
 ) -> Splits:
-    """Dispatch: `digits` (images at `img_size`, no transform needed) or a torchvision dataset
-    (needs `transform`, normally the teacher's preprocessing, and its `transform_id`)."""
+    """Dispatch: `digits` or `fashion-mnist` (images at `img_size` with their own fixed
+    normalization; `transform` is not used; fashion-mnist searches `root`, then the Debian
+    package's folder) or a torchvision dataset (needs `transform`, normally the teacher's
+    preprocessing, and its `transform_id`)."""
     if name == "digits":
         return digits_splits(img_size, seed=seed)
+    if name == "fashion-mnist":
+        return fashion_mnist_splits(img_size, root=root, seed=seed)
     if name not in DATASETS:
         raise UnknownDatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     if transform is None:

@@ -25,6 +25,12 @@ DIGITS_CLASSES: tuple[str, ...] = (
     "five", "six", "seven", "eight", "nine",
 )  # fmt: skip
 
+# Fashion-MNIST label order (the dataset's own table; torchvision's FashionMNIST.classes).
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
 GENERIC_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
     "a blurry photo of a {}.",
@@ -55,6 +61,17 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "the digit {} written by hand.",
         "a pixelated {}.",
         "a drawing of the number {}.",
+    ),
+    # grey 28×28 product photos on a black background; each fits in 16 MiniLM tokens
+    "fashion-mnist": (
+        "a photo of a {}.",
+        "a black and white photo of a {}.",
+        "a low resolution photo of a {}.",
+        "a grayscale product photo of a {}.",
+        "a small picture of a {}.",
+        "a pixelated photo of a {}.",
+        "a photo of a {}, a fashion item.",
+        "a catalog photo of the {}.",
     ),
 }
 
