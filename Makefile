@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.spikeclip-installed
 # lava-nc 0.10.0 and lava-dl 0.6.0 are archived upstream and declare python<3.11 and torch<2.4;
 # they run here with their real run-time needs (listed in setup.cfg) and the import shim in
-# export/lava_compat.py.
+# export/lava/compat.py.
 LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
 
 export HF_HUB_OFFLINE := 1
@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) -m export.demo
+	$(PY) -m export.cli.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -11,7 +11,7 @@ process, and writes JSON (``--out``):
   runs each), difference of wall times over the difference of samples — so its start-up and
   compile are reported apart (``lava_fixed_s``).
   Spikes are compared with the simulator (mismatching neuron-steps, max |Δ feature|).
-- **text tower**: ``export.netx_export`` (netx constraints, bias_exp = 6): the simulator's
+- **text tower**: ``export.lava.netx`` (netx constraints, bias_exp = 6): the simulator's
   seconds per prompt and lava-dl netx's (HDF5 → ``netx.hdf5.Network``, marginal, as above),
   LIF1/LIF2 spikes compared. Prompts are token ids drawn uniformly from the vocabulary.
 - **paper config** (random weights): the time to plan (``to_lava``) and to build (instantiate
@@ -48,12 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from export import lava_compat  # noqa: E402
-
-lava_compat.install()
-
-from export import netx_export as nx  # noqa: E402
-from hardware.simulate import simulate  # noqa: E402
+from export.lava import netx as nx  # noqa: E402
+from hardware.simulate.engine import simulate  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench_lava.json"
 DEFAULT_MODEL = ROOT / "examples" / "spikeclip-digits.pt"
@@ -141,8 +137,8 @@ def marginal(wall: dict[int, float]) -> tuple[float, float]:
 
 def bench_image(model, digits: bool, args) -> dict:
     from export.lava import compare_to_sim, run_lava, to_lava
-    from hardware.lower_torch import graph_from_image_encoder
-    from hardware.quantize import quantize_graph
+    from hardware.lower.from_torch import graph_from_image_encoder
+    from hardware.quantize.image import quantize_graph
 
     calib = images_for(model, args.calibration, seed=10, digits=digits)
     t0 = time.perf_counter()
@@ -234,8 +230,8 @@ def paper_build_child(net_path: str, limit_gib: float) -> dict:
     import resource
 
     from export.lava import to_lava
-    from hardware.layers import HostInputLayer
-    from hardware.network import LoihiNetwork
+    from hardware.ir.layers import HostInputLayer
+    from hardware.ir.network import LoihiNetwork
 
     net = LoihiNetwork.load(net_path)
     (host,) = [ly for ly in net.layers if isinstance(ly, HostInputLayer)]
@@ -283,7 +279,7 @@ def _vm_bytes() -> int:
 def delayed_conv_nnz(net) -> dict:
     """Nonzeros of every DelaySparse replica the plan needs (a conv's sparse matrix each)."""
     from export.lava import to_lava
-    from hardware.layers import ConvLayer
+    from hardware.ir.layers import ConvLayer
 
     graph = to_lava(net)
     out = {}
@@ -299,8 +295,8 @@ def delayed_conv_nnz(net) -> dict:
 
 
 def bench_paper(args, tmp: Path) -> dict:
-    from hardware.lower_torch import graph_from_image_encoder
-    from hardware.quantize import quantize_graph
+    from hardware.lower.from_torch import graph_from_image_encoder
+    from hardware.quantize.image import quantize_graph
     from spikeclip.config import SpikeCLIPConfig
     from spikeclip.model import SpikeCLIP
 

@@ -1,10 +1,11 @@
 """PilotNet SNN (lava-dl netx) in Lava vs the bit-accurate simulator: wall time per frame.
 
 Intel's PilotNet SNN (``tests/fixtures/lava-dl/pilotnet_snn/network.net``) is imported with
-:func:`hardware.from_netx.load_netx` and run on ``--frames`` deterministic random images
+:func:`hardware.lower.from_netx.load_netx` and run on ``--frames`` deterministic random images
 (encoded as lava-dl's PilotNet dataset does, held for the file's T = 16 steps):
 
-- **simulator**: :func:`hardware.simulate.simulate` (fast path, and the int64 reference path),
+- **simulator**: :func:`hardware.simulate.engine.simulate` (fast path, and the int64 reference
+path),
   median of ``--repeats`` runs over the whole batch, with ``--threads`` torch threads;
 - **Lava**: lava-dl's own ``netx.hdf5.Network`` on CPU ``fixed_pt``
   (:func:`export.lava.netx_reference.run_netx_reference`), frames streamed one every T steps.
@@ -35,18 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from export import lava_compat  # noqa: E402
-
-lava_compat.install()
-
 from export.lava.netx_reference import run_netx_reference  # noqa: E402
-from hardware.from_netx import (  # noqa: E402
+from hardware.lower.from_netx import (  # noqa: E402
     encode_frames,
     load_netx,
     netx_metadata,
     static_currents,
 )
-from hardware.simulate import simulate  # noqa: E402
+from hardware.simulate.engine import simulate  # noqa: E402
 
 PILOTNET = ROOT / "tests" / "fixtures" / "lava-dl" / "pilotnet_snn" / "network.net"
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench_netx_pilotnet.json"

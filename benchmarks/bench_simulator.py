@@ -3,7 +3,7 @@
 Prints, from one run in one process (ratios are measured within the run, repeats interleaved,
 so a loaded machine slows both sides alike), and writes as JSON (``--out``):
 
-(a) samples/s of ``hardware.simulate`` (batched) vs Lava 0.10 ``fixed_pt`` (one sample after
+(a) samples/s of ``hardware.simulate.engine`` (batched) vs Lava 0.10 ``fixed_pt`` (one sample after
     another, streamed one every T steps through ``LIFReset``) on the same small quantized
     network — a spike input → Dense → LIF chain built from stock Lava processes
     (RingBuffer, Dense, LIFReset, RingBuffer sink). Lava's rate is the *marginal* one
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hardware.layers import (
+from hardware.ir.layers import (
     AttentionLayer,
     ConvLayer,
     DenseLayer,
@@ -51,8 +51,8 @@ from hardware.layers import (
     SpikeInputLayer,
     TokenLinearLayer,
 )
-from hardware.network import Edge, LoihiNetwork
-from hardware.simulate import simulate
+from hardware.ir.network import Edge, LoihiNetwork
+from hardware.simulate.engine import simulate
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench_simulator.json"
 
@@ -152,7 +152,7 @@ def small_network(sizes=(64, 128, 128, 10), T: int = 4, seed: int = 0) -> LoihiN
 def run_small_in_lava(net: LoihiNetwork, raster: np.ndarray) -> tuple[float, dict]:
     """Stream ``raster`` ``[T, n, N0]`` through stock Lava processes (fixed_pt); returns
     (wall seconds for build + run + read, {lif: bool spikes [T, n, N]} in logical time)."""
-    from export import lava_compat
+    from export.lava import compat as lava_compat
 
     lava_compat.install()
     from lava.magma.core.run_conditions import RunSteps
@@ -162,7 +162,7 @@ def run_small_in_lava(net: LoihiNetwork, raster: np.ndarray) -> tuple[float, dic
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIFReset
 
-    from export.lava.timing import Timing
+    from hardware.ir.timing import Timing
 
     T, n = net.T, raster.shape[1]
     timing = Timing.of(net)
@@ -302,8 +302,8 @@ def gemm_rate_matched(m: int, k: int, n: int, flops: float) -> float:
 
 
 def bench_paper(repeats: int, batch: int, calib: int) -> dict:
-    from hardware.lower_torch import graph_from_image_encoder
-    from hardware.quantize import quantize_graph
+    from hardware.lower.from_torch import graph_from_image_encoder
+    from hardware.quantize.image import quantize_graph
 
     enc = paper_encoder()
     size = enc.config.img_size if hasattr(enc, "config") else 32
@@ -359,8 +359,8 @@ def profile_paper(batch: int, calib: int, top: int = 15) -> dict:
     (paper config), and the share of the simulator's time in GEMM/conv ops."""
     from torch.profiler import ProfilerActivity, profile
 
-    from hardware.lower_torch import graph_from_image_encoder
-    from hardware.quantize import quantize_graph
+    from hardware.lower.from_torch import graph_from_image_encoder
+    from hardware.quantize.image import quantize_graph
 
     enc = paper_encoder()
     g = torch.Generator().manual_seed(2)

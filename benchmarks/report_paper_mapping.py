@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from hardware.design_rules import DesignRuleError
-from hardware.mapping import map_network
-from hardware.mapping_report import _write_atomic, write_report
-from hardware.target_profiles import load_target
-from hardware.topology import STRUCTURE_ONLY, image_tower_structure
+from hardware.lower.topology import STRUCTURE_ONLY, image_tower_structure
+from hardware.mapping.design_rules import DesignRuleError
+from hardware.mapping.mapper import map_network
+from hardware.mapping.profiles import load_target
+from hardware.mapping.report import _write_atomic, write_report
 
 SYSTEMS = (
     "loihi2-chip",

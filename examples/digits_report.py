@@ -71,15 +71,16 @@ def firing_rates(model: SpikeCLIP, images: torch.Tensor, ids: torch.Tensor) -> d
 
 
 def loihi_fidelity(ck: checkpoint.Checkpoint, splits: data.Splits) -> dict[str, dict]:
-    """Float model vs its quantized integer simulation (hardware.fidelity; calibration: the
+    """Float model vs its quantized integer simulation (hardware.fidelity.report; calibration: the
     first 256 training images) on the validation and test splits: top-1 of each, prediction
     agreement."""
     from export.nir import to_nir
-    from hardware.fidelity import digits_class_matrix, fidelity
-    from hardware.quantize import quantize
+    from hardware.fidelity.report import fidelity
+    from hardware.quantize.image import quantize
+    from spikeclip.evaluate import checkpoint_class_matrix
 
     net, _ = quantize(to_nir(ck.model.image_encoder), splits.train.images[:256])
-    w = digits_class_matrix(ck)
+    w = checkpoint_class_matrix(ck)
     out = {}
     for name in ("val", "test"):
         split = getattr(splits, name)

@@ -10,7 +10,7 @@
 # config (spikeclip/training/presets.py). Stages: align-text -> align-image -> task fine-tuning
 # of the teacher tower on the spiking text tower's class matrix -> dual-loss fine-tuning ->
 # hardware-aware fine-tuning through the Loihi fake-quant twin, ending with the weights on the
-# Loihi grid (hardware.grid_snap), so the saved float model is the one the hardware runs.
+# Loihi grid (hardware.quantize.grid_snap), so the saved float model is the one the hardware runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

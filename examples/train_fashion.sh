@@ -15,7 +15,7 @@
 # 28 px, embed 64, depth 2, T = 4). Stages: teacher -> align-text -> align-image -> task
 # fine-tuning of the teacher tower on the spiking text tower's class matrix -> dual-loss
 # fine-tuning -> hardware-aware fine-tuning through the Loihi fake-quant twin, ending with the
-# weights on the Loihi grid (hardware.grid_snap).
+# weights on the Loihi grid (hardware.quantize.grid_snap).
 #
 # Threads: THREADS (default 1). One thread is the reproducible setting of the committed model
 # (float sums differ with the thread count) and the faster one on a shared machine: with other

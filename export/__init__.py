@@ -1,9 +1,10 @@
-"""Lowering: torch → NIR, quantized network → Lava process graph, ANN twin → ONNX; the CLI.
+"""Lowering and the application, by pipeline stage:
 
-Importing this package installs the Lava-on-Python-3.11 import shim (``export.lava_compat``);
-it imports nothing of Lava itself.
+- :mod:`export.nir` (stage 1): torch → NIR graph, its metadata schema and an executor;
+- :mod:`export.lava` (a backend): `LoihiNetwork` → Lava process graph, run on CPU; netx HDF5;
+- :mod:`export.onnx` (the ANN side): ANN twin → ONNX and its MAC count;
+- :mod:`export.cli`: the console scripts that compose every stage.
+
+Import-light: importing ``export`` or ``export.nir`` loads nothing of Lava and installs no import
+hook; only :mod:`export.lava` does (it installs :mod:`export.lava.compat` first).
 """
-
-from export import lava_compat as _lava_compat
-
-_lava_compat.install()

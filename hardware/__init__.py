@@ -1,7 +1,7 @@
 """The Loihi-style target: number formats, the integer network schema, kernels, simulation.
 
 Import-light on purpose: importing ``hardware`` loads nothing (no torch, no Lava). Use the
-submodules: ``hardware.fixed`` (fixed-point rules), ``hardware.network`` (``LoihiNetwork``
-schema and its layer records from ``hardware.layers``), ``hardware.kernels`` (batched integer
-step kernels).
+submodules: ``hardware.ir.fixed`` (fixed-point rules), ``hardware.ir.network`` (``LoihiNetwork``
+schema and its layer records from ``hardware.ir.layers``), ``hardware.simulate.reference`` (batched
+integer step kernels).
 """

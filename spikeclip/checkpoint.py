@@ -14,10 +14,8 @@ CRC-32 checks): a pickle that would need code execution is refused before anythi
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from torch import nn
 
 from spikeclip import official
+from spikeclip.atomic_io import open_atomic
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.errors import (
     ConfigError,
@@ -43,7 +42,6 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 CONVERTED_FORMAT_VERSION = 0
 """`Checkpoint.format_version` of an official-code checkpoint converted while loading."""
-FILE_MODE = 0o644
 MAX_LISTED_MISMATCHES = 3
 """How many mismatched state-dict keys an error message names before '…'."""
 
@@ -89,19 +87,8 @@ def save(
         "templates": _string_list(path, "templates", templates),
         "metadata": _json_like(path, "metadata", dict(metadata or {})),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    with open_atomic(path, durable=True) as fh:
+        torch.save(payload, fh)
     return path
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -212,3 +213,17 @@ def evaluate_label_set(model: SpikeCLIP, dataset: Dataset, tokenize: Tokenize,
     result = zero_shot(model, dataset, matrix, class_names=label_set.class_names,
                        num_classes=label_set.num_classes, batch_size=batch_size, dtype=dtype)
     return LabelSetResult(label_set=label_set, result=result)
+
+
+def checkpoint_class_matrix(checkpoint: Any) -> torch.Tensor:
+    """The float text tower's class matrix ``[K, out_dim]`` for a checkpoint
+    (`spikeclip.checkpoint.Checkpoint`): its stored class names, templates and tokenizer spec
+    (metadata ``"tokenizer"``); digits' classes and templates and the MiniLM tokenizer where the
+    checkpoint stores none."""
+    from spikeclip.training import prompts
+    from spikeclip.training.teachers import load_tokenizer
+
+    names = checkpoint.class_names or prompts.DIGITS_CLASSES
+    templates = checkpoint.templates or prompts.TEMPLATES["digits"]
+    spec = str(checkpoint.metadata.get("tokenizer", "minilm"))
+    return class_matrix(checkpoint.model, load_tokenizer(spec), names, templates)

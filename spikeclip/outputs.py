@@ -11,7 +11,7 @@
   (permission, read-only file system, full disk, quota) becomes an
   :class:`~spikeclip.errors.OutputError` (exit 8) naming the path and the OS reason.
 
-Folders have more rules (ownership by manifest, a lock, staging): :mod:`export.atomic_dir`.
+Folders have more rules (ownership by manifest, a lock, staging): :mod:`export.cli.output_dir`.
 """
 
 from __future__ import annotations

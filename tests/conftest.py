@@ -36,7 +36,7 @@ import pytest_timeout  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from export import lava_compat  # noqa: E402
+from export.lava import compat as lava_compat
 
 lava_compat.install()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 
-from hardware.layers import ConvLayer
+from hardware.ir.layers import ConvLayer
 
 
 def conv_as_sparse(layer: ConvLayer) -> csr_matrix:

@@ -28,9 +28,8 @@ from scipy.sparse import csr_matrix
 
 from export.lava.conv_matrix import conv_as_sparse
 from export.lava.errors import LavaInputError, LavaLoweringError
-from export.lava.timing import Timing, align_delays
-from hardware import fixed, kernels
-from hardware.layers import (
+from hardware.ir import fixed
+from hardware.ir.layers import (
     AttentionLayer,
     ConvLayer,
     CurrentInputLayer,
@@ -43,8 +42,10 @@ from hardware.layers import (
     SpikeInputLayer,
     TokenLinearLayer,
 )
-from hardware.network import LoihiNetwork
-from hardware.simulate import SimulationError, current_raster
+from hardware.ir.network import LoihiNetwork
+from hardware.ir.timing import Timing, TimingError, align_delays
+from hardware.simulate import reference as kernels
+from hardware.simulate.engine import SimulationError, current_raster
 
 #: Layer kinds whose Lava process can carry out-edge delays (one replica per distinct delay).
 _DELAY_CAPABLE = ("dense", "conv", "token_linear", "attention", "maxpool")
@@ -131,7 +132,7 @@ class LavaGraph:
     def build(self, inputs: Any, *, record_spikes: bool = True) -> LavaBuild:
         """Instantiate and wire the Lava processes for a batch of ``inputs``.
 
-        ``inputs`` as for ``hardware.simulate.simulate``: images ``[B, C, H, W]`` for a
+        ``inputs`` as for ``hardware.simulate.engine.simulate``: images ``[B, C, H, W]`` for a
         ``conv2d`` host input, token ids ``[B, L]`` for an ``embedding`` one, a 0/1 raster
         ``[T, B, *shape]`` for a spike input, integer currents ``[T, B, *shape]`` for a
         current input; one array or a ``{layer name: array}`` mapping.
@@ -148,8 +149,11 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
     Raises :class:`LavaLoweringError` naming the layer for an unsupported layer kind, a delay
     above 62 steps, or a delayed edge whose source cannot carry a delay (a spike edge).
     """
-    net = align_delays(network)
-    timing = Timing.of(net)
+    try:
+        net = align_delays(network)
+        timing = Timing.of(net)
+    except TimingError as err:
+        raise LavaLoweringError(err.layer, err.reason) from err
     nodes: dict[str, LavaNode] = {}
     for name in net.topological_order():
         layer = net.layer(name)
@@ -215,7 +219,7 @@ def _inputs_for(network: LoihiNetwork, inputs: Any) -> dict[str, np.ndarray]:
 def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
     """Per-sample bias mantissas ``[B, *out_shape]`` (int64) of a host input layer.
 
-    ``conv2d``: ``x`` images ``[B, C, H, W]`` → ``hardware.graph_run.host_input_current``
+    ``conv2d``: ``x`` images ``[B, C, H, W]`` → ``hardware.lower.graph_run.host_input_current``
     (the one float64 host encoding, shared with the simulator); ``embedding``: ``x`` token ids
     ``[B, L]`` → ``weight[ids] + bias``. Then ``fixed.bias_encode_s13(value·bias_scale,
     bias_exp)`` (round half up, saturate at 13 bits).
@@ -227,7 +231,7 @@ def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
             )
         import torch
 
-        from hardware.graph_run import host_input_current
+        from hardware.lower.graph_run import host_input_current
 
         value = host_input_current(
             torch.from_numpy(np.array(layer.weight)),

@@ -1,5 +1,5 @@
 """Run a lava-dl netx file with lava-dl's own ``netx.hdf5.Network`` in Lava: the reference an
-imported network (:func:`hardware.from_netx.load_netx`) must equal bit for bit.
+imported network (:func:`hardware.lower.from_netx.load_netx`) must equal bit for bit.
 
 The netx network is built exactly as lava-dl builds it (``Network(net_config, reset_interval=T,
 reset_offset=…)``: ``LIFReset`` per block, offsets staggered by one per block). Inputs: netx's
@@ -10,7 +10,7 @@ on ``net.inp`` (``graded=False``). Samples stream one every T steps. Every block
 go to one :class:`~export.lava.procs.recorder.SpikeRecorder` (through a transpose that reverses
 netx's ``(W, H, C)`` order, so they come back in torch order) and a ``Monitor`` records the output
 neuron's ``v``; both are read back at the logical steps of the imported graph
-(:meth:`export.lava.timing.Timing.logical_indices`, depth from the graph).
+(:meth:`hardware.ir.timing.Timing.logical_indices`, depth from the graph).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 
 from export.lava.errors import LavaInputError
 from export.lava.runner import LavaSession
-from export.lava.timing import Timing
-from hardware.from_netx import netx_metadata
-from hardware.network import LoihiNetwork
+from hardware.ir.network import LoihiNetwork
+from hardware.ir.timing import Timing
+from hardware.lower.from_netx import netx_metadata
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ runtime (:class:`LavaSession`, a context manager), and returns a :class:`LavaRes
 spike trains realigned to logical time by depth (``[T, B, *shape]``, the simulator's layout),
 the readouts' integer input streams and float features. Failures inside Lava (a process model
 raising in its child process, a runtime that does not answer) become :class:`LavaRunError`.
-:func:`compare_to_sim` checks a result against ``hardware.simulate``'s ``SimResult``.
+:func:`compare_to_sim` checks a result against ``hardware.simulate.engine``'s ``SimResult``.
 
 Nothing outlives a run: a signal (:mod:`spikeclip.interrupts`) or any other exception tears the
 runtime down (children killed, shared memory unlinked) before it propagates; Lava's children die
@@ -41,7 +41,7 @@ import psutil
 from export.lava.errors import LavaInputError, LavaLoweringError, LavaRunError
 from export.lava.graph import LavaGraph, to_lava
 from export.lava.procs.recorder.process import unpack_spikes
-from hardware.network import LoihiNetwork
+from hardware.ir.network import LoihiNetwork
 from spikeclip.interrupts import children_die_with_parent, deferred
 
 __all__ = [
@@ -495,7 +495,7 @@ def run_in_lava(
     """Lower ``network`` to Lava, stream the first ``n_samples`` of ``inputs``, return
     ``(features {readout: [B, F]}, spikes {lif: bool [T, B, *shape]})`` (the CLI's entry).
 
-    ``inputs`` as for ``hardware.simulate.simulate``. Raises :class:`LavaLoweringError` for a
+    ``inputs`` as for ``hardware.simulate.engine.simulate``. Raises :class:`LavaLoweringError` for a
     network or inputs that cannot be lowered, :class:`LavaRunError` for a failed run.
     """
     graph = to_lava(network)
@@ -506,7 +506,7 @@ def run_in_lava(
 
 
 def _first(network: LoihiNetwork, inputs: Any, n: int) -> Any:
-    from hardware.layers import SpikeInputLayer
+    from hardware.ir.layers import SpikeInputLayer
 
     if n < 1:
         raise LavaLoweringError("<network>", f"n_samples must be ≥ 1, got {n}")

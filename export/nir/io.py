@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import nir
 
-from export.atomic_dir import FILE_MODE
 from export.nir.errors import MetadataError, NIRFileError
 from export.nir.schema import graph_meta
+from spikeclip.atomic_io import open_atomic
 
 
 def write_nir(
@@ -30,17 +27,8 @@ def write_nir(
     buffer = io.BytesIO()
     opts = level if compression == "gzip" else None
     nir.write(buffer, graph, compression=compression, compression_opts=opts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0o600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with open_atomic(path) as handle:
+        handle.write(buffer.getbuffer())
     return path
 
 

@@ -172,7 +172,7 @@ def record_float_spikes(
 def split_fused_qkv(spikes: Mapping[str, object], suffix: str = ".attn.qkv_lif") -> dict:
     """Rename a deployed network's fused Q|K|V neuron spikes to the model's three neuron layers.
 
-    The lowered network (``hardware.lower_torch``) fuses ``q_lif``, ``k_lif``, ``v_lif`` into
+    The lowered network (``hardware.lower.from_torch``) fuses ``q_lif``, ``k_lif``, ``v_lif`` into
     one ``….attn.qkv_lif`` of shape ``(3·D, h, w)`` (Q, K, V channel blocks in that order). Each
     such entry (``[T, B, 3D, h, w]`` or batch-summed ``[T, 3D, h, w]``) becomes
     ``….attn.q_lif`` / ``k_lif`` / ``v_lif`` of ``(D, h, w)``; other entries pass unchanged.

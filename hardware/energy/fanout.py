@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hardware.energy.errors import EnergyCountError
-from hardware.layers import conv_out_len
+from hardware.ir.layers import conv_out_len
 
 __all__ = ["axis_fanout", "conv_out_len", "spatial_fanout"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from hardware.atomic_io import write_bytes_atomic
 from hardware.energy.report import EnergyReport
+from spikeclip.atomic_io import write_bytes_atomic
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -9,12 +9,9 @@ presets that price the ANN, never one headline number.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from hardware.atomic_io import write_text_atomic
 from hardware.energy.counts import COUNT_FIELDS, LayerCounts
 from hardware.energy.presets import (
     PRESETS,
@@ -287,14 +284,3 @@ def to_json(rep: EnergyReport) -> dict:
         },
         "layers": layers,
     }
-
-
-def write_report(rep: EnergyReport, out_dir: str | Path, stem: str = "energy") -> list[Path]:
-    """Write ``stem.md``, ``stem.json`` and the PNG plots into ``out_dir`` (each atomically)."""
-    from hardware.energy.plots import write_plots
-
-    out = Path(out_dir)
-    md, js = out / f"{stem}.md", out / f"{stem}.json"
-    write_text_atomic(md, to_markdown(rep))
-    write_text_atomic(js, json.dumps(to_json(rep), indent=1, allow_nan=False) + "\n")
-    return [md, js, *write_plots(rep, out, stem)]

@@ -3,5 +3,5 @@
 Modules: `prompts` (class names, templates), `data` (dataset splits), `teachers` (open_clip,
 Hugging Face CLIP, offline MiniLM, small ANN image towers), `feature_cache` (teacher features on
 disk), `loop` (epochs, checkpoints, resume, logs), `stages` (align-text, align-image,
-finetune-teacher, finetune). The console script is `spikeclip.cli_train`.
+finetune-teacher, finetune). The console script is `export.cli.train`.
 """

@@ -1,6 +1,6 @@
 """Data-parallel training under `torchrun`: process group, shards, SyncBatchNorm, DDP routing.
 
-Launch: `torchrun --nproc_per_node N -m spikeclip.cli_train STAGE ...` (or the console script).
+Launch: `torchrun --nproc_per_node N -m export.cli.train STAGE ...` (or the console script).
 torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT; `init_from_env` joins the group
 (gloo for CPU training, nccl when the tensors live on CUDA). Without torchrun everything here is
 a no-op and `current()` is rank 0 of 1.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _paths import TESTS
 
 from spikeclip import checkpoint
 from spikeclip.ann_twin import build_ann_twin
@@ -201,7 +202,7 @@ def test_malicious_pickle_is_refused_and_never_run(tmp_path, how):
 def test_official_code_checkpoint_is_converted_while_loading():
     from spikeclip import official
 
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+    fixture = TESTS / "fixtures" / "official"
     with pytest.warns(official.OfficialConversionNotice, match="converted an official SpikeCLIP"):
         ck = checkpoint.load(fixture / "image_checkpoint.pth.tar", num_heads=2)
     assert ck.format_version == checkpoint.CONVERTED_FORMAT_VERSION == 0
@@ -212,7 +213,7 @@ def test_official_code_checkpoint_is_converted_while_loading():
 
 def test_official_file_without_its_head_count_is_refused():
     """The fixture (2 heads, embed 16) is not the paper's configuration: no default is safe."""
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+    fixture = TESTS / "fixtures" / "official"
     with pytest.raises(ConversionOptionRequired, match=r"num_heads=N.*1, 2, 4, 8, 16") as err:
         checkpoint.load(fixture / "image_checkpoint.pth.tar")
     assert err.value.exit_code == 2

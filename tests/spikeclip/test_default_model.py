@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from _paths import REPO
 
 from spikeclip import checkpoint, evaluate, robustness
 from spikeclip.training import data, presets
 from spikeclip.training.teachers import load_tokenizer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 MODEL = ROOT / "examples" / "spikeclip-digits.pt"
 README = ROOT / "examples" / "README.md"
 RECORD = ROOT / "examples" / "spikeclip-digits.json"

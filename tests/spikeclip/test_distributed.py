@@ -188,7 +188,7 @@ TEXT_CFG = {**CFG.to_dict(), "out_dim": 384, "vocab_size": 30522, "text_len": 16
 def _cli(out: Path, rank: int) -> dict:
     """spikeclip-train under torchrun: --angle-gate refused; align-text trains and rank 0
     alone writes the model and the work folder (72 train sentences, 9 per rank and step)."""
-    from spikeclip import cli_train
+    from export.cli import train as cli_train
 
     cfg = out / f"text_cfg{rank}.json"
     cfg.write_text(json.dumps(TEXT_CFG))

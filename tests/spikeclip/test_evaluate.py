@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
-from spikeclip import SpikeCLIP, SpikeCLIPConfig, checkpoint, cli_eval
+from export.cli import eval as cli_eval
+from spikeclip import SpikeCLIP, SpikeCLIPConfig, checkpoint
 from spikeclip import evaluate as ev
 from spikeclip.neurons import MultiStepLIF
 from spikeclip.training import data

@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from _paths import TESTS
 
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.errors import ModelInputError
 from spikeclip.image_encoder import ImageEncoder, time_weight_init
 from spikeclip.neurons import MultiStepLIF
 
-OFFICIAL = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+OFFICIAL = TESTS / "fixtures" / "official"
 
 
 def test_paper_parameter_count_is_official():

@@ -1,7 +1,7 @@
 """Issue 20, reading the model: every bad model file exits 3 (9 when it does not fit this machine)
 with a message naming the real cause, from `spikeclip-export --target nir` and the loaders.
 
-The export cases run in one child process (`export.cli.main` per file, under an address-space
+The export cases run in one child process (`export.cli.export.main` per file, under an address-space
 limit so a regression cannot eat the shared machine, and, when the tests run as root, without
 the capabilities that let root read a mode-000 file). Each case below failed on the code before
 this change: mode 000 exited 7, a directory was "no such file", flipped bytes and NaN weights
@@ -235,7 +235,7 @@ def test_config_beyond_this_machine_exits_9_before_allocating(exports):
 def test_the_control_file_exports(files, tmp_path):
     """The same child recipe on the untouched file succeeds (the cases above fail for their
     reason, not the recipe's)."""
-    from export import cli
+    from export.cli import export as cli
 
     out = tmp_path / "o"
     assert cli.main([str(files["good"]), "--target", "nir", "--out", str(out), "--quiet"]) == 0
@@ -271,7 +271,7 @@ def test_loader_refuses_the_payload_naming_posix_system(files, case):
 
 
 def test_convert_never_suggests_an_unrestricted_load_for_a_function(files, capsys):
-    from spikeclip.cli_convert import main
+    from export.cli.convert import main
 
     out = files["good"].parent / "converted.pt"
     assert main([str(files["nested_evil"]), "--out", str(out)]) == 3

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _paths import TESTS
 
 from spikeclip import official
 from spikeclip.config import SpikeCLIPConfig
@@ -30,7 +31,7 @@ from spikeclip.errors import (
 )
 from spikeclip.model import SpikeCLIP
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+FIXTURES = TESTS / "fixtures" / "official"
 IMAGE = FIXTURES / "image_checkpoint.pth.tar"
 TEXT = FIXTURES / "text_state_dict.pth"
 FIXTURE_HEADS = 2  # generate.py: vision_encoder(..., num_heads=2, ...)
@@ -329,8 +330,8 @@ def test_mismatch_message_lists_each_kind_in_official_names():
 
 
 def test_cli_writes_a_model_pt_that_loads_and_matches(tmp_path, capsys):
+    from export.cli.convert import main
     from spikeclip import checkpoint
-    from spikeclip.cli_convert import main
 
     out = tmp_path / "model.pt"
     args = [str(IMAGE), str(TEXT), "--out", str(out), "--num-heads", str(FIXTURE_HEADS)]
@@ -357,8 +358,8 @@ def test_cli_writes_a_model_pt_that_loads_and_matches(tmp_path, capsys):
 
 
 def test_cli_image_only_records_the_placeholder_text_tower(tmp_path, capsys):
+    from export.cli.convert import main
     from spikeclip import checkpoint
-    from spikeclip.cli_convert import main
 
     out = tmp_path / "image_only.pt"
     assert main([str(IMAGE), "--out", str(out), "--num-heads", str(FIXTURE_HEADS)]) == 0
@@ -487,7 +488,7 @@ def four_heads(tmp_path_factory):
 
 
 def test_four_head_file_without_num_heads_is_refused_by_convert(four_heads, tmp_path, capsys):
-    from spikeclip.cli_convert import main
+    from export.cli.convert import main
 
     path, _, _ = four_heads
     out = tmp_path / "model.pt"
@@ -501,8 +502,8 @@ def test_four_head_file_without_num_heads_is_refused_by_convert(four_heads, tmp_
 
 
 def test_four_head_file_with_num_heads_gives_the_exact_features(four_heads, tmp_path):
+    from export.cli.convert import main
     from spikeclip import checkpoint
-    from spikeclip.cli_convert import main
 
     path, images, features = four_heads
     out = tmp_path / "model.pt"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
+from _paths import TESTS
 
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.errors import ModelInputError
 from spikeclip.text_encoder import TextEncoder
 
-OFFICIAL = Path(__file__).resolve().parents[1] / "fixtures" / "official"
+OFFICIAL = TESTS / "fixtures" / "official"
 
 
 @pytest.mark.parametrize("T", [1, 4, 6])

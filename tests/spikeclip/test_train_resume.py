@@ -14,8 +14,8 @@ from _train_helpers import (
     student_config,
 )
 
+from export.cli.train import main
 from spikeclip import checkpoint
-from spikeclip.cli_train import main
 from spikeclip.errors import EXIT_INCOMPLETE
 from spikeclip.training import stages
 from spikeclip.training.loop import EpochBatches, LoopConfig

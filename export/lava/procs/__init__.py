@@ -13,6 +13,6 @@ torch: Lava forks its runtime children and torch calls hang there):
 - :mod:`.recorder`: the spike trains of all LIFs in one process, packed for one ``Var.get``
   (``host``; a probe, not part of the model).
 
-Every process has a ``placement`` parameter (one of ``hardware.layers.PLACEMENTS``) and, where
+Every process has a ``placement`` parameter (one of ``hardware.ir.layers.PLACEMENTS``) and, where
 it produces a current, ``latency`` + ``delay`` pipeline steps (:mod:`.pipeline`).
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
-from hardware import fixed
+from hardware.ir import fixed
 
 #: M's entries (0 … N) must fit an unsigned 8-bit weight.
 MAX_TOKENS = (1 << fixed.WEIGHT_BITS) - 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
-from hardware import fixed
+from hardware.ir import fixed
 
 
 def pool_out_hw(

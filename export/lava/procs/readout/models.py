@@ -11,7 +11,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from export.lava.procs.readout.process import HostReadout
-from hardware.readout import decode_readout
+from hardware.ir.readout import decode_readout
 
 
 @implements(proc=HostReadout, protocol=LoihiProtocol)
@@ -42,7 +42,7 @@ class PyHostReadoutModel(PyLoihiProcessModel):
 
     def _decode(self, a: np.ndarray) -> np.ndarray:
         """One sample's ``[T, *in_shape]`` currents → features, by the simulator's own decode
-        (`hardware.readout.decode_readout`, batch-invariant), so the two agree bit for bit."""
+        (`hardware.ir.readout.decode_readout`, batch-invariant), so the two agree bit for bit."""
         p = self.proc_params
         _, features = decode_readout(
             a[:, None],

@@ -12,7 +12,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from export.lava.procs.pipeline import OutputPipeline
 from export.lava.procs.token_linear.process import TokenLinear
-from hardware import fixed
+from hardware.ir import fixed
 
 
 @implements(proc=TokenLinear, protocol=LoihiProtocol)

@@ -5,7 +5,7 @@ Per Lava step, for spikes ``s`` ``(C_in, N)`` (channels × tokens)::
     a[:, n] = (W_grid @ s[:, n]) << weight_exp        (floor shift of the sum, as Lava's Dense)
 
 with ``W_grid`` the weights after Lava's 8-bit clip and ``num_weight_bits`` truncation
-(``hardware.fixed.weight_on_grid_8``: the identity for weights already on the grid). The result
+(``hardware.ir.fixed.weight_on_grid_8``: the identity for weights already on the grid). The result
 is sent ``1 + delay`` steps later: 1 is a synapse's latency (a stock Dense sends at t + 1 what
 it summed at t), ``delay`` (0 … 62) the extra steps of this consumer's copy (DESIGN §4: each
 consumer of the residual stream gets its own delayed replica). The integer semantics equal a
@@ -20,7 +20,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from hardware import fixed
+from hardware.ir import fixed
 
 
 class TokenLinear(AbstractProcess):

@@ -1,0 +1,2 @@
+"""ANN twin → ONNX (checked in onnxruntime) and its MAC count read from the file alone.
+"""

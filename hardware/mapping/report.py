@@ -1,0 +1,246 @@
+"""Mapping report in the shape of Intel's partition table: Markdown and JSON.
+
+Per core group (one row): AxonIn (presynaptic neurons of all incoming edges), Neurons,
+Synapses (dense-equivalent connections), worst-core synaptic memory (bits), delay bits, the
+split (channel slices × tiles), Cores, worst-core utilization % per resource and the binding
+resource; then totals (cores, chips) per scenario, so Loihi 2 results read as ranges. Also
+"what runs where", latency, host↔chip traffic, failures, assumptions and every target number
+with its source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hardware.mapping.mapper import Mapping, ScenarioMapping, summary_dict
+from hardware.mapping.profiles import TargetProfile
+from spikeclip.atomic_io import write_text_atomic
+
+REPORT_FORMAT_VERSION = 1
+BIT_ACCURACY_NOTE = (
+    "Bit-accurate here means bit-exact to Lava 0.10's CPU fixed-point models "
+    "(Loihi-1-style); not verified against Loihi 2 silicon (lava#322, lava#829)."
+)
+_UTIL_COLUMNS = (
+    ("neurons", "Neurons%"),
+    ("input_axons", "AxonIn%"),
+    ("output_axons", "AxonOut%"),
+    ("memory_bits", "SynMem%"),
+    ("neuron_groups", "NeuronGr%"),
+)
+
+
+def _int(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def _range(lo: int | None, hi: int | None) -> str:
+    """`lo` alone when equal, `lo – hi` otherwise; None prints as 'does not fit'."""
+    if hi is None:
+        return f"{_int(lo)} – does not fit"
+    return _int(lo) if lo == hi else f"{_int(lo)} – {_int(hi)}"
+
+
+def _seconds(s: float) -> str:
+    if s >= 1.0:
+        return f"{s:.3g} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} µs"
+
+
+def neuron_lower_bound_chips(mapping: Mapping) -> dict[str, int]:
+    """Chips needed by LIF + relay compartments alone (no synapses, axons, repeaters)."""
+    out = {}
+    for bound, s in mapping.scenarios.items():
+        neurons = sum(g.neurons for g in s.groups if g.kind != "repeater")
+        out[bound] = math.ceil(neurons / (s.limits.neurons * s.limits.cores_per_chip))
+    return out
+
+
+def _cores_by_kind(s: ScenarioMapping) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for g in s.groups:
+        out[g.kind] = out.get(g.kind, 0) + g.cores
+    return out
+
+
+def _partition_table(s: ScenarioMapping) -> list[str]:
+    head = (
+        "| layer | kind | placement | AxonIn | Neurons | Synapses | SynMem/core (bits) | "
+        "delay bits | split C×Ty×Tx | Cores | "
+        + " | ".join(label for _, label in _UTIL_COLUMNS)
+        + " | binding |"
+    )
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for g in s.groups:
+        util = " | ".join(f"{100 * g.utilization[k]:.1f}" for k, _ in _UTIL_COLUMNS)
+        rows.append(
+            f"| {g.name} | {g.kind} | {g.placement} | {_int(g.input_axons)} | {_int(g.neurons)} "
+            f"| {_int(g.synapses)} | {_int(g.demand.memory_bits)} | {g.max_delay_bits} | "
+            f"{g.split.channel_groups}×{g.split.tiles_y}×{g.split.tiles_x} | {_int(g.cores)} | "
+            f"{util} | {g.binding} |"
+        )
+    total_syn = sum(g.synapses for g in s.groups)
+    rows.append(
+        f"| **total** | | | {_int(sum(g.input_axons for g in s.groups))} | "
+        f"{_int(sum(g.neurons for g in s.groups))} | {_int(total_syn)} | | | | "
+        f"**{_int(s.cores)}** | " + " | ".join("" for _ in _UTIL_COLUMNS) + f" | {s.binding} |"
+    )
+    return rows
+
+
+def render_markdown(
+    mapping: Mapping, target: TargetProfile, *, title: str, note: str | None = None
+) -> str:
+    """The report as Markdown (`note`, e.g. "structure only (placeholder weights)", on top)."""
+    lines = [f"# {title}", ""]
+    if note:
+        lines += [f"> **{note}**", ""]
+    lines += [f"> {BIT_ACCURACY_NOTE}", ""]
+    lines += [
+        f"Target `{mapping.target}` (generation `{mapping.generation}`); T = {mapping.T} steps, "
+        f"pipeline depth {mapping.depth} steps.",
+        "",
+        "## Summary",
+        "",
+    ]
+    bounds = list(mapping.scenarios) + [b for b in mapping.failures if b not in mapping.scenarios]
+    lines += ["| | " + " | ".join(bounds) + " |", "|---|" + "---|" * len(bounds)]
+
+    def cell(bound: str, fn: Any) -> str:
+        if bound in mapping.scenarios:
+            return fn(mapping.scenarios[bound])
+        return "does not fit (see below)"
+
+    lower = neuron_lower_bound_chips(mapping)
+    for label, fn in (
+        ("cores", lambda s: _int(s.cores)),
+        ("chips", lambda s: _int(s.chips)),
+        ("binding resource (most cores)", lambda s: s.binding),
+        (
+            "cores per binding resource",
+            lambda s: ", ".join(
+                f"{k}: {v:,}" for k, v in sorted(s.cores_by_binding.items(), key=lambda kv: -kv[1])
+            ),
+        ),
+        ("chips by compartment count alone", lambda s: _int(lower[s.bound])),
+        (
+            "cores by group kind",
+            lambda s: ", ".join(f"{k}: {v:,}" for k, v in _cores_by_kind(s).items()),
+        ),
+        (
+            "largest groups (cores)",
+            lambda s: ", ".join(
+                f"{g.name} {g.cores:,}" for g in sorted(s.groups, key=lambda g: -g.cores)[:4]
+            ),
+        ),
+        ("edges crossing chips", lambda s: _int(s.interchip_edges)),
+        ("time per step", lambda s: _seconds(s.latency.step_s)),
+        ("time per image (T + depth steps)", lambda s: _seconds(s.latency.image_s)),
+        ("images/s streaming", lambda s: f"{s.latency.images_per_s:.3g}"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(cell(b, fn) for b in bounds) + " |")
+    lo, hi = mapping.chips_range()
+    lines += ["", f"**Chips needed: {_range(lo, hi)}.**", ""]
+    lines += [
+        "## What runs where",
+        "",
+        "| placement | ops / image | % ops | neurons | % neurons |",
+        "|---|---|---|---|---|",
+    ]
+    for p in mapping.placement:
+        lines.append(
+            f"| {p.placement} | {_int(p.ops)} | {100 * p.op_fraction:.2f} | {_int(p.neurons)} | "
+            f"{100 * p.neuron_fraction:.2f} |"
+        )
+    lines += [
+        "",
+        "Ops are dense-equivalent (every connection every step, synapse replicas counted); "
+        "relay compartments (graded currents to max-pool/readout) count as `neurocore-L2`.",
+        "",
+        "## Latency",
+        "",
+        f"Assumed spike rate {mapping.spike_rate:g} per neuron per step (latency only).",
+        "",
+        "| | " + " | ".join(mapping.scenarios) + " |",
+        "|---|" + "---|" * len(mapping.scenarios),
+    ]
+    for label, attr in (
+        ("neurocore (slowest core + barrier + hops)", "neurocore_s"),
+        ("embedded x86 (attention, max-pool)", "embedded_s"),
+        ("host (round trips + link)", "host_s"),
+        ("per step", "step_s"),
+        ("per image", "image_s"),
+    ):
+        vals = " | ".join(_seconds(getattr(s.latency, attr)) for s in mapping.scenarios.values())
+        lines.append(f"| {label} | {vals} |")
+    t = mapping.traffic
+    lines += [
+        "",
+        "## Off-neurocore traffic per image",
+        "",
+        "| path | category | bits / image |",
+        "|---|---|---|",
+    ]
+    for cat, bits in t.host_bits.items():
+        lines.append(f"| host ↔ chip | {cat} | {_int(bits)} |")
+    for cat, bits in t.embedded_bits.items():
+        lines.append(f"| neurocore ↔ embedded x86 | {cat} | {_int(bits)} |")
+    lines += [
+        "",
+        f"Per step: {t.host_round_trips_per_step} host exchange(s), "
+        f"{t.embedded_round_trips_per_step} neurocore → x86 → neurocore round trip(s).",
+        "",
+    ]
+    for bound, s in mapping.scenarios.items():
+        lines += [f"## Partition table ({bound})", ""] + _partition_table(s) + [""]
+    if mapping.failures:
+        lines += ["## Design rules that failed", ""]
+        for bound, err in mapping.failures.items():
+            lines.append(f"- {bound}: {err}")
+        lines.append("")
+    lines += ["## Assumptions", ""] + [f"- {a}" for a in mapping.assumptions] + [""]
+    lines += [
+        "## Target numbers and sources",
+        "",
+        "| key | low | high | unit | source |",
+        "|---|---|---|---|---|",
+    ]
+    for key, q in target.quantities.items():
+        lines.append(f"| {key} | {q.low} | {q.high} | {q.unit} | {q.source} |")
+    return "\n".join(lines) + "\n"
+
+
+def report_dict(mapping: Mapping, *, title: str, note: str | None = None) -> dict[str, Any]:
+    """The JSON form: `summary_dict` plus title, note, chips lower bound and format version."""
+    data = summary_dict(mapping)
+    data.update(
+        format_version=REPORT_FORMAT_VERSION,
+        title=title,
+        note=note,
+        bit_accuracy=BIT_ACCURACY_NOTE,
+        chips_by_neurons_alone=neuron_lower_bound_chips(mapping),
+    )
+    return data
+
+
+def write_report(
+    mapping: Mapping,
+    target: TargetProfile,
+    out_dir: str | os.PathLike,
+    *,
+    stem: str = "mapping",
+    title: str = "Mapping report",
+    note: str | None = None,
+) -> tuple[Path, Path]:
+    """Write `<stem>.md` and `<stem>.json` into `out_dir` atomically; returns both paths."""
+    out = Path(out_dir)
+    md, js = out / f"{stem}.md", out / f"{stem}.json"
+    write_text_atomic(md, render_markdown(mapping, target, title=title, note=note))
+    write_text_atomic(js, json.dumps(report_dict(mapping, title=title, note=note), indent=1) + "\n")
+    return md, js
