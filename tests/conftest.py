@@ -47,7 +47,7 @@ torch.use_deterministic_algorithms(True)
 #: slow), bounded example counts, no example database written into the checkout.
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=100,
                           database=None, print_blob=True)
-#: ``HYPOTHESIS_PROFILE=explore pytest tests/hardware/test_fixed_properties.py``: new random
+#: ``HYPOTHESIS_PROFILE=explore pytest tests/hardware/ir/test_fixed_properties.py``: new random
 #: examples, more of them (for a local search; a failure prints its reproduction blob).
 settings.register_profile("explore", deadline=None, max_examples=2000, database=None,
                           print_blob=True)

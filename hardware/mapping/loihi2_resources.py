@@ -304,7 +304,7 @@ class Parameter:
 
 
 def _read_data() -> dict[str, Any]:
-    path = resources.files("hardware") / "targets" / DATA_FILE
+    path = resources.files("hardware.mapping") / "targets" / DATA_FILE
     where = f"hardware/mapping/targets/{DATA_FILE}"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

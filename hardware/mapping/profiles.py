@@ -201,7 +201,7 @@ def parse_quantity(entry: Any, where: str) -> Quantity:
 
 def _read(name: str) -> dict[str, Any]:
     """Read `hardware/mapping/targets/<name>.json` (package data)."""
-    path = resources.files("hardware") / "targets" / f"{name}.json"
+    path = resources.files("hardware.mapping") / "targets" / f"{name}.json"
     if not path.is_file():
         raise TargetProfileError(
             f"{_file(name)}: no such target; known: {', '.join(available_targets())}"
@@ -286,7 +286,7 @@ def available_targets() -> tuple[str, ...]:
     """Names of every profile file shipped in `hardware/mapping/targets/`, sorted (files whose
     `kind` is in `NOT_TARGET_KINDS` are not targets; an unreadable file is listed so that loading it
     reports the error)."""
-    folder = resources.files("hardware") / "targets"
+    folder = resources.files("hardware.mapping") / "targets"
     names = []
     for p in folder.iterdir():
         if not p.name.endswith(".json"):

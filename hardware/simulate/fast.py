@@ -12,7 +12,7 @@ to the int64 reference. No autocast, bf16 or TF32 (checked).
 
 The fixed-point rules are those of :mod:`hardware.ir.fixed` (its constants; one torch mirror per
 rule below, each named after the ``fixed`` function it equals, and tested against it on random
-and edge values in ``tests/hardware/test_simulator_fastpath.py``):
+and edge values in ``tests/hardware/simulate/test_simulator_fastpath.py``):
 
 - ``trunc0(x·keep/4096)`` = ``trunc(x · (keep/4096))``: ``keep/4096`` is dyadic, so the product
   is exact when ``|x|·keep < 2^p`` (p = 24 or 53) — in float32 only for ``keep`` 0 or a power of

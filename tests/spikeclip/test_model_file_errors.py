@@ -37,7 +37,7 @@ CHILD = r"""
 import contextlib, io, json, resource, sys
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from export import cli
+from export.cli import export as cli
 results = {}
 for name, model, out in json.loads(sys.argv[2]):
     err = io.StringIO()

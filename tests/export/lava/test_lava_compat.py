@@ -80,7 +80,7 @@ def test_stale_unpatched_pyc_does_not_win(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(copy_root)!r})
         if sys.argv[1] == "shim":
-            from export import lava_compat
+            from export.lava import compat as lava_compat
             lava_compat.install()
         import lava.magma.compiler.var_model as vm
         assert vm.__file__.startswith({str(copy_root)!r}), vm.__file__
@@ -184,7 +184,7 @@ def test_lava_imports_after_multiprocessing_was_used() -> None:
         """\
         import multiprocessing as mp
         q = mp.Queue(); q.put(1); assert q.get() == 1   # fixes the default context (fork)
-        from export import lava_compat
+        from export.lava import compat as lava_compat
         lava_compat.install()
         import numpy as np
         from lava.magma.core.run_conditions import RunSteps

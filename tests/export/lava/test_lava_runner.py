@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from _paths import REPO
+from _paths import REPO, TESTS
 
 from export.lava import LavaRunError, LavaSession, compare_to_sim, run_in_lava, run_lava, to_lava
 from export.lava.errors import LavaInputError
@@ -231,7 +231,7 @@ KILLED_PARENT = textwrap.dedent(
     """
     import sys, threading, time
     import numpy as np
-    sys.path.insert(0, sys.argv[1])
+    sys.path[:0] = sys.argv[1:3]  # this test's folder, tests/ (helpers)
     from test_lava_runner import _residual
     from export.lava import LavaSession, to_lava
 
@@ -256,7 +256,7 @@ def test_lava_processes_die_when_their_parent_is_sigkilled():
     # paper model) waited forever for a parent that was gone.
     env = dict(os.environ, PYTHONPATH=str(REPO))
     here = str(Path(__file__).parent)
-    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, here],
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, here, str(TESTS)],
                               stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "running"
