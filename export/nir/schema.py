@@ -555,6 +555,20 @@ class TextEmbedding:
         "(ids [B, L] int64; x [B, L*W], the same at every step)"
     )
 
+    def __eq__(self, other: object) -> bool:
+        """Equal tables (values and dtypes) and tokenizer."""
+        if not isinstance(other, TextEmbedding):
+            return NotImplemented
+        return self.tokenizer == other.tokenizer and all(
+            a.dtype == b.dtype and np.array_equal(a, b)
+            for a, b in (
+                (self.token_embedding, other.token_embedding),
+                (self.position_embedding, other.position_embedding),
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: not hashable
+
     def __post_init__(self) -> None:
         tok, pos = self.token_embedding, self.position_embedding
         if tok.ndim != 2 or pos.ndim != 2 or tok.shape[1] != pos.shape[1]:
@@ -587,7 +601,7 @@ class TextEmbedding:
         )
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+@dataclass(frozen=True, kw_only=True)
 class InputEncoding:
     """What the host hands the graph's Input node every step (see the module docstring);
     `embedding` holds the text tables where the graph carries them (standard parts only)."""
