@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.spikeclip-installed
 # they run here with their real run-time needs (listed in setup.cfg) and the import shim in
 # export/lava/compat.py.
 LAVA   := lava-nc==0.10.0 lava-dl==0.6.0
+# sinabs 3.1.3 pins nir<=1.0.4 and requires samna (hardware tools); it imports and its NIR
+# import/export work with nir 1.0.8 and without samna (export/nir/FOREIGN.md), so --no-deps.
+SINABS := sinabs==3.1.3
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -23,6 +26,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --ignore-requires-python $(LAVA)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(SINABS)
 	@touch $(STAMP)
 
 test: $(STAMP)

@@ -2,10 +2,13 @@
 
 - `to_nir(model, tower)` (export/nir/exporter.py; the only part that imports `spikeclip`);
 - `write_nir` / `read_nir` (export/nir/io.py), `from_nir(graph)` (export/nir/from_nir.py);
-- the metadata schema every reader uses (export/nir/schema.py: read its docstring first).
+- the metadata schema every reader uses (export/nir/schema.py: read its docstring first);
+- `standard_parts(model)` / `write_standard_parts(model, folder)` (export/nir/parts.py): the
+  standard-only parts (``text_encoder.nir``, ``image_stem.nir``) that snnTorch, Norse and
+  sinabs import as they are; what foreign exporters write: export/nir/FOREIGN.md.
 
-`to_nir` is loaded lazily so that importing `export.nir`, reading a file and running
-`from_nir` never pull in the model package.
+`to_nir` and the parts are loaded lazily so that importing `export.nir`, reading a file and
+running `from_nir` never pull in the model package.
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ from export.nir.errors import (
 from export.nir.from_nir import NIRExecutor, NIRRun, from_nir
 from export.nir.io import read_nir, write_nir
 
-_LAZY = {"to_nir"}
+_LAZY = {
+    "to_nir": "export.nir.exporter",
+    "standard_parts": "export.nir.parts",
+    "write_standard_parts": "export.nir.parts",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module("export.nir.exporter"), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'export.nir' has no attribute {name!r}")
 
 
@@ -47,6 +54,8 @@ __all__ = [
     "UnsupportedModuleError",
     "from_nir",
     "read_nir",
+    "standard_parts",
     "to_nir",
+    "write_standard_parts",
     "write_nir",
 ]

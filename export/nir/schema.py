@@ -85,8 +85,17 @@ Output decoding (``metadata["spikeclip"]["decodings"][<Output node>]``, `Readout
 
 Input encoding (``metadata["spikeclip"]["encodings"][<Input node>]``, `InputEncoding`)
     What the host does before the graph: image — the CLIP-normalized image (C, H, W); text —
-    ``flatten(token_embedding[ids] + position_embedding)``, i.e. ``TextEncoder.embed`` (the
-    embedding tables stay in the checkpoint; no Flatten node is needed anywhere).
+    ``flatten(token_embedding[ids] + position_embedding)``, i.e. ``TextEncoder.embed`` (no
+    Flatten node is needed anywhere). ``model.nir`` leaves the tables in the checkpoint; the
+    standalone ``text_encoder.nir`` (`export.nir.parts`) carries them under
+    ``encodings["input"]["embedding"]`` (`TextEmbedding`: ``token_embedding`` [V, W],
+    ``position_embedding`` [L, W] in the model's dtype, ``rule``, ``tokenizer``).
+
+Standard parts (`export.nir.parts`; files ``text_encoder.nir`` and ``image_stem.nir``)
+    Graphs cut from the above that hold standard nodes only (Input, Affine, Conv2d, LIF,
+    Output), for foreign importers: the same discretization record, no extensions, an Input
+    named ``input`` and an Output named ``output``; decodings/encodings re-keyed to them.
+    Importer conventions and quirks (snnTorch, Norse, sinabs): ``export/nir/FOREIGN.md``.
 
 Node names (module paths below the SpikeCLIP root; P = a block's ``attn``/``mlp`` path)
     ``image_encoder.input`` (Input) → ``image_encoder.encode`` (static_input) →
@@ -162,12 +171,15 @@ def _norm_float(value: Any, key: str) -> float:
     return float(value)
 
 
-def _norm_array(value: Any, key: str, ndim: int | None = None) -> np.ndarray:
+def _norm_array(
+    value: Any, key: str, ndim: int | None = None, dtype: type | None = np.float64
+) -> np.ndarray:
+    """A numeric array (of `ndim` dimensions if given) as `dtype` (None: dtype kept)."""
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
         raise MetadataError(key, f"expected a numeric array, got {type(value).__name__}")
     if ndim is not None and value.ndim != ndim:
         raise MetadataError(key, f"expected {ndim} dimension(s), got shape {value.shape}")
-    return np.asarray(value, dtype=np.float64)
+    return np.asarray(value, dtype=dtype)
 
 
 def _norm_json(value: Any, key: str) -> Any:
@@ -525,25 +537,98 @@ class ReadoutDecoding:
         )
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TextEmbedding:
+    """The text tower's host-side embedding, stored with a standard part (`export.nir.parts`).
+
+    token_embedding: [V, W] and position_embedding: [L, W], in the model's dtype (float32: sum
+    in that dtype to reproduce the model bit for bit); tokenizer: the spec of the tokenizer that
+    makes the ids (e.g. "minilm"; "" when unknown). The Input receives, at every step,
+    ``x[b, l·W + w] = token_embedding[ids[b, l], w] + position_embedding[l, w]`` (`RULE`).
+    """
+
+    token_embedding: np.ndarray
+    position_embedding: np.ndarray
+    tokenizer: str = ""
+    RULE: ClassVar[str] = (
+        "x[b, l*W + w] = token_embedding[ids[b, l], w] + position_embedding[l, w] "
+        "(ids [B, L] int64; x [B, L*W], the same at every step)"
+    )
+
+    def __eq__(self, other: object) -> bool:
+        """Equal tables (values and dtypes) and tokenizer."""
+        if not isinstance(other, TextEmbedding):
+            return NotImplemented
+        return self.tokenizer == other.tokenizer and all(
+            a.dtype == b.dtype and np.array_equal(a, b)
+            for a, b in (
+                (self.token_embedding, other.token_embedding),
+                (self.position_embedding, other.position_embedding),
+            )
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: not hashable
+
+    def __post_init__(self) -> None:
+        tok, pos = self.token_embedding, self.position_embedding
+        if tok.ndim != 2 or pos.ndim != 2 or tok.shape[1] != pos.shape[1]:
+            raise MetadataError(
+                "embedding", f"tables must be [V, W] and [L, W], got {tok.shape} and {pos.shape}"
+            )
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Writable dict: both tables (dtype kept), the rule, the tokenizer if known."""
+        md: dict[str, Any] = {
+            "token_embedding": np.asarray(self.token_embedding),
+            "position_embedding": np.asarray(self.position_embedding),
+            "rule": self.RULE,
+        }
+        if self.tokenizer:
+            md["tokenizer"] = self.tokenizer
+        return md
+
+    @classmethod
+    def from_metadata(cls, md: Mapping[str, Any], where: str) -> TextEmbedding:
+        """Inverse of `to_metadata` (the tables keep their stored dtype)."""
+        tables = {
+            key: _norm_array(_get(md, key, where), f"{where}.{key}", ndim=2, dtype=None)
+            for key in ("token_embedding", "position_embedding")
+        }
+        tokenizer = md.get("tokenizer")
+        return cls(
+            **tables,
+            tokenizer="" if tokenizer is None else _norm_str(tokenizer, f"{where}.tokenizer"),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class InputEncoding:
-    """What the host hands the graph's Input node every step (see the module docstring)."""
+    """What the host hands the graph's Input node every step (see the module docstring);
+    `embedding` holds the text tables where the graph carries them (standard parts only)."""
 
     input: str
     feature: str
     preprocessing: str
+    embedding: TextEmbedding | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """Writable dict."""
-        return {"feature": self.feature, "preprocessing": self.preprocessing}
+        md: dict[str, Any] = {"feature": self.feature, "preprocessing": self.preprocessing}
+        if self.embedding is not None:
+            md["embedding"] = self.embedding.to_metadata()
+        return md
 
     @classmethod
     def from_metadata(cls, name: str, md: Mapping[str, Any], where: str) -> InputEncoding:
         """Inverse of `to_metadata`."""
+        embedding = md.get("embedding")
         return cls(
             input=name,
             feature=_norm_str(_get(md, "feature", where), f"{where}.feature"),
             preprocessing=_norm_str(_get(md, "preprocessing", where), f"{where}.preprocessing"),
+            embedding=None
+            if embedding is None
+            else TextEmbedding.from_metadata(embedding, f"{where}.embedding"),
         )
 
 

@@ -24,6 +24,7 @@ from export.nir.schema import (
     MaxPoolSpec,
     ReadoutDecoding,
     StaticInputSpec,
+    TextEmbedding,
     extension_spec,
     graph_meta,
     make_extension_node,
@@ -68,6 +69,27 @@ def test_graph_meta_round_trips_through_nir_files(tmp_path: Path) -> None:
     (dec,) = back.decodings
     assert dec.head_weight is None and dec.head_bias is None and dec.token_axes == ()
     assert np.array_equal(dec.time_weights, [0.5, -1.0, 2.0])
+
+
+def test_text_embedding_round_trips_with_its_dtype(tmp_path: Path) -> None:
+    tok = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
+    pos = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    emb = TextEmbedding(token_embedding=tok, position_embedding=pos, tokenizer="minilm")
+    meta = GraphMeta(
+        discretization=Discretization(timesteps=2),
+        extensions=(),
+        encodings=(InputEncoding(input="i", feature="text", preprocessing="p", embedding=emb),),
+    )
+    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.eye(2), bias=np.zeros(2)))
+    graph.metadata = {GRAPH_KEY: meta.to_metadata()}
+    nir.write(tmp_path / "t.nir", graph)
+    (back,) = graph_meta(nir.read(tmp_path / "t.nir")).encodings
+    assert back == meta.encodings[0]
+    assert back.embedding.token_embedding.dtype == np.float32  # not widened to float64
+    assert back.embedding != TextEmbedding(token_embedding=tok.astype(np.float64),
+                                           position_embedding=pos, tokenizer="minilm")
+    with pytest.raises(MetadataError, match="tables must be"):
+        TextEmbedding(token_embedding=tok, position_embedding=pos[:, :2])
 
 
 @pytest.mark.parametrize(

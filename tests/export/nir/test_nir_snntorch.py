@@ -1,9 +1,8 @@
 """snnTorch interop: the standard parts (text tower; tokenizer stem up to its first max-pool),
-imported with ``snntorch.import_nir`` (dt = 1e-4 pinned), spike like our executor."""
+imported with ``snntorch.import_nir`` (dt = 1e-4 pinned), spike like our executor (the parts as
+files and the other importers: test_nir_parts.py)."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 import nir
 import numpy as np
@@ -12,13 +11,9 @@ import torch
 from test_nir_twin import inputs_for, lively
 
 from export.nir import GraphStructureError, from_nir, to_nir
+from export.nir.parts import cut_part
 from export.nir.schema import GRAPH_KEY
-from export.nir.snntorch_interop import (
-    compare_with_executor,
-    import_snntorch,
-    run_snntorch,
-    standard_part,
-)
+from export.nir.snntorch_interop import compare_with_executor, import_snntorch, run_snntorch
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.model import SpikeCLIP
 
@@ -34,29 +29,10 @@ def tiny():
     return to_nir(model, "both"), images, model.text_encoder.embed(ids).detach()
 
 
-def test_standard_parts_hold_only_standard_nodes(tiny) -> None:
-    graph, _, _ = tiny
-    text = standard_part(graph, "text")
-    assert Counter(type(n).__name__ for n in text.nodes.values()) == {
-        "Input": 1,
-        "LIF": 2,
-        "Affine": 2,
-        "Output": 1,
-    }
-    stem = standard_part(graph, "stem")
-    assert Counter(type(n).__name__ for n in stem.nodes.values()) == {
-        "Input": 1,
-        "Conv2d": 3,
-        "LIF": 2,
-        "Output": 1,
-    }
-    assert tuple(stem.nodes["output"].output_type["output"]) == (8, 16, 16)  # conv2, pre-pool
-
-
-@pytest.mark.parametrize("part", ["text", "stem"])
+@pytest.mark.parametrize("part", ["text_encoder", "image_stem"])
 def test_snntorch_spikes_equal_ours(tiny, part: str) -> None:
     graph, images, embedded = tiny
-    x = embedded if part == "text" else images
+    x = embedded if part == "text_encoder" else images
     report = compare_with_executor(graph, part, x)
     assert len(report) == 2
     for row in report:
@@ -67,13 +43,13 @@ def test_snntorch_spikes_equal_ours(tiny, part: str) -> None:
     assert sum(r.differ for r in report) == 0  # measured: none on these inputs
 
 
-@pytest.mark.parametrize("part", ["text", "stem"])
+@pytest.mark.parametrize("part", ["text_encoder", "image_stem"])
 def test_snntorch_output_currents_match_within_float32(tiny, part: str) -> None:
     graph, images, embedded = tiny
-    x = embedded if part == "text" else images
-    sub = standard_part(graph, part)
+    x = embedded if part == "text_encoder" else images
+    sub = cut_part(graph, part)
     ours = from_nir(sub)(x.double()).outputs["output"]
-    theirs, spikes = run_snntorch(import_snntorch(standard_part(graph, part)), x.float(), 4)
+    theirs, spikes = run_snntorch(import_snntorch(cut_part(graph, part)), x.float(), 4)
     assert spikes and all(s.sum() > 0 for s in spikes.values())
     scale = ours.abs().max().item()
     assert scale > 0
@@ -83,7 +59,7 @@ def test_snntorch_output_currents_match_within_float32(tiny, part: str) -> None:
 def test_affine_bias_reaches_snntorch(tiny) -> None:
     """nirtorch 2.6's default Affine map drops the bias; snnTorch's own map must not."""
     graph, _, _ = tiny
-    net = import_snntorch(standard_part(graph, "text"))
+    net = import_snntorch(cut_part(graph, "text_encoder"))
     bias = graph.nodes["text_encoder.fc1"].bias
     assert np.abs(bias).max() > 0
     assert torch.equal(net.text_encoder_fc1.bias.detach(), torch.as_tensor(bias).float())
@@ -91,7 +67,7 @@ def test_affine_bias_reaches_snntorch(tiny) -> None:
 
 def test_other_dt_is_refused(tiny) -> None:
     graph, _, _ = tiny
-    sub = standard_part(graph, "text")
+    sub = cut_part(graph, "text_encoder")
     sub.metadata[GRAPH_KEY]["discretization"]["dt"] = 1e-3
     with pytest.raises(GraphStructureError, match="hard-codes dt"):
         import_snntorch(sub)
