@@ -6,18 +6,23 @@ value or raise :class:`argparse.ArgumentTypeError`, which argparse reports as
 :mod:`spikeclip.errors`), before anything is loaded or written. Floats must be finite.
 
 :class:`HelpFormatter` keeps the line breaks of descriptions and epilogs (target tables, exit
-codes) and appends ``(default: X)`` to every option that has a default worth showing.
+codes) and appends ``(default: X)`` to every option that has a default worth showing;
+:func:`help_epilog` ends every command's ``--help`` the same way: what it writes, the exit codes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from spikeclip.errors import exit_codes_epilog
+
 __all__ = [
     "HelpFormatter",
+    "help_epilog",
     "nonnegative_float",
     "nonnegative_int",
     "positive_float",
@@ -116,3 +121,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             shown = str(default)
         shown = shown.replace("%", "%%") if shown else "''"
         return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+HELP_WIDTH = 79
+"""Columns the ``--help`` paragraphs are filled to."""
+
+
+def help_epilog(*, writes: str, examples: str = "", note: str = "") -> str:
+    """The end of every command's ``--help``: ``examples`` (as given), ``writes:`` and what the
+    command writes (filled), the exit-code table (:func:`spikeclip.errors.exit_codes_epilog`)
+    and a closing ``note`` (filled)."""
+    parts = [examples.rstrip("\n")] if examples else []
+    parts.append("writes:\n" + textwrap.fill(writes, HELP_WIDTH, initial_indent="  ",
+                                             subsequent_indent="  "))
+    parts.append(exit_codes_epilog())
+    if note:
+        parts.append(textwrap.fill(note, HELP_WIDTH))
+    return "\n\n".join(parts)

@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from export.cli.args import HelpFormatter, output_path, positive_int
+from export.cli.args import HelpFormatter, help_epilog, output_path, positive_int
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import (
     ExportContext,
@@ -32,11 +32,19 @@ from export.cli.stages import (
 )
 from hardware.energy.presets import PRESETS
 from spikeclip.atomic_io import write_text_atomic
-from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.errors import SpikeCLIPError
 from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
 
 #: ``manifest.json`` of an energy folder: what marks it as this tool's (it may be replaced).
 MANIFEST_FORMAT = "spikeclip-energy"
+
+WRITES = (
+    "one folder, --out, written atomically: energy.md, energy.json, energy_per_layer.png, "
+    "energy_firing_rate.png, ann_twin.onnx (unless --no-onnx), network.npz and "
+    "quantization.md/json (with --data), and manifest.json (every file written with its "
+    "sha256). An existing folder is replaced only if this tool wrote it and it holds nothing "
+    "else."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="spikeclip-energy",
         description="Energy report of a SpikeCLIP image tower (structure only: dense upper "
         "bound; measured activity comes with the simulator).",
-        epilog=exit_codes_epilog(),
+        epilog=help_epilog(writes=WRITES),
         formatter_class=HelpFormatter,
     )
     p.add_argument("model", type=Path, help="model.pt checkpoint")

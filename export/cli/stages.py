@@ -8,7 +8,6 @@ target (:data:`TARGETS`). The CLI (:mod:`export.cli.export`) runs them in order.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import platform
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from export.cli.checks import (
     lava_skipped,
     lava_verdict,
 )
+from export.cli.output_dir import sha256_file
 from hardware.energy.report import EnergyReport
 from hardware.ir.network import LoihiNetwork
 from hardware.quantize.record import QuantRecord
@@ -113,18 +113,10 @@ class Stage:
     targets: frozenset[str]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def stage_load(ctx: ExportContext) -> str:
     """Load the checkpoint safely (weights_only)."""
     ctx.checkpoint = load(ctx.options.model_path)
-    ctx.checkpoint_sha256 = _sha256(ctx.options.model_path)
+    ctx.checkpoint_sha256 = sha256_file(ctx.options.model_path)
     cfg = ctx.checkpoint.config
     n_params = sum(p.numel() for p in ctx.checkpoint.model.image_encoder.parameters())
     return (
