@@ -43,7 +43,7 @@ from pathlib import Path
 
 from spikeclip.atomic_io import FILE_MODE, write_text_atomic
 from spikeclip.errors import UsageError
-from spikeclip.interrupts import deferred
+from spikeclip.interrupts import deferred, pid_alive
 from spikeclip.outputs import as_output_error, refuse_destination, write_errors
 
 DIR_MODE = 0o755  # mkdtemp creates 0o700
@@ -148,16 +148,6 @@ def _refuse_existing(destination: Path, shown: str) -> None:
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, someone else's
-    return True
-
-
 class _DestinationLock:
     """``fcntl.flock`` on ``.<name>.lock`` beside the destination; the file holds the pid."""
 
@@ -230,7 +220,7 @@ def _remove_stale(destination: Path) -> list[Path]:
         if not match or entry.is_symlink() or not entry.is_dir():
             continue
         pid = int(match["pid"])
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         if match["kind"] == "old" and not destination.exists():
             os.rename(entry, destination)
