@@ -7,9 +7,9 @@
    if it is empty, ``/``, the current or home folder, an input or a folder holding one
    (:func:`spikeclip.outputs.refuse_destination`), a link, a file, or an existing folder that
    this project did not write exactly as it is: its ``manifest.json`` must say this project
-   wrote it (``"format"`` in :data:`OWNED_FORMATS`) and list every file in it (``"files"``:
-   relative path → bytes and sha256), and the folder must hold nothing else, nothing changed
-   (a file a user added or edited there is named in the refusal).
+   wrote it (``"format"`` in :data:`OWNED_FORMATS`) and list every file and folder in it
+   (``"files"``: relative path → bytes and sha256; ``"folders"``), and the folder must hold
+   nothing else, nothing changed (a file a user added or edited there is named in the refusal).
 2. One lock per destination: ``fcntl.flock`` on the sibling ``.<name>.lock``, which holds the
    holder's pid. A second run for the same destination exits 2 at once, naming that pid.
 3. Under the lock, staging folders (``.<name>.<pid>.<random>.staging``) left by a run that is
@@ -90,18 +90,20 @@ def sha256_file(path: Path) -> str:
 
 
 def record_files(folder: Path) -> None:
-    """List every file under ``folder`` in its owned ``manifest.json`` (``"files"``: relative
-    path → ``{"bytes", "sha256"}``, the manifest itself excepted); a folder without one is
-    left as it is (nothing will mark it as replaceable)."""
+    """List what is under ``folder`` in its owned ``manifest.json``: ``"files"`` (relative path
+    → ``{"bytes", "sha256"}``, the manifest itself excepted) and ``"folders"`` (relative
+    paths); a folder without such a manifest is left as it is (nothing marks it replaceable)."""
     manifest = _owned_manifest(folder)
     if manifest is None:
         return
-    files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+    files, folders = {}, []
+    for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()
-        if name != MANIFEST:
+        if path.is_dir() and not path.is_symlink():
+            folders.append(name)
+        elif path.is_file() and not path.is_symlink() and name != MANIFEST:
             files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-    manifest["files"] = files
+    manifest["files"], manifest["folders"] = files, folders
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
@@ -109,14 +111,13 @@ def foreign_entry(folder: Path, manifest: dict) -> str | None:
     """The first entry of ``folder`` (sorted relative path, with why) that its ``manifest``
     does not list as written by this project: an added file, folder or link, or a listed file
     whose size or sha256 changed; None when it holds only what the manifest lists."""
-    files = manifest.get("files")
-    if not isinstance(files, dict):
+    files, folders = manifest.get("files"), manifest.get("folders")
+    if not isinstance(files, dict) or not isinstance(folders, list):
         return f"{MANIFEST} lists no files (written by an older version of this tool)"
-    parents = {parent.as_posix() for name in files for parent in Path(name).parents}
     for path in sorted(folder.rglob("*")):
         name = path.relative_to(folder).as_posix()
         entry = files.get(name)
-        if name == MANIFEST or (path.is_dir() and not path.is_symlink() and name in parents):
+        if name == MANIFEST or (path.is_dir() and not path.is_symlink() and name in folders):
             continue
         if path.is_symlink() or not path.is_file() or not isinstance(entry, dict):
             return f"{name} was not written by this tool"

@@ -97,16 +97,19 @@ def test_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path: Path) -
 
 
 def _export(out: Path) -> None:
-    """A folder as this project writes it: two files (one in a subfolder) and its manifest."""
+    """A folder as this project writes it: two files (one in a subfolder), an empty folder and
+    its manifest."""
     with atomic_directory(out) as staging:
         write_text_atomic(staging / "v.txt", "1")
         (staging / "sub").mkdir()
+        (staging / "none").mkdir()
         write_text_atomic(staging / "sub" / "w.txt", "22")
         _manifest(staging)
 
 
 def test_the_manifest_lists_every_file_written(tmp_path: Path) -> None:
     _export(tmp_path / "run")
+    _export(tmp_path / "run")  # unchanged: replaced (also the empty folder it wrote)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest == {
         "format": "spikeclip-export",
@@ -114,6 +117,7 @@ def test_the_manifest_lists_every_file_written(tmp_path: Path) -> None:
             "sub/w.txt": {"bytes": 2, "sha256": hashlib.sha256(b"22").hexdigest()},
             "v.txt": {"bytes": 1, "sha256": hashlib.sha256(b"1").hexdigest()},
         },
+        "folders": ["none", "sub"],
     }
 
 
@@ -124,10 +128,12 @@ def test_the_manifest_lists_every_file_written(tmp_path: Path) -> None:
         (lambda out: (out / "sub" / "deep.txt").write_text("x"), "sub/deep.txt was not written"),
         (lambda out: (out / "empty").mkdir(), "empty was not written"),
         (lambda out: (out / "link").symlink_to(out / "v.txt"), "link was not written"),
+        (lambda out: (out / "none" / "x").write_text("x"), "none/x was not written"),
         (lambda out: (out / "v.txt").write_text("2"), "v.txt was changed since this tool"),
         (lambda out: (out / "sub" / "w.txt").write_text("33"), "sub/w.txt was changed"),
     ],
-    ids=["added-file", "added-in-subfolder", "added-folder", "added-link", "edited", "edited-deep"],
+    ids=["added-file", "added-in-subfolder", "added-folder", "added-link", "added-in-empty",
+         "edited", "edited-deep"],
 )
 def test_a_previous_export_holding_anything_else_is_refused_naming_it(
     tmp_path: Path, change, named: str
