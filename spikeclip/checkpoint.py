@@ -120,28 +120,13 @@ def load(
     payload = read_torch_file(path, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         return _from_foreign(path, payload, num_heads=num_heads, img_size=img_size)
-    version = payload.get("format_version")
-    if (
-        not isinstance(version, int)
-        or isinstance(version, bool)
-        or version not in SUPPORTED_VERSIONS
-    ):
-        raise UnknownFormatVersion(
-            path,
-            f"format version {version!r} is not one of {SUPPORTED_VERSIONS} "
-            "(written by another version of this toolchain?)",
-        )
+    version = _format_version(path, payload)
     try:
         config = SpikeCLIPConfig.from_dict(payload.get("config"))
     except ConfigError as err:
         raise InvalidCheckpointContent(path, f"bad config: {err}") from err
     _check_keywords(path, config, num_heads=num_heads, img_size=img_size)
-    state = payload.get("state_dict")
-    if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise InvalidCheckpointContent(path, "state_dict must map str to tensors")
-    check_finite(state, path)
+    state = _state_dict(path, payload)
     check_memory(estimate_memory(config), what=f"{path}: building its model")
     model = SpikeCLIP(config)
     _check_fits(path, model, state)
@@ -163,6 +148,34 @@ def load(
         metadata=metadata,
         format_version=version,
     )
+
+
+def _format_version(path: Path, payload: dict) -> int:
+    """The payload's format version; `UnknownFormatVersion` unless it is supported."""
+    version = payload.get("format_version")
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or version not in SUPPORTED_VERSIONS
+    ):
+        raise UnknownFormatVersion(
+            path,
+            f"format version {version!r} is not one of {SUPPORTED_VERSIONS} "
+            "(written by another version of this toolchain?)",
+        )
+    return version
+
+
+def _state_dict(path: Path, payload: dict) -> dict[str, torch.Tensor]:
+    """The stored state dict: str → finite tensors (else `InvalidCheckpointContent` or
+    `NonFiniteTensor` naming the tensor)."""
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise InvalidCheckpointContent(path, "state_dict must map str to tensors")
+    check_finite(state, path)
+    return state
 
 
 def _check_keywords(

@@ -148,6 +148,18 @@ def children_die_with_parent() -> Iterator[None]:
         _STATE.guard_children -= 1
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists (also another user's: ``kill(pid, 0)`` is then
+    refused with EPERM). A pid the system reused for another process counts as alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _watch_parent(parent: int) -> None:
     """In a forked child: SIGKILL this process once ``parent`` is no longer its parent."""
     while os.getppid() == parent:

@@ -43,6 +43,7 @@ image activation bytes per sample (T = 4).
 from __future__ import annotations
 
 import resource
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,15 +128,28 @@ class AvailableMemory:
         return "available system memory"
 
 
-def estimate_memory(config: SpikeCLIPConfig, batch: int = 1) -> MemoryEstimate:
-    """The `MemoryEstimate` of a SpikeCLIP built from `config`, counting `batch` samples (≥ 0)."""
+TOWERS = ("image", "text")
+"""The towers whose activations `estimate_memory` can count."""
+
+
+def estimate_memory(
+    config: SpikeCLIPConfig, batch: int = 1, *, towers: Collection[str] = TOWERS
+) -> MemoryEstimate:
+    """The `MemoryEstimate` of a SpikeCLIP built from `config`, counting `batch` samples (≥ 0)
+    through each of `towers` (a training stage that runs one tower passes only that one: the
+    other's activation bytes are then 0; the parameters of both are always counted)."""
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 0:
         raise ValueError(f"batch must be an int >= 0, got {batch!r}")
+    unknown = set(towers) - set(TOWERS)
+    if unknown:
+        raise ValueError(f"towers must be among {TOWERS}, got {sorted(unknown)}")
     return MemoryEstimate(
         image_parameter_bytes=_image_parameter_bytes(config),
         text_parameter_bytes=_text_parameter_bytes(config),
-        image_activation_bytes=FLOAT_BYTES * _image_activation_values(config),
-        text_activation_bytes=FLOAT_BYTES * _text_activation_values(config),
+        image_activation_bytes=FLOAT_BYTES * _image_activation_values(config)
+        if "image" in towers else 0,
+        text_activation_bytes=FLOAT_BYTES * _text_activation_values(config)
+        if "text" in towers else 0,
         batch=batch,
     )
 
@@ -157,7 +171,7 @@ def check_memory(
     available = available if available is not None else available_memory()
     if estimate.total_bytes <= available.bytes:
         return
-    samples = "one image and one prompt" if estimate.batch == 1 else f"{estimate.batch} samples"
+    samples = _samples(estimate)
     raise InsufficientMemoryError(
         f"{what}: needs about {format_bytes(estimate.total_bytes)} at float32 "
         f"({format_bytes(estimate.parameter_bytes)} of parameters + "
@@ -165,6 +179,17 @@ def check_memory(
         f"for {samples}), but only {format_bytes(available.bytes)} is available "
         f"({available.source}); refused before allocating"
     )
+
+
+def _samples(estimate: MemoryEstimate) -> str:
+    """What the activation bytes of `estimate` are for, in words."""
+    ran = [name for name, n in (("image", estimate.image_activation_bytes),
+                                ("prompt", estimate.text_activation_bytes)) if n]
+    if not ran:
+        return "no samples"
+    if estimate.batch == 1:
+        return " and ".join(f"one {name}" for name in ran)
+    return f"{estimate.batch} " + " and ".join(f"{name}s" for name in ran)
 
 
 def format_bytes(n: int) -> str:

@@ -567,9 +567,37 @@ def convert(
         by_kind[t.tower] = t
     if not by_kind:
         raise ValueError("convert() needs at least one official tower")
-    notes: list[str] = []
-    fields: dict[str, Any] = {}
     image, text = by_kind.get("image"), by_kind.get("text")
+    fields, notes = _config_fields(image, text, num_heads=num_heads, img_size=img_size)
+    try:
+        config = SpikeCLIPConfig(**fields)
+    except ConfigError as err:  # the file's own fields were validated: the options do not fit
+        where = image.path if image is not None else text.path
+        raise ConfigError(f"{where}: the given num_heads/img_size do not fit: {err}") from err
+    sources = {t.tower: str(t.path) for t in by_kind.values()}
+    check_memory(
+        estimate_memory(config),
+        what=f"{' + '.join(sources.values())}: building the converted model",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = SpikeCLIP(config)
+    for t in (image, text):
+        if t is not None:
+            module = model.image_encoder if t.tower == "image" else model.text_encoder
+            module.load_state_dict(map_state(t, module.state_dict()), strict=True)
+    model.eval()
+    return Conversion(model=model, config=config, notes=tuple(notes), sources=sources)
+
+
+def _config_fields(
+    image: OfficialTower | None, text: OfficialTower | None, *, num_heads: int | None,
+    img_size: int | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """`SpikeCLIPConfig` fields of the given towers (a placeholder for a missing one) and the
+    notes on what was assumed; `OfficialLayoutMismatch` when the towers' T or width differ."""
+    fields: dict[str, Any] = {}
+    notes: list[str] = []
     if image is not None:
         f, n = infer_image_fields(image, num_heads=num_heads, img_size=img_size)
         fields.update(f)
@@ -594,26 +622,7 @@ def convert(
             "no text encoder given: the text tower is a 1-token placeholder (zero-shot class "
             "vectors need the official Language_Encoder checkpoint too)"
         )
-    try:
-        config = SpikeCLIPConfig(**fields)
-    except ConfigError as err:  # the file's own fields were validated: the options do not fit
-        where = image.path if image is not None else text.path
-        raise ConfigError(f"{where}: the given num_heads/img_size do not fit: {err}") from err
-    sources = {t.tower: str(t.path) for t in by_kind.values()}
-    check_memory(
-        estimate_memory(config),
-        what=f"{' + '.join(sources.values())}: building the converted model",
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = SpikeCLIP(config)
-    for t in (image, text):
-        if t is None:
-            continue
-        module = model.image_encoder if t.tower == "image" else model.text_encoder
-        module.load_state_dict(map_state(t, module.state_dict()), strict=True)
-    model.eval()
-    return Conversion(model=model, config=config, notes=tuple(notes), sources=sources)
+    return fields, notes
 
 
 def convert_files(

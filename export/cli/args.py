@@ -6,18 +6,24 @@ value or raise :class:`argparse.ArgumentTypeError`, which argparse reports as
 :mod:`spikeclip.errors`), before anything is loaded or written. Floats must be finite.
 
 :class:`HelpFormatter` keeps the line breaks of descriptions and epilogs (target tables, exit
-codes) and appends ``(default: X)`` to every option that has a default worth showing.
+codes) and appends ``(default: X)`` to every option that has a default worth showing;
+:func:`help_epilog` ends every command's ``--help`` the same way: what it writes, the exit codes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from spikeclip.errors import exit_codes_epilog
 
 __all__ = [
     "HelpFormatter",
+    "help_epilog",
     "nonnegative_float",
     "nonnegative_int",
     "positive_float",
@@ -51,44 +57,39 @@ def output_path(text: str) -> Path:
     return Path(text)
 
 
-def positive_int(text: str) -> int:
-    """An integer ≥ 1 (a count of samples, steps, images, threads, heads, pixels …)."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (≥ 1), got {value}")
-    return value
+def _checked(
+    parse: Callable[[str], Any], accept: Callable[[Any], bool], rule: str, name: str, doc: str
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``parse(text)``, then ArgumentTypeError "must be <rule>, got
+    <value>" unless ``accept(value)``."""
+
+    def value_type(text: str) -> Any:
+        value = parse(text)
+        if not accept(value):
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {shown}")
+        return value
+
+    value_type.__name__ = value_type.__qualname__ = name
+    value_type.__doc__ = doc
+    return value_type
 
 
-def nonnegative_int(text: str) -> int:
-    """An integer ≥ 0 (a count where 0 means "none": ``--run-lava 0`` skips Lava; a seed)."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer (≥ 0), got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (a learning rate, a temperature, a scale)."""
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number (> 0), got {value:g}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """A finite number ≥ 0 (a weight, a decay, a tolerance in percentage points)."""
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number (≥ 0), got {value:g}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A fraction in [0, 1] (e.g. a required prediction agreement: 0.99 = 99 %)."""
-    value = _float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {value:g}")
-    return value
+positive_int: Callable[[str], int] = _checked(
+    _int, lambda v: v >= 1, "a positive integer (≥ 1)", "positive_int",
+    "An integer ≥ 1 (a count of samples, steps, images, threads, heads, pixels …).")
+nonnegative_int: Callable[[str], int] = _checked(
+    _int, lambda v: v >= 0, "a non-negative integer (≥ 0)", "nonnegative_int",
+    'An integer ≥ 0 (a count where 0 means "none": ``--run-lava 0`` skips Lava; a seed).')
+positive_float: Callable[[str], float] = _checked(
+    _float, lambda v: v > 0, "a positive number (> 0)", "positive_float",
+    "A finite number > 0 (a learning rate, a temperature, a scale).")
+nonnegative_float: Callable[[str], float] = _checked(
+    _float, lambda v: v >= 0, "a non-negative number (≥ 0)", "nonnegative_float",
+    "A finite number ≥ 0 (a weight, a decay, a tolerance in percentage points).")
+probability: Callable[[str], float] = _checked(
+    _float, lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1", "probability",
+    "A fraction in [0, 1] (e.g. a required prediction agreement: 0.99 = 99 %).")  # fmt: skip
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -116,3 +117,20 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             shown = str(default)
         shown = shown.replace("%", "%%") if shown else "''"
         return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+HELP_WIDTH = 79
+"""Columns the ``--help`` paragraphs are filled to."""
+
+
+def help_epilog(*, writes: str, examples: str = "", note: str = "") -> str:
+    """The end of every command's ``--help``: ``examples`` (as given), ``writes:`` and what the
+    command writes (filled), the exit-code table (:func:`spikeclip.errors.exit_codes_epilog`)
+    and a closing ``note`` (filled)."""
+    parts = [examples.rstrip("\n")] if examples else []
+    parts.append("writes:\n" + textwrap.fill(writes, HELP_WIDTH, initial_indent="  ",
+                                             subsequent_indent="  "))
+    parts.append(exit_codes_epilog())
+    if note:
+        parts.append(textwrap.fill(note, HELP_WIDTH))
+    return "\n\n".join(parts)

@@ -22,20 +22,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from export.cli.args import HelpFormatter, output_path, positive_int
+from export.cli.args import HelpFormatter, help_epilog, output_path, positive_int
 from spikeclip import checkpoint, official
-from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.errors import SpikeCLIPError
 from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
 from spikeclip.outputs import check_output_file, is_torch_file_of, write_errors
 
 PROG = "spikeclip-convert"
+WRITES = (
+    "--out model.pt (a SpikeCLIP checkpoint), written atomically, replacing only a SpikeCLIP "
+    "checkpoint and never an input."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Convert official SpikeCLIP checkpoints (Lvchangze/SpikeCLIP) to model.pt.",
-        epilog=exit_codes_epilog(),
+        epilog=help_epilog(writes=WRITES),
         formatter_class=HelpFormatter,
     )
     p.add_argument(

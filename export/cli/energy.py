@@ -8,8 +8,9 @@ Writes ``energy.md``, ``energy.json``, ``energy_per_layer.png``, ``energy_firing
 - Without: **structure only** — every neuron taken to spike at every step (the dense upper
   bound), labelled as such.
 ANN-twin MACs are counted from the twin's ONNX file. The folder is written atomically with a
-``manifest.json`` (``"format": "spikeclip-energy"``) and replaces only a folder this project
-wrote (:func:`export.cli.output_dir.atomic_directory`). Exit status: 0 on success, else the error's
+``manifest.json`` (``"format": "spikeclip-energy"``, every file written with its sha256) and
+replaces only a folder this project wrote that holds nothing else
+(:func:`export.cli.output_dir.atomic_directory`). Exit status: 0 on success, else the error's
 own code with a one-line reason (the table in --help: 2 bad option, refused ``--out`` or missing
 dataset files, 3 bad checkpoint, 8 output not writable, 128+n ended by signal n).
 """
@@ -21,7 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-from export.cli.args import HelpFormatter, output_path, positive_int
+import numpy as np
+
+from export.cli.args import HelpFormatter, help_epilog, output_path, positive_int
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import (
     ExportContext,
@@ -32,11 +35,21 @@ from export.cli.stages import (
 )
 from hardware.energy.presets import PRESETS
 from spikeclip.atomic_io import write_text_atomic
-from spikeclip.errors import SpikeCLIPError, exit_codes_epilog
+from spikeclip.checkpoint import Checkpoint, load
+from spikeclip.config import SpikeCLIPConfig
+from spikeclip.errors import SpikeCLIPError
 from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
 
 #: ``manifest.json`` of an energy folder: what marks it as this tool's (it may be replaced).
 MANIFEST_FORMAT = "spikeclip-energy"
+
+WRITES = (
+    "one folder, --out, written atomically: energy.md, energy.json, energy_per_layer.png, "
+    "energy_firing_rate.png, ann_twin.onnx (unless --no-onnx), network.npz and "
+    "quantization.md/json (with --data), and manifest.json (every file written with its "
+    "sha256). An existing folder is replaced only if this tool wrote it and it holds nothing "
+    "else."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="spikeclip-energy",
         description="Energy report of a SpikeCLIP image tower (structure only: dense upper "
         "bound; measured activity comes with the simulator).",
-        epilog=exit_codes_epilog(),
+        epilog=help_epilog(writes=WRITES),
         formatter_class=HelpFormatter,
     )
     p.add_argument("model", type=Path, help="model.pt checkpoint")
@@ -81,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def _onnx_macs(config, out: Path) -> int:
+def _onnx_macs(config: SpikeCLIPConfig, out: Path) -> int:
     """Export a freshly initialized ANN twin (MACs depend on shapes only) and count its file."""
     from export.onnx.ann_twin import export_ann_twin_image_encoder
     from export.onnx.macs import count_onnx_macs
@@ -91,7 +104,9 @@ def _onnx_macs(config, out: Path) -> int:
     return count_onnx_macs(path).total
 
 
-def _measured_data(args: argparse.Namespace, ckpt, folder: Path) -> ExportContext | None:
+def _measured_data(
+    args: argparse.Namespace, ckpt: Checkpoint, folder: Path
+) -> ExportContext | None:
     """With ``--data``: a context holding the dataset's calibration (train) and ``--samples``
     test images, preprocessed as the checkpoint was trained (`export.cli.stages.stage_data`); its
     files go to ``folder`` (the staging folder). A missing dataset exits 2 naming where its
@@ -107,7 +122,9 @@ def _measured_data(args: argparse.Namespace, ckpt, folder: Path) -> ExportContex
     return ctx
 
 
-def _simulated(args: argparse.Namespace, ctx: ExportContext):
+def _simulated(
+    args: argparse.Namespace, ctx: ExportContext
+) -> tuple[dict[str, np.ndarray], int, str]:
     """Quantize on the dataset's training split (network.npz, quantization.md/json into the
     output folder), simulate ``args.samples`` test images."""
     stage_quantize(ctx)
@@ -118,7 +135,6 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Load, count, write the folder atomically; returns the exit status."""
     from hardware.energy.files import write_report
     from hardware.energy.pipeline import model_report
-    from spikeclip.checkpoint import load
 
     with atomic_directory(args.out, inputs=(args.model,)) as folder:
         ckpt = load(args.model)

@@ -9,7 +9,7 @@ through its image tower); nothing is read back from a training log. Protocols
 (`spikeclip.robustness`): `base` (the dataset's names), `replaced` (k labels renamed to unseen
 synonyms, per seed), `expanded` (n distractor names appended, per seed). The tokenizer is the
 checkpoint's metadata "tokenizer" (written by spikeclip-train) unless `--tokenizer` is given.
-Exit 0 on success, 1 on a typed error (one line on stderr).
+A failure is one line on stderr with the error's own exit code (the table in --help).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
-from export.cli.args import HelpFormatter, nonnegative_int, positive_int
+from export.cli.args import HelpFormatter, help_epilog, nonnegative_int, positive_int
 from spikeclip import checkpoint, evaluate, robustness
-from spikeclip.errors import EXIT_USAGE, SpikeCLIPError, exit_codes_epilog
+from spikeclip.errors import EXIT_USAGE, SpikeCLIPError
 from spikeclip.outputs import check_output_file, is_json_with_keys
 from spikeclip.training import data, model_data
 from spikeclip.training.io import atomic_write_json
@@ -34,10 +34,15 @@ from spikeclip.training.teachers import load_tokenizer
 EVAL_JSON_KEYS = ("model", "dataset", "split", "results", "summary")
 """Keys of the `--json` record; an existing file without them is not replaced."""
 
+WRITES = (
+    "the results to stdout; with --json FILE, every result (with confusion matrices) as JSON, "
+    "written atomically, replacing only an earlier spikeclip-eval record and never an input."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spikeclip-eval", description=__doc__.split("\n")[0],
-                                epilog=exit_codes_epilog(), formatter_class=HelpFormatter)
+                                epilog=help_epilog(writes=WRITES), formatter_class=HelpFormatter)
     p.add_argument("model", help="model.pt (spikeclip checkpoint)")
     p.add_argument("--dataset", required=True, choices=data.DATASETS)
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate")

@@ -23,7 +23,6 @@ from spikeclip.errors import (
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
     SpikeCLIPError,
-    exit_codes_epilog,
 )
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "EXIT_USAGE",
     "ExportFailure",
     "classify",
-    "exit_codes_epilog",
 ]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from export.cli.args import (
     HelpFormatter,
+    help_epilog,
     nonnegative_float,
     nonnegative_int,
     output_path,
@@ -29,7 +30,6 @@ from export.cli.exit_codes import (
     EXIT_OK,
     ExportFailure,
     classify,
-    exit_codes_epilog,
 )
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import STAGES, TARGETS, ExportContext, ExportOptions
@@ -50,17 +50,25 @@ Targets:
   onnx     only the ANN twin as ONNX (model.onnx) and its MAC count
 
 The number of time steps T comes from the checkpoint (its time weights are learned per step).
-Everything is written to one folder (default: <MODEL stem>-<target>/), atomically.
 """
 
-EPILOG = """\
+EXAMPLES = """\
 examples:
   spikeclip-export examples/spikeclip-digits.pt --target loihi
   spikeclip-export model.pt --target sim --calib digits --samples 256 --out out/
   spikeclip-export model.pt --target nir
   spikeclip-export model.pt --target sim --require-agreement 0.99 --require-twin-exact
+"""
 
-""" + exit_codes_epilog()
+WRITES = (
+    "one folder, --out (default <MODEL stem>-<target>), written atomically: what the target "
+    "makes (model.nir, model.onnx, network.npz, quantization.md/json, mapping.md, "
+    "fidelity.md/json, lava/, energy.md/json and two PNG plots), report.md and manifest.json "
+    "(versions, options, checks, and every file written with its sha256). An existing folder "
+    "is replaced only if this tool wrote it and it holds nothing else."
+)
+
+EPILOG = help_epilog(writes=WRITES, examples=EXAMPLES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=output_path,
         help="output folder (default: <MODEL stem>-<target>), written atomically; an existing "
-        "one is replaced only if this tool wrote it",
+        "one is replaced only if this tool wrote it and it holds nothing else",
     )
+    _add_data(parser)
+    parser.add_argument(
+        "--preset",
+        action="append",
+        help="energy price preset(s) to report (default: all); repeat the option for several",
+    )
+    parser.add_argument("--classes", nargs="+", help="class names for zero-shot prompts")
+    parser.add_argument("--templates", nargs="+", help="prompt templates with '{}' for the class")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_gates(parser)
+    return parser
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    """The images calibrated on, simulated and run in Lava."""
     parser.add_argument(
         "--calib",
         help="calibration/evaluation data: 'digits' (sklearn's, bundled) or another dataset "
@@ -104,14 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="samples also run in Lava and compared with the simulator (0 skips; Lava is slow)",
     )
-    parser.add_argument(
-        "--preset",
-        action="append",
-        help="energy price preset(s) to report (default: all); repeat the option for several",
-    )
-    parser.add_argument("--classes", nargs="+", help="class names for zero-shot prompts")
-    parser.add_argument("--templates", nargs="+", help="prompt templates with '{}' for the class")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _add_gates(parser: argparse.ArgumentParser) -> None:
+    """The --require-* checks (:mod:`export.cli.checks`)."""
     gates = parser.add_argument_group(
         "checks (exit 10 when one fails, after the folder is written; manifest.json 'checks')"
     )
@@ -138,7 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fake-quant twin must equal the simulator bit for bit and the quantizer's "
         "exactness bound (T ≤ 7) must hold",
     )
-    return parser
 
 
 def _requirements(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Requirements:
@@ -150,18 +168,20 @@ def _requirements(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         lava_exact=args.require_lava_exact,
         twin_exact=args.require_twin_exact,
     )
-    runs = {s.name for s in STAGES if args.target in s.targets}
-    if req.needs_simulation() and "simulate" not in runs:
-        simulating = ", ".join(t for t in TARGETS if any(
-            s.name == "simulate" and t in s.targets for s in STAGES))
+    if req.needs_simulation() and args.target not in _targets_with("simulate"):
         parser.error(f"--require-agreement/--require-top1-delta/--require-twin-exact need a "
-                     f"target that simulates ({simulating}), not --target {args.target}")
-    if req.lava_exact and ("lava" not in runs or args.run_lava == 0):
-        lava_targets = ", ".join(t for t in TARGETS if any(
-            s.name == "lava" and t in s.targets for s in STAGES))
-        parser.error(f"--require-lava-exact needs a target with a Lava stage ({lava_targets}) "
-                     "and --run-lava N ≥ 1")
+                     f"target that simulates ({', '.join(_targets_with('simulate'))}), not "
+                     f"--target {args.target}")
+    if req.lava_exact and (args.target not in _targets_with("lava") or args.run_lava == 0):
+        parser.error(f"--require-lava-exact needs a target with a Lava stage "
+                     f"({', '.join(_targets_with('lava'))}) and --run-lava N ≥ 1")
     return req
+
+
+def _targets_with(stage: str) -> tuple[str, ...]:
+    """The targets that run the stage called ``stage``, in :data:`TARGETS` order."""
+    runs = next(s.targets for s in STAGES if s.name == stage)
+    return tuple(t for t in TARGETS if t in runs)
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace,

@@ -5,16 +5,21 @@
 
 1. The destination is refused (:class:`~spikeclip.errors.UsageError`, exit 2, nothing touched)
    if it is empty, ``/``, the current or home folder, an input or a folder holding one
-   (:func:`spikeclip.outputs.refuse_destination`), a link, a file, or an existing folder whose
-   ``manifest.json`` does not say this project wrote it (``"format"`` in :data:`OWNED_FORMATS`).
+   (:func:`spikeclip.outputs.refuse_destination`), a link, a file, or an existing folder that
+   this project did not write exactly as it is: its ``manifest.json`` must say this project
+   wrote it (``"format"`` in :data:`OWNED_FORMATS`) and list every file and folder in it
+   (``"files"``: relative path → bytes and sha256; ``"folders"``), and the folder must hold
+   nothing else, nothing changed (a file a user added or edited there is named in the refusal).
 2. One lock per destination: ``fcntl.flock`` on the sibling ``.<name>.lock``, which holds the
    holder's pid. A second run for the same destination exits 2 at once, naming that pid.
 3. Under the lock, staging folders (``.<name>.<pid>.<random>.staging``) left by a run that is
    gone (its pid is not alive; every live writer holds the lock) are deleted.
 4. The body writes into a fresh staging folder beside the destination (same file system). On
-   success the staging folder takes the destination's place in one ``renameat2`` exchange (or,
-   where the file system cannot exchange, two renames), and the previous folder is deleted. On
-   any failure or signal the staging folder is deleted and the destination is as it was.
+   success, when the body wrote an owned ``manifest.json``, the files it wrote are listed in
+   it (:func:`record_files`); then the staging folder takes the destination's place in one
+   ``renameat2`` exchange (or, where the file system cannot exchange, two renames), and the
+   previous folder is deleted. On any failure or signal the staging folder is deleted and the
+   destination is as it was.
 
 A write the user can fix (permission, read-only file system, full disk, quota) raises
 :class:`~spikeclip.errors.OutputError` (exit 8) naming the path. Files inside are written with
@@ -27,6 +32,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -35,12 +41,13 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from spikeclip.atomic_io import FILE_MODE
+from spikeclip.atomic_io import FILE_MODE, write_text_atomic
 from spikeclip.errors import UsageError
-from spikeclip.interrupts import deferred
+from spikeclip.interrupts import deferred, pid_alive
 from spikeclip.outputs import as_output_error, refuse_destination, write_errors
 
 DIR_MODE = 0o755  # mkdtemp creates 0o700
+MANIFEST = "manifest.json"
 #: ``manifest.json`` ``"format"`` values of the folders this project writes (and may replace).
 OWNED_FORMATS = frozenset({"spikeclip-export", "spikeclip-energy"})
 #: A manifest larger than this is not one of ours (it is read to check ownership).
@@ -51,44 +58,95 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 
 
-def is_project_folder(path: Path) -> bool:
-    """True if ``path`` is a real folder whose ``manifest.json`` has a ``"format"`` in
-    :data:`OWNED_FORMATS` (written by this project)."""
-    manifest = Path(path) / "manifest.json"
+def _owned_manifest(path: Path) -> dict | None:
+    """The ``manifest.json`` of the real folder ``path`` if its ``"format"`` is in
+    :data:`OWNED_FORMATS` (written by this project), else None."""
+    manifest = Path(path) / MANIFEST
     try:
         if Path(path).is_symlink() or not Path(path).is_dir() or manifest.is_symlink():
-            return False
+            return None
         if manifest.stat().st_size > MANIFEST_MAX_BYTES:
-            return False
+            return None
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") in OWNED_FORMATS
+        return None
+    return data if isinstance(data, dict) and data.get("format") in OWNED_FORMATS else None
+
+
+def is_project_folder(path: Path) -> bool:
+    """True if ``path`` is a real folder whose ``manifest.json`` has a ``"format"`` in
+    :data:`OWNED_FORMATS` (written by this project; whether it still holds only what it
+    wrote is :func:`foreign_entry`'s question)."""
+    return _owned_manifest(path) is not None
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of the file at ``path`` (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_files(folder: Path) -> None:
+    """List what is under ``folder`` in its owned ``manifest.json``: ``"files"`` (relative path
+    → ``{"bytes", "sha256"}``, the manifest itself excepted) and ``"folders"`` (relative
+    paths); a folder without such a manifest is left as it is (nothing marks it replaceable)."""
+    manifest = _owned_manifest(folder)
+    if manifest is None:
+        return
+    files, folders = {}, []
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_dir() and not path.is_symlink():
+            folders.append(name)
+        elif path.is_file() and not path.is_symlink() and name != MANIFEST:
+            files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    manifest["files"], manifest["folders"] = files, folders
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def foreign_entry(folder: Path, manifest: dict) -> str | None:
+    """The first entry of ``folder`` (sorted relative path, with why) that its ``manifest``
+    does not list as written by this project: an added file, folder or link, or a listed file
+    whose size or sha256 changed; None when it holds only what the manifest lists."""
+    files, folders = manifest.get("files"), manifest.get("folders")
+    if not isinstance(files, dict) or not isinstance(folders, list):
+        return f"{MANIFEST} lists no files (written by an older version of this tool)"
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        entry = files.get(name)
+        if name == MANIFEST or (path.is_dir() and not path.is_symlink() and name in folders):
+            continue
+        if path.is_symlink() or not path.is_file() or not isinstance(entry, dict):
+            return f"{name} was not written by this tool"
+        if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
+            return f"{name} was changed since this tool wrote it"
+    return None
 
 
 def _refuse_existing(destination: Path, shown: str) -> None:
-    """UsageError unless ``destination`` is absent or a folder this project wrote."""
+    """UsageError unless ``destination`` is absent or a folder this project wrote that holds
+    only what it wrote."""
     if destination.is_symlink():
         raise UsageError(f"{shown}: is a symbolic link; refusing to replace it")
     if not destination.exists():
         return
     if not destination.is_dir():
         raise UsageError(f"{shown}: is a file; refusing to replace it (name a new folder)")
-    if not is_project_folder(destination):
+    manifest = _owned_manifest(destination)
+    if manifest is None:
         raise UsageError(
             f"{shown}: exists and was not written by this tool (no manifest.json saying so); "
             "refusing to replace it: name a new folder or remove it yourself"
         )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, someone else's
-    return True
+    foreign = foreign_entry(destination, manifest)
+    if foreign is not None:
+        raise UsageError(
+            f"{shown}: holds more than this tool wrote ({foreign}); refusing to replace it: "
+            "move that out, name a new folder or remove the folder yourself"
+        )
 
 
 class _DestinationLock:
@@ -163,7 +221,7 @@ def _remove_stale(destination: Path) -> list[Path]:
         if not match or entry.is_symlink() or not entry.is_dir():
             continue
         pid = int(match["pid"])
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         if match["kind"] == "old" and not destination.exists():
             os.rename(entry, destination)
@@ -247,6 +305,8 @@ def atomic_directory(
                 if mapped is err:
                     raise
                 raise mapped from err
+            with write_errors(destination):
+                record_files(staging)
             with deferred(), write_errors(destination):
                 _commit(staging, destination)
         finally:

@@ -10,10 +10,8 @@ Teacher specs: `open_clip:NAME[@TAG]`, `hf:NAME_OR_DIR`, `minilm`, `minilm+conv`
 Data-parallel: `torchrun --nproc_per_node N -m export.cli.train STAGE ...` trains the stage's
 tower with DistributedDataParallel (gloo on CPU), `--batch-size` per rank, disjoint shards,
 SyncBatchNorm in align-image and finetune (as the paper; `--no-sync-bn` turns it off), and only
-rank 0 logs and writes files (`spikeclip.training.distributed`). Each stage
-writes OUT (a `model.pt`, or the teacher's image tower for finetune-teacher) and a work folder
-(`--workdir`, default OUT + `.work`) holding `log.json` (one entry per epoch) and `state.pt`
-(resume with `--resume`). Exit 0 on success, 1 on a typed error (one line on stderr).
+rank 0 logs and writes files (`spikeclip.training.distributed`). What each stage writes and the
+exit codes (a failure is one line on stderr) are listed below.
 """
 
 from __future__ import annotations
@@ -28,14 +26,18 @@ from pathlib import Path
 import torch
 
 from export.cli.args import (
+    HELP_WIDTH,
     HelpFormatter,
+    help_epilog,
     nonnegative_float,
     nonnegative_int,
+    output_path,
     positive_float,
     positive_int,
 )
 from spikeclip import checkpoint
-from spikeclip.errors import EXIT_INCOMPLETE, SpikeCLIPError, exit_codes_epilog
+from spikeclip.errors import EXIT_INCOMPLETE, SpikeCLIPError
+from spikeclip.memory import check_memory, estimate_memory
 from spikeclip.model import SpikeCLIP
 from spikeclip.outputs import check_output_file, is_torch_file_of
 from spikeclip.training import data, distributed, presets, prompts, stages
@@ -72,7 +74,14 @@ STAGE_DESCRIPTIONS = {
 }
 """One sentence per sub-command (its --help description and its line in the command list)."""
 
-EPILOG = exit_codes_epilog() + "\n\n" + textwrap.fill(MAX_STEPS_NOTE, 79)
+WRITES = (
+    "OUT (--out: a model.pt; finetune-teacher: the teacher's image tower), written atomically, "
+    "replacing only a file of that kind and never an input; WORKDIR (--workdir, default "
+    "OUT.work) with log.json (one entry per epoch) and state.pt (resume with --resume); the "
+    "teacher's features, cached under --cache-dir."
+)
+
+EPILOG = help_epilog(writes=WRITES, note=MAX_STEPS_NOTE)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,80 +91,99 @@ def _parser() -> argparse.ArgumentParser:
                            title="stages (spikeclip-train STAGE --help for each one's options)")
     for name, defaults in STAGE_DEFAULTS.items():
         s = sub.add_parser(name, help=STAGE_DESCRIPTIONS[name],
-                           description=textwrap.fill(STAGE_DESCRIPTIONS[name], 79),
+                           description=textwrap.fill(STAGE_DESCRIPTIONS[name], HELP_WIDTH),
                            epilog=EPILOG,
                            formatter_class=HelpFormatter)
-        s.add_argument("--teacher", required=True, help="teacher spec (see module help)")
-        s.add_argument("--teacher-weights", help="image tower file from finetune-teacher")
-        s.add_argument("--dataset", required=True, choices=data.DATASETS,
-                       help="training data (files under --data-root; digits is bundled)")
-        s.add_argument("--data-root", default="data", help="folder holding the dataset files")
-        s.add_argument("--out", required=True, help="output file")
-        s.add_argument("--workdir", help="log/resume folder (default OUT.work)")
-        s.add_argument("--resume", action="store_true", help="continue from WORKDIR/state.pt")
-        s.add_argument("--cache-dir", default=".cache/spikeclip-features",
-                       help="teacher feature cache folder ('' disables)")
-        s.add_argument("--init", help="start from this model.pt")
-        s.add_argument("--config", default="tiny",
-                       help="model config when no --init: paper, tiny, digits or a JSON file")
-        s.add_argument("--seed", type=nonnegative_int, default=42,
-                       help="loop seed (init, batch order)")
-        s.add_argument("--split-seed", type=nonnegative_int, default=0, help="dataset split seed")
-        s.add_argument("--epochs", type=positive_int, default=defaults["epochs"],
-                       help="training epochs")
-        s.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
-                       help="samples per step (per rank under torchrun)")
-        s.add_argument("--lr", type=positive_float, default=defaults["lr"],
-                       help="peak learning rate (AdamW, cosine schedule)")
-        s.add_argument("--eta-min", type=nonnegative_float, default=defaults["eta_min"],
-                       help="final learning rate of the cosine schedule")
-        s.add_argument("--no-amsgrad", action="store_true", help="plain AdamW (paper: AMSGrad)")
-        s.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
-                       help="AdamW weight decay")
-        s.add_argument("--max-steps", type=positive_int,
-                       help="stop after this many steps (resumable; default: no limit)")
-        s.add_argument("--save-every", type=nonnegative_int, default=0,
-                       help="steps between resume saves (0: only at epoch ends)")
-        s.add_argument("--state-every-epochs", type=positive_int, default=1,
-                       help="epochs between end-of-epoch resume saves")
-        s.add_argument("--workers", type=nonnegative_int, default=0,
-                       help="data-loader worker processes")
-        s.add_argument("--threads", type=positive_int,
-                       help="torch.set_num_threads (default: torch's choice)")
-        s.add_argument("--deterministic", action="store_true",
-                       help="torch.use_deterministic_algorithms(True)")
-        s.add_argument("--no-progress", action="store_true", help="no progress bars")
-        s.add_argument("--no-sync-bn", action="store_true",
-                       help="under torchrun: per-rank BatchNorm statistics (paper: synced)")
-        if name == "align-text":
-            s.add_argument("--corpus", help="extra sentences, one per line")
-            s.add_argument("--init-embeddings", action="store_true",
-                           help="initialize token embeddings from the teacher's table")
-        if name == "align-image":
-            s.add_argument("--select", choices=("cos_loss", "top1"), default="cos_loss",
-                           help="validation figure that selects the epoch")
-        if name in ("finetune-teacher", "finetune"):
-            s.add_argument("--logit-scale", type=positive_float, default=1.0,
-                           help="multiplies the cosine logits (paper: 1)")
-            s.add_argument("--teacher-text", action="store_true",
-                           help="class matrix from the teacher's text tower (paper: spiking)")
-        if name == "finetune":
-            s.add_argument("--kl-weight", type=nonnegative_float, default=1.0,
-                           help="weight of the KL term (paper: 1)")
-            s.add_argument("--temperature", type=positive_float, default=1.0,
-                           help="KL temperature τ (paper: 1)")
-            s.add_argument("--hardware-aware", action="store_true",
-                           help="fine-tune the image tower through its Loihi fake-quant twin "
-                           "(straight-through rounding; hardware.quantize.hardware_aware) to "
-                           "recover accuracy lost to quantization, then store its grid values "
-                           "(hardware.quantize.grid_snap) so the saved model is the hardware's; "
-                           "needs --init")
-            s.add_argument("--no-grid-snap", action="store_true",
-                           help="with --hardware-aware: keep the trained float weights instead "
-                           "of the grid values")
-            s.add_argument("--angle-gate", type=nonnegative_float,
-                           help="degrees; > 0 enables the gradient-angle gate")
+        _add_files(s)
+        _add_loop(s, defaults)
+        _add_stage_options(s, name)
     return p
+
+
+def _add_files(s: argparse.ArgumentParser) -> None:
+    """What a stage reads and writes: teacher, data, model, output, work folder, cache."""
+    s.add_argument("--teacher", required=True, help="teacher spec (see module help)")
+    s.add_argument("--teacher-weights", help="image tower file from finetune-teacher")
+    s.add_argument("--dataset", required=True, choices=data.DATASETS,
+                   help="training data (files under --data-root; digits is bundled)")
+    s.add_argument("--data-root", default="data", help="folder holding the dataset files")
+    s.add_argument("--out", required=True, type=output_path,
+                   help="output file: a model.pt (finetune-teacher: the teacher's image "
+                   "tower); an existing file is replaced only if it is one of those")
+    s.add_argument("--workdir", help="log/resume folder (default OUT.work)")
+    s.add_argument("--resume", action="store_true", help="continue from WORKDIR/state.pt")
+    s.add_argument("--cache-dir", default=".cache/spikeclip-features",
+                   help="teacher feature cache folder ('' disables)")
+    s.add_argument("--init", help="start from this model.pt")
+    s.add_argument("--config", default="tiny",
+                   help="model config when no --init: paper, tiny, digits, fashion or a JSON "
+                   "file (refused with exit 9 before building when this machine lacks the "
+                   "memory for it at --batch-size)")
+
+
+def _add_loop(s: argparse.ArgumentParser, defaults: dict[str, float]) -> None:
+    """The training loop's options (`spikeclip.training.loop.LoopConfig`) and the runtime's."""
+    s.add_argument("--seed", type=nonnegative_int, default=42,
+                   help="loop seed (init, batch order)")
+    s.add_argument("--split-seed", type=nonnegative_int, default=0, help="dataset split seed")
+    s.add_argument("--epochs", type=positive_int, default=defaults["epochs"],
+                   help="training epochs")
+    s.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"],
+                   help="samples per step (per rank under torchrun)")
+    s.add_argument("--lr", type=positive_float, default=defaults["lr"],
+                   help="peak learning rate (AdamW, cosine schedule)")
+    s.add_argument("--eta-min", type=nonnegative_float, default=defaults["eta_min"],
+                   help="final learning rate of the cosine schedule")
+    s.add_argument("--no-amsgrad", action="store_true", help="plain AdamW (paper: AMSGrad)")
+    s.add_argument("--weight-decay", type=nonnegative_float, default=0.0,
+                   help="AdamW weight decay")
+    s.add_argument("--max-steps", type=positive_int,
+                   help="stop after this many steps (resumable; default: no limit)")
+    s.add_argument("--save-every", type=nonnegative_int, default=0,
+                   help="steps between resume saves (0: only at epoch ends)")
+    s.add_argument("--state-every-epochs", type=positive_int, default=1,
+                   help="epochs between end-of-epoch resume saves (the last epoch always)")
+    s.add_argument("--workers", type=nonnegative_int, default=0,
+                   help="data-loader worker processes")
+    s.add_argument("--threads", type=positive_int,
+                   help="torch.set_num_threads (default: torch's choice)")
+    s.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms(True)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.add_argument("--no-sync-bn", action="store_true",
+                   help="under torchrun: per-rank BatchNorm statistics (paper: synced)")
+
+
+def _add_stage_options(s: argparse.ArgumentParser, name: str) -> None:
+    """The options only some stages have."""
+    if name == "align-text":
+        s.add_argument("--corpus", help="extra sentences, one per line")
+        s.add_argument("--init-embeddings", action="store_true",
+                       help="initialize token embeddings from the teacher's table")
+    if name == "align-image":
+        s.add_argument("--select", choices=("cos_loss", "top1"), default="cos_loss",
+                       help="validation figure that selects the epoch")
+    if name in ("finetune-teacher", "finetune"):
+        s.add_argument("--logit-scale", type=positive_float, default=1.0,
+                       help="multiplies the cosine logits (paper: 1)")
+        s.add_argument("--teacher-text", action="store_true",
+                       help="class matrix from the teacher's text tower (paper: spiking)")
+    if name == "finetune":
+        s.add_argument("--kl-weight", type=nonnegative_float, default=1.0,
+                       help="weight of the KL term (paper: 1)")
+        s.add_argument("--temperature", type=positive_float, default=1.0,
+                       help="KL temperature τ (paper: 1)")
+        s.add_argument("--hardware-aware", action="store_true",
+                       help="fine-tune the image tower through its Loihi fake-quant twin "
+                       "(straight-through rounding; hardware.quantize.hardware_aware) to "
+                       "recover accuracy lost to quantization, then store its grid values "
+                       "(hardware.quantize.grid_snap) so the saved model is the hardware's; "
+                       "needs --init")
+        s.add_argument("--no-grid-snap", action="store_true",
+                       help="with --hardware-aware: keep the trained float weights instead "
+                       "of the grid values")
+        s.add_argument("--angle-gate", type=nonnegative_float,
+                       help="degrees; > 0 enables the gradient-angle gate")
 
 
 def _loop_config(a: argparse.Namespace) -> LoopConfig:
@@ -166,11 +194,24 @@ def _loop_config(a: argparse.Namespace) -> LoopConfig:
                       progress=not a.no_progress, num_workers=a.workers)
 
 
+TRAINED_TOWERS = {"align-text": ("text",), "align-image": ("image",),
+                  "finetune-teacher": (), "finetune": ("image",)}
+"""The SpikeCLIP towers a stage runs a training batch through (finetune-teacher trains the
+teacher: the SpikeCLIP only makes the class matrix)."""
+
+
 def _model(a: argparse.Namespace) -> tuple[SpikeCLIP, dict]:
+    """The model to train: --init's (checked when loading), else one built from --config once
+    `spikeclip.memory` says this machine holds it and a --batch-size batch of activations
+    through the trained tower (else `InsufficientMemoryError`, exit 9, nothing allocated)."""
     if a.init:
         ck = checkpoint.load(a.init)
         return ck.model.train(), dict(ck.metadata)
-    return SpikeCLIP(presets.resolve(a.config)), {}
+    config = presets.resolve(a.config)
+    estimate = estimate_memory(config, batch=a.batch_size, towers=TRAINED_TOWERS[a.command])
+    check_memory(estimate, what=f"--config {a.config}: {a.command} at --batch-size "
+                 f"{a.batch_size}")
+    return SpikeCLIP(config), {}
 
 
 def _splits(a: argparse.Namespace, teacher: Teacher, img_size: int) -> data.Splits:
@@ -214,7 +255,8 @@ def _checked_out(a: argparse.Namespace) -> Path:
 
 
 def run(a: argparse.Namespace) -> int:
-    """Run one stage; returns the exit status (0 done, 3 stopped early by --max-steps)."""
+    """Run one stage; returns the exit status (0 done, EXIT_INCOMPLETE stopped early by
+    --max-steps)."""
     ctx = distributed.current()
     if ctx.enabled and getattr(a, "angle_gate", None):
         raise distributed.DistributedError("--angle-gate skips optimizer steps per rank; it is "
@@ -226,58 +268,83 @@ def run(a: argparse.Namespace) -> int:
     torch.manual_seed(a.seed)
     out = _checked_out(a)
     workdir = Path(a.workdir) if a.workdir else out.with_name(out.name + ".work")
-    cache = a.cache_dir or None
-    cfg = _loop_config(a)
+    common = {"cfg": _loop_config(a), "workdir": workdir, "resume": a.resume}
     model, meta = _model(a)
     teacher = load_teacher(a.teacher, image_size=model.config.img_size,
                            weights=a.teacher_weights)
     splits = _splits(a, teacher, model.config.img_size)
-    common = {"cfg": cfg, "workdir": workdir, "resume": a.resume}
     if getattr(a, "hardware_aware", False):
         return _hardware_aware(a, model, teacher, splits, meta, out)
     t0 = time.perf_counter()
     with _data_parallel(a, model, teacher):
-        if a.command == "align-text":
-            sentences = prompts.prompts_for(splits.class_names, splits.templates)
-            if a.corpus:
-                sentences += [s for s in Path(a.corpus).read_text().splitlines() if s.strip()]
-            if a.init_embeddings and not a.resume:
-                meta["embedding_init"] = stages.init_text_embeddings(model, teacher)
-            res = stages.align_text(model, teacher, sentences, corpus_name=splits.name,
-                                    cache_dir=cache, **common)
-        elif a.command == "align-image":
-            ids = stages.prompt_ids(teacher, splits.class_names, splits.templates,
-                                    model.config.text_len)
-            res = stages.align_image(model, teacher, splits, class_ids=ids, select=a.select,
-                                     cache_dir=cache, **common)
-        elif a.command == "finetune-teacher":
-            w = _class_matrix(a, model, teacher, splits)
-            res = stages.finetune_teacher(teacher, splits, w, logit_scale=a.logit_scale, **common)
-        else:
-            w = _class_matrix(a, model, teacher, splits)
-            res = stages.finetune(model, teacher, splits, w, kl_weight=a.kl_weight,
-                                  temperature=a.temperature, logit_scale=a.logit_scale,
-                                  angle_gate=a.angle_gate, cache_dir=cache, **common)
+        res = STAGES[a.command](a, model, teacher, splits, meta, common)
     if not res.loop.completed:
         if ctx.is_main:
             print(f"{a.command}: stopped at step {res.loop.global_step} (--max-steps); "
                   f"continue with --resume", file=sys.stderr)
         return EXIT_INCOMPLETE
-    record = {"command": a.command, "teacher": a.teacher, "dataset": a.dataset,
-              "seconds": round(time.perf_counter() - t0, 2), "best_epoch": res.loop.best_epoch,
-              "val": res.metrics, "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
-              "world_size": ctx.world}
     if not ctx.is_main:
         return 0
+    record = _record(a, a.command, t0, best_epoch=res.loop.best_epoch, val=res.metrics,
+                     world_size=ctx.world)
     if a.command == "finetune-teacher":
         save_image_tower(teacher, out, metadata=record)
     else:
-        meta.setdefault("stages", []).append(record)
         meta["tokenizer"] = a.teacher.split("+")[0] if a.teacher.startswith("minilm") else a.teacher
-        checkpoint.save(out, model, class_names=list(splits.class_names),
-                        templates=list(splits.templates), metadata=meta)
+        _save_model(out, model, splits, meta, record)
     print(f"{a.command}: wrote {out} (val {res.metrics})")
     return 0
+
+
+def _align_text(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher, splits: data.Splits,
+                meta: dict, common: dict) -> stages.StageResult:
+    sentences = prompts.prompts_for(splits.class_names, splits.templates)
+    if a.corpus:
+        sentences += [s for s in Path(a.corpus).read_text().splitlines() if s.strip()]
+    if a.init_embeddings and not a.resume:
+        meta["embedding_init"] = stages.init_text_embeddings(model, teacher)
+    return stages.align_text(model, teacher, sentences, corpus_name=splits.name,
+                             cache_dir=a.cache_dir or None, **common)
+
+
+def _align_image(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher, splits: data.Splits,
+                 meta: dict, common: dict) -> stages.StageResult:
+    ids = stages.prompt_ids(teacher, splits.class_names, splits.templates, model.config.text_len)
+    return stages.align_image(model, teacher, splits, class_ids=ids, select=a.select,
+                              cache_dir=a.cache_dir or None, **common)
+
+
+def _finetune_teacher(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
+                      splits: data.Splits, meta: dict, common: dict) -> stages.StageResult:
+    w = _class_matrix(a, model, teacher, splits)
+    return stages.finetune_teacher(teacher, splits, w, logit_scale=a.logit_scale, **common)
+
+
+def _finetune(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher, splits: data.Splits,
+              meta: dict, common: dict) -> stages.StageResult:
+    w = _class_matrix(a, model, teacher, splits)
+    return stages.finetune(model, teacher, splits, w, kl_weight=a.kl_weight,
+                           temperature=a.temperature, logit_scale=a.logit_scale,
+                           angle_gate=a.angle_gate, cache_dir=a.cache_dir or None, **common)
+
+
+STAGES = {"align-text": _align_text, "align-image": _align_image,
+          "finetune-teacher": _finetune_teacher, "finetune": _finetune}
+"""Sub-command → the function that trains its stage (`spikeclip.training.stages`)."""
+
+
+def _record(a: argparse.Namespace, command: str, t0: float, **extra: object) -> dict:
+    """The stage's entry in the model's metadata["stages"] (or the teacher tower's)."""
+    return {"command": command, "teacher": a.teacher, "dataset": a.dataset,
+            "seconds": round(time.perf_counter() - t0, 2), **extra, "epochs": a.epochs,
+            "lr": a.lr, "batch_size": a.batch_size}
+
+
+def _save_model(out: Path, model: SpikeCLIP, splits: data.Splits, meta: dict,
+                record: dict) -> None:
+    meta.setdefault("stages", []).append(record)
+    checkpoint.save(out, model, class_names=list(splits.class_names),
+                    templates=list(splits.templates), metadata=meta)
 
 
 def _hardware_aware(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
@@ -296,14 +363,9 @@ def _hardware_aware(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
                                    logit_scale=a.logit_scale, seed=a.seed,
                                    max_steps=a.max_steps, snap=not a.no_grid_snap)
     result = finetune_hardware_aware(model, splits.train, w, options=options)
-    record = {"command": "finetune --hardware-aware", "teacher": a.teacher,
-              "dataset": a.dataset, "seconds": round(time.perf_counter() - t0, 2),
-              "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
-              "grid_snap": not a.no_grid_snap, "scales": dict(result.plan.scales),
-              "history": list(result.history)}
-    meta.setdefault("stages", []).append(record)
-    checkpoint.save(out, model, class_names=list(splits.class_names),
-                    templates=list(splits.templates), metadata=meta)
+    record = _record(a, "finetune --hardware-aware", t0, grid_snap=not a.no_grid_snap,
+                     scales=dict(result.plan.scales), history=list(result.history))
+    _save_model(out, model, splits, meta, record)
     last = result.history[-1] if result.history else "none: grid snap only"
     print(f"finetune --hardware-aware: wrote {out} (last epoch {last})")
     return 0

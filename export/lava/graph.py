@@ -11,12 +11,16 @@ Two steps, because Lava processes run once: :func:`to_lava` checks and plans (de
 one Lava process per layer and per distinct out-edge delay — each delayed consumer of the
 residual stream gets its own synapse replica, as on chip); :meth:`LavaGraph.build` instantiates
 the processes for a batch of inputs (sources, injected biases, the recorder) and wires them.
+Both read one table, :data:`LAVA_RULES`: per layer kind, the process class of each replica,
+whether it carries delays, and its ``_make_<kind>`` builder (a kind without an entry is a
+:class:`NoLavaRule`).
 Ports keep each layer's torch layout (``(C, H, W)``, ``(C, N)``); stock Conv's ``(W, H, C)``
 and Dense's flat vectors are reached through port ``reshape``/``transpose``/``flatten`` views.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,9 +51,6 @@ from hardware.ir.timing import Timing, TimingError, align_delays
 from hardware.simulate import reference as kernels
 from hardware.simulate.engine import SimulationError, current_raster
 
-#: Layer kinds whose Lava process can carry out-edge delays (one replica per distinct delay).
-_DELAY_CAPABLE = ("dense", "conv", "token_linear", "attention", "maxpool")
-
 
 @dataclass(frozen=True, kw_only=True)
 class LavaNode:
@@ -70,29 +71,65 @@ class LavaNode:
     reset_offset: int | None = None
 
 
-_STOCK = frozenset({"LIFReset", "Dense", "DelayDense", "Conv", "DelaySparse", "RingBuffer"})
+#: Lava process class name (as in :attr:`LavaNode.processes`) → ``module:Class``: where each
+#: process a plan names lives (stock Lava, or the project's own under :data:`PROJECT_PREFIX`).
+PROCESS_CLASSES: Mapping[str, str] = MappingProxyType({
+    "LIFReset": "lava.proc.lif.process:LIFReset",
+    "LIF": "lava.proc.lif.process:LIF",
+    "Dense": "lava.proc.dense.process:Dense",
+    "DelayDense": "lava.proc.dense.process:DelayDense",
+    "Conv": "lava.proc.conv.process:Conv",
+    "Sparse": "lava.proc.sparse.process:Sparse",
+    "DelaySparse": "lava.proc.sparse.process:DelaySparse",
+    "RingBuffer": "lava.proc.io.source:RingBuffer",
+    "TokenLinear": "export.lava.procs.token_linear.process:TokenLinear",
+    "SpikeAttention": "export.lava.procs.attention.process:SpikeAttention",
+    "CurrentMaxPool": "export.lava.procs.maxpool.process:CurrentMaxPool",
+    "HostReadout": "export.lava.procs.readout.process:HostReadout",
+    "BiasInjection": "export.lava.procs.injection.process:BiasInjection",
+    "SpikeRecorder": "export.lava.procs.recorder.process:SpikeRecorder",
+})  # fmt: skip
+#: The module prefix of the project's own processes.
+PROJECT_PREFIX = "export.lava.procs."
 
 
-def _process_names(layer: Layer, delays: tuple[int, ...]) -> dict[int, str]:
-    kind = layer.KIND
-    if kind == "lif":
-        return {0: "LIFReset"}
-    if kind in ("spike_input", "current_input"):
-        return {0: "RingBuffer"}
-    if kind == "host_input":
-        return {0: "BiasInjection"}
-    if kind == "readout":
-        return {0: "HostReadout"}
-    by_delay = {
-        "dense": lambda d: "Dense" if d == 0 else "DelayDense",
-        "conv": lambda d: "Conv" if d == 0 else "DelaySparse",
-        "token_linear": lambda d: "TokenLinear",
-        "attention": lambda d: "SpikeAttention",
-        "maxpool": lambda d: "CurrentMaxPool",
-    }
-    if kind not in by_delay:
-        raise LavaLoweringError(layer.name, f"no Lava lowering for layer kind {kind!r}")
-    return {d: by_delay[kind](d) for d in delays}
+def is_project_process(process: str) -> bool:
+    """Whether the process class ``process`` (a key of :data:`PROCESS_CLASSES`) is one of the
+    project's own (CPU Python models only), not stock Lava."""
+    return PROCESS_CLASSES[process].startswith(PROJECT_PREFIX)
+
+
+def load_process(process: str) -> type:
+    """The Lava process class called ``process`` (imports its module: loads Lava)."""
+    module, cls = PROCESS_CLASSES[process].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+#: The backend name in :class:`NoLavaRule` messages.
+BACKEND = "lava"
+
+
+class NoLavaRule(LavaLoweringError):
+    """:data:`LAVA_RULES` (the Lava backend's table of layer kinds) has no entry for a layer's
+    kind: nothing says how to build it in Lava. ``kind`` and ``backend`` (``"lava"``) name the
+    gap, ``layer`` the layer (exit 4, like every lowering error)."""
+
+    def __init__(self, layer: str, kind: str) -> None:
+        self.kind = kind
+        self.backend = BACKEND
+        super().__init__(
+            layer,
+            f"no rule for layer kind {kind!r} in backend {BACKEND!r} (export.lava.graph."
+            f"LAVA_RULES knows {', '.join(sorted(LAVA_RULES))})",
+        )
+
+
+def lava_rule(layer: Layer) -> LavaRule:
+    """``layer``'s entry of :data:`LAVA_RULES`; :class:`NoLavaRule` where its kind has none."""
+    rule = LAVA_RULES.get(layer.KIND)
+    if rule is None:
+        raise NoLavaRule(layer.name, layer.KIND)
+    return rule
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -126,7 +163,7 @@ class LavaGraph:
             (n.name, p)
             for n in self.nodes.values()
             for p in n.processes.values()
-            if p not in _STOCK
+            if is_project_process(p)
         )
 
     def build(self, inputs: Any, *, record_spikes: bool = True) -> LavaBuild:
@@ -157,9 +194,9 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
     nodes: dict[str, LavaNode] = {}
     for name in net.topological_order():
         layer = net.layer(name)
-        outs = net.out_edges(name)
-        delays = tuple(sorted({e.delay for e in outs})) or (0,)
-        if layer.KIND not in _DELAY_CAPABLE and delays != (0,):
+        rule = lava_rule(layer)
+        delays = tuple(sorted({e.delay for e in net.out_edges(name)})) or (0,)
+        if not rule.carries_delays and delays != (0,):
             raise LavaLoweringError(
                 name,
                 f"{layer.KIND} output edges need delays {delays}; only synapses and "
@@ -180,12 +217,12 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
                     f"reset_interval/offset {(layer.reset_interval, layer.reset_offset)} "
                     f"differ from the pipeline's (T, depth + 1) = {want}",
                 )
-        procs = _process_names(layer, delays if layer.KIND in _DELAY_CAPABLE else (0,))
+        procs = {d: rule.process(d) for d in delays}
         nodes[name] = LavaNode(
             name=name,
             kind=layer.KIND,
             processes=MappingProxyType(procs),
-            stock=all(p in _STOCK for p in procs.values()),
+            stock=not any(is_project_process(p) for p in procs.values()),
             placement=layer.placement,
             depth=timing.depth[name],
             reset_offset=timing.reset_offset(name) if isinstance(layer, LIFLayer) else None,
@@ -302,7 +339,8 @@ class LavaBuild:
 
 
 class _Builder:
-    """Creates one build; each ``_make_<kind>`` returns the layer's processes by delay."""
+    """Creates one build: each layer's processes by its :data:`LAVA_RULES` entry's ``build``
+    (a ``_make_<kind>`` method), then the edges."""
 
     def __init__(self, graph: LavaGraph, inputs: dict[str, np.ndarray], record: bool) -> None:
         self.g = graph
@@ -330,7 +368,7 @@ class _Builder:
 
     def build(self) -> LavaBuild:
         for _, layer in self._ordered():
-            getattr(self, f"_make_{layer.KIND}")(layer)
+            lava_rule(layer).build(self, layer)
         if self.record:
             self._make_recorder()
         for e in self.net.edges:
@@ -363,17 +401,6 @@ class _Builder:
     def _delays(self, name: str) -> tuple[int, ...]:
         return tuple(self.g.nodes[name].processes)
 
-    def _per_delay(self, layer: Layer, make: Callable[..., Any], *, in_port: str) -> None:
-        """One project process per distinct outgoing delay of ``layer`` (each delayed consumer
-        gets its own copy, as on chip); ``make(delay=, placement=, name=)`` builds one. Their
-        ``in_port`` inputs all receive the layer's input (same shape), ``a_out`` is the output."""
-        ins = []
-        for d in self._delays(layer.name):
-            proc = make(delay=d, placement=layer.placement, name=f"{layer.name}@{d}")
-            self._add(layer, d, proc, lambda p=proc: p.a_out)
-            ins.append(_Input(getattr(proc, in_port), tuple(layer.in_shape), _SAME))
-        self.ins[layer.name] = ins
-
     def _add(self, layer: Layer, delay: int, proc: Any, view: Callable[[], Any]) -> None:
         self.out.processes[(layer.name, delay)] = proc
         self.views[(layer.name, delay)] = view
@@ -398,8 +425,6 @@ class _Builder:
         self.host_mant[layer.name] = host_bias_mantissas(layer, self.inputs[layer.name])
 
     def _make_spike_input(self, layer: SpikeInputLayer) -> None:
-        from lava.proc.io.source import RingBuffer
-
         raster = self.inputs[layer.name]
         if (
             raster.ndim < 2
@@ -412,20 +437,21 @@ class _Builder:
             )
         if not np.isin(raster, (0, 1)).all():
             raise LavaInputError(layer.name, "spikes must be 0 or 1")
-        # data[..., k·T + t] = raster[t, k]: sample k's step t is sent at time_step k·T + t + 1.
-        flat = np.swapaxes(raster, 0, 1).reshape(self.n * self.net.T, *layer.shape)
-        src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32))
-        self._add(layer, 0, src, lambda: src.s_out)
+        self._ring_buffer(layer, raster)
 
     def _make_current_input(self, layer: CurrentInputLayer) -> None:
         """A ``RingBuffer`` of integer currents wired straight to the consumers' ``a_in``
         (latency 0: Lava's RingBuffer sends ``data[time_step − 1]`` in the same step)."""
-        from lava.proc.io.source import RingBuffer
-
         try:
             raster = current_raster(layer, self.inputs[layer.name], self.net.T)
         except SimulationError as err:
             raise LavaInputError(layer.name, str(err)) from err
+        self._ring_buffer(layer, raster)
+
+    def _ring_buffer(self, layer: SpikeInputLayer | CurrentInputLayer, raster: Any) -> None:
+        """The layer's source: a ``RingBuffer`` streaming ``raster`` ``[T, B, *shape]``."""
+        from lava.proc.io.source import RingBuffer
+
         # data[..., k·T + t] = raster[t, k]: sample k's step t is sent at time_step k·T + t + 1.
         flat = np.swapaxes(raster, 0, 1).reshape(self.n * self.net.T, *layer.shape)
         src = RingBuffer(data=np.moveaxis(flat, 0, -1).astype(np.int32))
@@ -541,55 +567,21 @@ class _Builder:
                 ins.append(_Input(proc.s_in, tuple(layer.in_shape), _FLAT))
         self.ins[layer.name] = ins
 
-    def _make_token_linear(self, layer: TokenLinearLayer) -> None:
-        from export.lava.procs.token_linear.process import TokenLinear
+    # -- the project's processes with a delay line (token-linear, attention, max-pool) -----
 
-        self._per_delay(
-            layer,
-            lambda **common: TokenLinear(
-                weights=np.asarray(layer.weights),
-                tokens=layer.tokens,
-                weight_exp=layer.weight_exp,
-                num_weight_bits=layer.num_weight_bits,
-                sign_mode=layer.sign_mode,
-                **common,
-            ),
-            in_port="s_in",
-        )
-
-    # -- extension ops ---------------------------------------------------------------------
-
-    def _make_attention(self, layer: AttentionLayer) -> None:
-        from export.lava.procs.attention.process import SpikeAttention
-
-        self._per_delay(
-            layer,
-            lambda **common: SpikeAttention(
-                channels=layer.channels,
-                tokens=layer.tokens,
-                heads=layer.heads,
-                p_shift=layer.p_shift,
-                latency=layer.latency,
-                **common,
-            ),
-            in_port="s_in",
-        )
-
-    def _make_maxpool(self, layer: MaxPoolLayer) -> None:
-        from export.lava.procs.maxpool.process import CurrentMaxPool
-
-        self._per_delay(
-            layer,
-            lambda **common: CurrentMaxPool(
-                in_shape=layer.in_shape,
-                kernel=layer.kernel,
-                stride=layer.stride,
-                padding=layer.padding,
-                latency=layer.latency,
-                **common,
-            ),
-            in_port="a_in",
-        )
+    def _make_delayed(self, layer: TokenLinearLayer | AttentionLayer | MaxPoolLayer) -> None:
+        """One project process per distinct outgoing delay of ``layer`` (each delayed consumer
+        gets its own copy, as on chip), made by the kind's :class:`_DelayedProcess`. Their input
+        ports all receive the layer's input (same shape); ``a_out`` is the output."""
+        spec = _DELAYED[layer.KIND]
+        make = load_process(spec.process)
+        params = {f: getattr(layer, f) for f in spec.fields}
+        ins = []
+        for d in self._delays(layer.name):
+            proc = make(**params, delay=d, placement=layer.placement, name=f"{layer.name}@{d}")
+            self._add(layer, d, proc, lambda p=proc: p.a_out)
+            ins.append(_Input(getattr(proc, spec.in_port), tuple(layer.in_shape), _SAME))
+        self.ins[layer.name] = ins
 
     def _make_readout(self, layer: ReadoutLayer) -> None:
         from export.lava.procs.readout.process import HostReadout
@@ -611,3 +603,75 @@ class _Builder:
         self.out.processes[(layer.name, 0)] = proc
         self.out.readouts[layer.name] = proc
         self.ins[layer.name] = [_Input(proc.a_in, tuple(layer.in_shape), _SAME)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _DelayedProcess:
+    """A project process (:mod:`export.lava.procs`) with its own delay line: class ``process``
+    (:data:`PROCESS_CLASSES`), built from the layer fields ``fields`` (same names), input
+    port ``in_port``."""
+
+    process: str
+    in_port: str
+    fields: tuple[str, ...]
+
+
+_DELAYED: Mapping[str, _DelayedProcess] = MappingProxyType({
+    "token_linear": _DelayedProcess(
+        process="TokenLinear", in_port="s_in",
+        fields=("weights", "tokens", "weight_exp", "num_weight_bits", "sign_mode"),
+    ),
+    "attention": _DelayedProcess(
+        process="SpikeAttention", in_port="s_in",
+        fields=("channels", "tokens", "heads", "p_shift", "latency"),
+    ),
+    "maxpool": _DelayedProcess(
+        process="CurrentMaxPool", in_port="a_in",
+        fields=("in_shape", "kernel", "stride", "padding", "latency"),
+    ),
+})  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class LavaRule:
+    """How the layers of one kind become Lava processes: one entry of :data:`LAVA_RULES`.
+
+    ``process(delay)``: the Lava process class name of the replica whose consumers receive its
+    output ``delay`` extra steps later; ``carries_delays``: whether that process can delay its
+    output (one replica per distinct out-edge delay), else every out-edge must have delay 0;
+    ``build(builder, layer)``: creates the layer's processes and ports in a build.
+    """
+
+    process: Callable[[int], str]
+    carries_delays: bool
+    build: Callable[[_Builder, Any], None]
+
+
+def _only(process: str) -> Callable[[int], str]:
+    return lambda _delay: process
+
+
+def _delayed_rule(kind: str) -> LavaRule:
+    return LavaRule(process=_only(_DELAYED[kind].process), carries_delays=True,
+                    build=_Builder._make_delayed)  # fmt: skip
+
+
+#: The Lava backend's table of layer kinds (``Layer.KIND``): a new kind is one entry here.
+LAVA_RULES: Mapping[str, LavaRule] = MappingProxyType({
+    "host_input": LavaRule(process=_only("BiasInjection"), carries_delays=False,
+                           build=_Builder._make_host_input),
+    "spike_input": LavaRule(process=_only("RingBuffer"), carries_delays=False,
+                            build=_Builder._make_spike_input),
+    "current_input": LavaRule(process=_only("RingBuffer"), carries_delays=False,
+                              build=_Builder._make_current_input),
+    "lif": LavaRule(process=_only("LIFReset"), carries_delays=False, build=_Builder._make_lif),
+    "dense": LavaRule(process=lambda d: "Dense" if d == 0 else "DelayDense", carries_delays=True,
+                      build=_Builder._make_dense),
+    "conv": LavaRule(process=lambda d: "Conv" if d == 0 else "DelaySparse", carries_delays=True,
+                     build=_Builder._make_conv),
+    "token_linear": _delayed_rule("token_linear"),
+    "attention": _delayed_rule("attention"),
+    "maxpool": _delayed_rule("maxpool"),
+    "readout": LavaRule(process=_only("HostReadout"), carries_delays=False,
+                        build=_Builder._make_readout),
+})  # fmt: skip

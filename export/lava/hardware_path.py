@@ -28,27 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from export.lava.graph import PROCESS_CLASSES, is_project_process, load_process
 from spikeclip.errors import UnsupportedError
-
-#: Lava process class name (as in ``LavaNode.processes``) → ``module:Class``.
-PROCESS_CLASSES = {
-    "LIFReset": "lava.proc.lif.process:LIFReset",
-    "LIF": "lava.proc.lif.process:LIF",
-    "Dense": "lava.proc.dense.process:Dense",
-    "DelayDense": "lava.proc.dense.process:DelayDense",
-    "Conv": "lava.proc.conv.process:Conv",
-    "Sparse": "lava.proc.sparse.process:Sparse",
-    "DelaySparse": "lava.proc.sparse.process:DelaySparse",
-    "RingBuffer": "lava.proc.io.source:RingBuffer",
-    "TokenLinear": "export.lava.procs.token_linear.process:TokenLinear",
-    "SpikeAttention": "export.lava.procs.attention.process:SpikeAttention",
-    "CurrentMaxPool": "export.lava.procs.maxpool.process:CurrentMaxPool",
-    "HostReadout": "export.lava.procs.readout.process:HostReadout",
-    "BiasInjection": "export.lava.procs.injection.process:BiasInjection",
-    "SpikeRecorder": "export.lava.procs.recorder.process:SpikeRecorder",
-}
-#: The module prefix of the project's own processes.
-PROJECT_PREFIX = "export.lava.procs."
 
 NOT_INSTALLED = (
     "lava-loihi (Intel's Loihi extension of Lava, for INRC members) is not installed, so "
@@ -137,8 +118,7 @@ def process_class(name: str) -> type:
     """The Lava process class called ``name`` (:data:`PROCESS_CLASSES`)."""
     if name not in PROCESS_CLASSES:
         raise HardwarePathError(f"hardware_path: unknown Lava process {name!r}")
-    module, cls = PROCESS_CLASSES[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return load_process(name)
 
 
 def chip_models_of(cls: type) -> tuple[str, ...]:
@@ -181,7 +161,7 @@ def process_support(
                     layer=node.name,
                     process=proc,
                     placement=node.placement,
-                    project=cls.__module__.startswith(PROJECT_PREFIX),
+                    project=is_project_process(proc),
                     chip_models=cache[proc],
                 )
             )

@@ -19,6 +19,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +64,6 @@ def run_netx_reference(
     from lava.proc.io.source import RingBuffer
     from lava.proc.monitor.process import Monitor
 
-    from export.lava.procs.recorder.process import SpikeRecorder, unpack_spikes
-
     start = time.perf_counter()
     meta = netx_metadata(network)
     x = np.asarray(inputs)
@@ -83,20 +82,9 @@ def run_netx_reference(
     names = [b.neuron for b in meta.blocks if b.neuron is not None]
     if len(names) != len(lx.layers):
         raise LavaInputError("<network>", f"netx built {len(lx.layers)} blocks, not {len(names)}")
-    # data[..., k·T + t] = sample k, step t, in Lava's (W, H, C) layout; zeros while draining
-    flat = np.swapaxes(x, 0, 1).reshape(B * T, *x.shape[2:])
-    lava = np.transpose(flat, (0, *range(flat.ndim - 1, 0, -1)))  # netx reverses every shape
-    data = np.zeros((*lava.shape[1:], n_steps), np.int32)
-    data[..., : B * T] = np.moveaxis(lava, 0, -1)
-    src = RingBuffer(data=data)
+    src = RingBuffer(data=_source_data(x, n_steps))
     src.s_out.connect(lx.in_layer.neuron.a_in if graded else lx.inp)
-    sizes = tuple(math.prod(b.shape) for b in lx.layers)
-    rec = SpikeRecorder(sizes=sizes, n_steps=n_steps)
-    for i, block in enumerate(lx.layers):
-        rank = len(block.shape)
-        port = block.out.transpose(list(range(rank - 1, -1, -1))).flatten() if rank > 1 else (
-            block.out)
-        port.connect(rec.port(i))
+    rec, sizes = _record_blocks(lx, n_steps)
     mon = Monitor()  # one probe per Monitor (Lava 0.10 mis-records a second one)
     mon.probe(lx.out_layer.neuron.v, n_steps)
     with LavaSession(lx, n_steps, timeout_s=timeout_s) as session:
@@ -105,16 +93,56 @@ def run_netx_reference(
         run_s = time.perf_counter() - t_run
         words = session.get(rec.words)
         v_all = np.rint(mon.get_data()[lx.out_layer.neuron.name]["v"]).astype(np.int64)
+    spikes = _spikes(words, sizes, network, timing, names, B)
+    out = network.layer(names[-1])
+    v_lava = v_all.reshape(n_steps, *reversed(out.shape))
+    v_out = _reverse_axes(v_lava)[timing.logical_indices(out.name, B)]
+    return NetxRun(spikes=spikes, v_out=v_out, n_steps=n_steps, run_s=run_s,
+                   wall_s=time.perf_counter() - start)
+
+
+def _reverse_axes(steps: np.ndarray) -> np.ndarray:
+    """``[n, *shape]`` with the shape's axes reversed (netx's ``(W, H, C)`` ↔ torch's
+    ``(C, H, W)``); the leading axis stays."""
+    return np.transpose(steps, (0, *range(steps.ndim - 1, 0, -1)))
+
+
+def _source_data(x: np.ndarray, n_steps: int) -> np.ndarray:
+    """RingBuffer data ``[*reversed(shape), n_steps]`` int32 of inputs ``[T, B, *shape]``:
+    column k·T + t is sample k, step t, in Lava's ``(W, H, C)`` layout; zeros while draining."""
+    T, B = x.shape[:2]
+    flat = np.swapaxes(x, 0, 1).reshape(B * T, *x.shape[2:])
+    lava = _reverse_axes(flat)  # netx reverses every shape
+    data = np.zeros((*lava.shape[1:], n_steps), np.int32)
+    data[..., : B * T] = np.moveaxis(lava, 0, -1)
+    return data
+
+
+def _record_blocks(lx: Any, n_steps: int) -> tuple[Any, tuple[int, ...]]:
+    """One :class:`SpikeRecorder` fed by every block's output spikes, in torch order (a
+    transpose reverses netx's shapes); returns it and the blocks' sizes."""
+    from export.lava.procs.recorder.process import SpikeRecorder
+
+    sizes = tuple(math.prod(b.shape) for b in lx.layers)
+    rec = SpikeRecorder(sizes=sizes, n_steps=n_steps)
+    for i, block in enumerate(lx.layers):
+        rank = len(block.shape)
+        port = block.out.transpose(list(range(rank - 1, -1, -1))).flatten() if rank > 1 else (
+            block.out)
+        port.connect(rec.port(i))
+    return rec, sizes
+
+
+def _spikes(words: np.ndarray, sizes: tuple[int, ...], network: LoihiNetwork, timing: Timing,
+            names: list[str], B: int) -> dict[str, np.ndarray]:
+    """The recorder's words as ``{lif: bool [T, B, *shape]}`` at the logical steps."""
+    from export.lava.procs.recorder.process import unpack_spikes
+
     steps = unpack_spikes(words, sum(sizes))  # [n_steps, Σ neurons], row time_step − 1
     offsets = np.cumsum((0, *sizes))
     spikes = {}
     for i, name in enumerate(names):
         shape = network.layer(name).shape
         idx = timing.logical_indices(name, B)  # [T, B]: k·T + t + depth(name)
-        spikes[name] = steps[idx, offsets[i] : offsets[i + 1]].reshape(T, B, *shape)
-    out = network.layer(names[-1])
-    v_lava = v_all.reshape(n_steps, *reversed(out.shape))
-    v_torch = np.transpose(v_lava, (0, *range(v_lava.ndim - 1, 0, -1)))
-    v_out = v_torch[timing.logical_indices(out.name, B)]
-    return NetxRun(spikes=spikes, v_out=v_out, n_steps=n_steps, run_s=run_s,
-                   wall_s=time.perf_counter() - start)
+        spikes[name] = steps[idx, offsets[i] : offsets[i + 1]].reshape(network.T, B, *shape)
+    return spikes

@@ -42,7 +42,7 @@ from export.lava.errors import LavaInputError, LavaLoweringError, LavaRunError
 from export.lava.graph import LavaGraph, to_lava
 from export.lava.procs.recorder.process import unpack_spikes
 from hardware.ir.network import LoihiNetwork
-from spikeclip.interrupts import children_die_with_parent, deferred
+from spikeclip.interrupts import children_die_with_parent, deferred, pid_alive
 
 __all__ = [
     "LavaInputError",
@@ -106,16 +106,6 @@ def segment_registry() -> Path | None:
     return folder
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_runs(registry: Path | None = None) -> list[str]:
     """Unlink the segments recorded by runs whose process is gone; returns their names.
 
@@ -130,7 +120,7 @@ def reap_dead_runs(registry: Path | None = None) -> list[str]:
     reaped: list[str] = []
     for record in sorted(registry.iterdir()):
         match = _RECORD.fullmatch(record.name)
-        if not match or _pid_alive(int(match["pid"])):
+        if not match or pid_alive(int(match["pid"])):
             continue
         try:
             names = json.loads(record.read_text(encoding="ascii")).get("segments", [])

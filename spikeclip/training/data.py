@@ -310,6 +310,46 @@ def _tv(name: str, root: Path, expected: str, build: Callable[[], Dataset]) -> D
         raise _missing(name, root, expected) from err
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Torchvision:
+    """How to read one torchvision dataset: class `cls` of `torchvision.datasets`, what must be
+    under the root (`expected`, for the missing-files message), the keyword arguments of its
+    training split (`train`), official test split (`test`; None: carve 20% by seed) and
+    official val split (`val`; None: carve `val_fraction` of train), and the attribute holding
+    its class names."""
+
+    cls: str
+    expected: str
+    train: dict[str, Any]
+    test: dict[str, Any] | None
+    val: dict[str, Any] | None = None
+    names: str = "classes"
+
+
+_TORCHVISION = {
+    "cifar10": _Torchvision(cls="CIFAR10", expected="cifar-10-batches-py/ (the python version)",
+                            train={"train": True}, test={"train": False}),
+    "cifar100": _Torchvision(cls="CIFAR100", expected="cifar-100-python/ (the python version)",
+                             train={"train": True}, test={"train": False}),
+    "stl10": _Torchvision(cls="STL10", expected="stl10_binary/", train={"split": "train"},
+                          test={"split": "test"}),
+    "flowers102": _Torchvision(cls="Flowers102",
+                               expected="flowers-102/ (jpg/, imagelabels.mat, setid.mat)",
+                               train={"split": "train"}, val={"split": "val"},
+                               test={"split": "test"}),
+    "oxford_pets": _Torchvision(cls="OxfordIIITPet",
+                                expected="oxford-iiit-pet/ (images/, annotations/)",
+                                train={"split": "trainval"}, test={"split": "test"}),
+    "caltech101": _Torchvision(cls="Caltech101", expected="caltech101/101_ObjectCategories/",
+                               train={"target_type": "category"}, test=None,
+                               names="categories"),
+}  # fmt: skip
+"""The torchvision datasets read through `_Torchvision` (imagenet is two image folders)."""
+
+CALTECH101_TEST_FRACTION = 0.2
+"""Caltech101 has no official split: this fraction (by seed) is its test split."""
+
+
 def torchvision_splits(
     name: str, root: str | Path, transform: Transform, transform_id: str, *,
     seed: int = 42, val_fraction: float = 0.1,
@@ -324,56 +364,52 @@ def torchvision_splits(
     from torchvision import datasets as tvd
 
     root = Path(root)
-    tf = transform
-    if name in ("cifar10", "cifar100"):
-        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-        folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
-        full = _tv(name, root, f"{folder}/ (the python version)",
-                   lambda: cls(str(root), train=True, transform=tf))
-        test = cls(str(root), train=False, transform=tf)
-        names = prompts.CIFAR10_CLASSES if name == "cifar10" else tuple(
-            prompts.readable_name(c) for c in full.classes)
-        if name == "cifar10" and tuple(full.classes) != prompts.CIFAR10_CLASSES:
-            raise UnknownDatasetError(f"cifar10 under {root}: unexpected class list {full.classes}")
-        train, val = carve_val(full, val_fraction, seed)
-    elif name == "stl10":
-        full = _tv(name, root, "stl10_binary/", lambda: tvd.STL10(str(root), split="train",
-                                                                  transform=tf))
-        test = tvd.STL10(str(root), split="test", transform=tf)
-        names = tuple(prompts.readable_name(c) for c in full.classes)
-        train, val = carve_val(full, val_fraction, seed)
-    elif name == "flowers102":
-        train = _tv(name, root, "flowers-102/ (jpg/, imagelabels.mat, setid.mat)",
-                    lambda: tvd.Flowers102(str(root), split="train", transform=tf))
-        val = tvd.Flowers102(str(root), split="val", transform=tf)
-        test = tvd.Flowers102(str(root), split="test", transform=tf)
-        names = tuple(prompts.readable_name(c) for c in train.classes)
-    elif name == "oxford_pets":
-        full = _tv(name, root, "oxford-iiit-pet/ (images/, annotations/)",
-                   lambda: tvd.OxfordIIITPet(str(root), split="trainval", transform=tf))
-        test = tvd.OxfordIIITPet(str(root), split="test", transform=tf)
-        names = tuple(prompts.readable_name(c) for c in full.classes)
-        train, val = carve_val(full, val_fraction, seed)
-    elif name == "caltech101":
-        full = _tv(name, root, "caltech101/101_ObjectCategories/",
-                   lambda: tvd.Caltech101(str(root), target_type="category", transform=tf))
-        rest, test = carve_val(full, 0.2, seed)
-        train, val = carve_val(rest, val_fraction, seed + 1)
-        names = tuple(prompts.readable_name(c) for c in full.categories)
-    elif name == "imagenet":
-        train_dir, val_dir = root / "train", root / "val"
-        if not train_dir.is_dir() or not val_dir.is_dir():
-            raise _missing(name, root, "train/<wnid>/*.JPEG and val/<wnid>/*.JPEG folders")
-        full = tvd.ImageFolder(str(train_dir), transform=tf)
-        test = tvd.ImageFolder(str(val_dir), transform=tf)
-        names = _imagenet_names(root, tuple(full.classes))
-        train, val = carve_val(full, val_fraction, seed)
+    if name == "imagenet":
+        train, val, test, names = _imagenet(tvd, root, transform, val_fraction, seed)
+    elif name in _TORCHVISION:
+        spec = _TORCHVISION[name]
+        train, val, test, full = _torchvision(tvd, name, spec, root, transform, val_fraction, seed)
+        names = tuple(prompts.readable_name(c) for c in getattr(full, spec.names))
+        if name == "cifar10":
+            if tuple(full.classes) != prompts.CIFAR10_CLASSES:
+                raise UnknownDatasetError(
+                    f"cifar10 under {root}: unexpected class list {full.classes}")
+            names = prompts.CIFAR10_CLASSES
     else:
         raise UnknownDatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     if len(names) != len(set(names)):
         raise UnknownDatasetError(f"{name}: class names are not unique after cleaning")
     return Splits(name=name, train=train, val=val, test=test, class_names=names,
                   templates=prompts.TEMPLATES[name], transform_id=transform_id)
+
+
+def _torchvision(tvd: Any, name: str, spec: _Torchvision, root: Path, tf: Transform,
+                 val_fraction: float, seed: int) -> tuple[Dataset, Dataset, Dataset, Any]:
+    """(train, val, test, the dataset whose class names count) of `spec` under `root`."""
+    make = getattr(tvd, spec.cls)
+    full = _tv(name, root, spec.expected, lambda: make(str(root), transform=tf, **spec.train))
+    if spec.val is not None and spec.test is not None:
+        return (full, make(str(root), transform=tf, **spec.val),
+                make(str(root), transform=tf, **spec.test), full)
+    if spec.test is None:
+        rest, test = carve_val(full, CALTECH101_TEST_FRACTION, seed)
+        train, val = carve_val(rest, val_fraction, seed + 1)
+        return train, val, test, full
+    test = make(str(root), transform=tf, **spec.test)
+    train, val = carve_val(full, val_fraction, seed)
+    return train, val, test, full
+
+
+def _imagenet(tvd: Any, root: Path, tf: Transform, val_fraction: float,
+              seed: int) -> tuple[Dataset, Dataset, Dataset, tuple[str, ...]]:
+    """ImageNet as `root/train/<wnid>/` and `root/val/<wnid>/` folders (val is the test split)."""
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir() or not val_dir.is_dir():
+        raise _missing("imagenet", root, "train/<wnid>/*.JPEG and val/<wnid>/*.JPEG folders")
+    full = tvd.ImageFolder(str(train_dir), transform=tf)
+    test = tvd.ImageFolder(str(val_dir), transform=tf)
+    train, val = carve_val(full, val_fraction, seed)
+    return train, val, test, _imagenet_names(root, tuple(full.classes))
 
 
 def _imagenet_names(root: Path, wnids: tuple[str, ...]) -> tuple[str, ...]:

@@ -5,20 +5,33 @@ A cache file `<cache_dir>/<key>.pt` holds `{"key": {...}, "features": [N, D] flo
 = the teacher feature of item i of the split (items in dataset order). Teachers are frozen in
 the stages that read the cache, so features are valid as long as the key matches; the key
 includes the teacher's weight fingerprint, so a fine-tuned teacher never reads stale features.
+
+Cache files are read by `spikeclip.safe_load` (weights_only, CRC-32 of every zip record, finite
+features). A cache file that fails those checks (truncated, flipped bytes, NaN, refused pickle,
+wrong layout) is a cache miss, not an error: the table is recomputed and the file replaced, with
+a `FeatureCacheWarning` naming the file and the reason (a cache is derived data; the training
+run it serves must not fail on it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from spikeclip.errors import CheckpointError
+from spikeclip.safe_load import check_finite, read_torch_file
 from spikeclip.training.io import atomic_save
 from spikeclip.training.teachers import Teacher, text_features
+
+
+class FeatureCacheWarning(UserWarning):
+    """A cached feature table could not be used and is being recomputed (file and reason)."""
 
 
 def cache_key(*, teacher: Teacher, dataset: str, split: str, transform: str, n: int) -> dict:
@@ -40,12 +53,35 @@ def cached(cache_dir: str | Path | None, key: dict,
         return compute()
     path = _path(cache_dir, key)
     if path.is_file():
-        blob = torch.load(str(path), map_location="cpu", weights_only=True)
-        if blob.get("key") == key:
-            return blob["features"]
+        found = _read(path, key)
+        if found is not None:
+            return found
     feats = compute().float().contiguous()
     atomic_save({"key": key, "features": feats}, path)
     return feats
+
+
+def _read(path: Path, key: dict) -> torch.Tensor | None:
+    """The table stored at `path` for `key`, or None (another key's table, or an unusable file:
+    then a `FeatureCacheWarning` says why; the caller recomputes and replaces it)."""
+    try:
+        blob = read_torch_file(path)
+        features = blob.get("features") if isinstance(blob, dict) else None
+        if isinstance(features, torch.Tensor):
+            check_finite({"features": features}, path)
+    except CheckpointError as err:
+        warnings.warn(FeatureCacheWarning(f"{err}; recomputing it"), stacklevel=3)
+        return None
+    if blob.get("key") != key:
+        return None
+    if (not isinstance(features, torch.Tensor) or features.dtype != torch.float32
+            or features.ndim != 2 or features.shape[0] != key["n"]):
+        shown = list(features.shape) if isinstance(features, torch.Tensor) else type(features)
+        warnings.warn(FeatureCacheWarning(
+            f"{path}: features are not a float32 [{key['n']}, D] table (found {shown}); "
+            "recomputing it"), stacklevel=3)
+        return None
+    return features
 
 
 @torch.no_grad()

@@ -30,6 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from spikeclip.errors import UsageError
+from spikeclip.safe_load import check_finite, read_torch_file
 from spikeclip.training import distributed
 from spikeclip.training.io import atomic_save, atomic_write_json
 
@@ -138,88 +140,142 @@ def train_loop(
     optimizer step (gradient-angle gate). After each epoch `evaluate()` returns validation
     metrics; the weights with the best `metrics[score_key]` are kept and restored at the end.
     With `workdir`, the log goes to `<workdir>/log.json` and resume state to `state.pt`;
-    `resume=True` continues from that state when it exists.
+    `resume=True` continues from that state when it exists (read by `spikeclip.safe_load`: a
+    damaged file is a `CheckpointError`, exit 3; another stage's state a `ResumeStateError`).
     """
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                 weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1),
-                                                           eta_min=cfg.eta_min)
-    ctx = distributed.current()
-    batches = EpochBatches(len(dataset), cfg.batch_size, cfg.seed,  # type: ignore[arg-type]
-                           drop_last=cfg.drop_last, rank=ctx.rank, world=ctx.world)
-    wd = Path(workdir) if workdir is not None else None
-    pos = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0, "loss_n": 0,
-           "samples": 0, "seconds": 0.0}
-    best: dict = {"score": None, "epoch": None, "states": None}
-    history: list[dict] = []
-    if resume and wd is not None and (wd / STATE_FILE).is_file():
-        state = torch.load(str(wd / STATE_FILE), map_location="cpu", weights_only=True)
-        if state["stage"] != stage:
-            raise ValueError(f"{wd / STATE_FILE}: resume state of stage {state['stage']!r}, "
-                             f"not {stage!r}")
+    run = _Run(stage=stage, modules=modules, params=params, dataset=dataset, cfg=cfg,
+               workdir=workdir)
+    run.start(resume)
+    while run.pos["epoch"] < cfg.epochs:
+        if not run.epoch(step_fn):
+            return run.result(completed=False)
+        run.end_epoch(evaluate, score_key, higher_is_better)
+    if run.best["states"] is not None:
         for k, m in modules.items():
+            m.load_state_dict(run.best["states"][k])
+    return run.result(completed=True)
+
+
+class ResumeStateError(UsageError):
+    """`--resume` found a `state.pt` this stage cannot continue from (another stage's)."""
+
+
+class _Run:
+    """One `train_loop` call: optimizer, schedule, position, best weights and log, with the
+    resume state they make up (module docstring)."""
+
+    def __init__(self, *, stage: str, modules: dict[str, nn.Module], params: list[nn.Parameter],
+                 dataset: Dataset, cfg: LoopConfig, workdir: str | Path | None) -> None:
+        self.stage, self.modules, self.dataset, self.cfg = stage, modules, dataset, cfg
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
+                                          weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=max(cfg.epochs, 1), eta_min=cfg.eta_min)
+        self.ctx = distributed.current()
+        self.batches = EpochBatches(len(dataset), cfg.batch_size,  # type: ignore[arg-type]
+                                    cfg.seed, drop_last=cfg.drop_last, rank=self.ctx.rank,
+                                    world=self.ctx.world)
+        self.wd = Path(workdir) if workdir is not None else None
+        self.pos: dict = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0,
+                          "loss_n": 0, "samples": 0, "seconds": 0.0}
+        self.best: dict = {"score": None, "epoch": None, "states": None}
+        self.history: list[dict] = []
+        self.start_step = 0
+
+    def start(self, resume: bool) -> None:
+        """Continue from `state.pt` (with `resume`, where it exists), else seed everything."""
+        if resume and self.wd is not None and (self.wd / STATE_FILE).is_file():
+            self._restore(self.wd / STATE_FILE)
+        else:
+            seed_everything(self.cfg.seed)
+        self.start_step = self.pos["global_step"]
+
+    def _restore(self, path: Path) -> None:
+        state = read_torch_file(path)
+        if not isinstance(state, dict) or state.get("stage") != self.stage:
+            found = state.get("stage") if isinstance(state, dict) else type(state).__name__
+            raise ResumeStateError(f"{path}: resume state of stage {found!r}, not "
+                                   f"{self.stage!r}; name another --workdir or drop --resume")
+        for k, m in self.modules.items():
+            check_finite(state["modules"][k], path)
             m.load_state_dict(state["modules"][k])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        pos, best, history = dict(state["position"]), dict(state["best"]), list(state["history"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.pos, self.best = dict(state["position"]), dict(state["best"])
+        self.history = list(state["history"])
         _set_rng_state(state["rng"])
-    else:
-        seed_everything(cfg.seed)
-    start_step = pos["global_step"]
 
-    def save_state() -> None:
-        if wd is None or not ctx.is_main:
+    def save_state(self) -> None:
+        if self.wd is None or not self.ctx.is_main:
             return
-        atomic_save({"stage": stage, "modules": {k: m.state_dict() for k, m in modules.items()},
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "position": pos, "best": best, "history": history, "rng": _rng_state()},
-                    wd / STATE_FILE)
+        atomic_save({"stage": self.stage,
+                     "modules": {k: m.state_dict() for k, m in self.modules.items()},
+                     "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "position": self.pos,
+                     "best": self.best, "history": self.history, "rng": _rng_state()},
+                    self.wd / STATE_FILE)
 
-    def stop_now() -> bool:
-        return cfg.max_steps is not None and pos["global_step"] >= cfg.max_steps
+    def _stop_now(self) -> bool:
+        return self.cfg.max_steps is not None and self.pos["global_step"] >= self.cfg.max_steps
 
-    while pos["epoch"] < cfg.epochs:
-        epoch = pos["epoch"]
-        plan = batches.indices(epoch)[pos["step_in_epoch"] :]
-        for m in modules.values():
+    def result(self, *, completed: bool) -> LoopResult:
+        return LoopResult(completed=completed, global_step=self.pos["global_step"],
+                          steps_run=self.pos["global_step"] - self.start_step,
+                          best_score=self.best["score"], best_epoch=self.best["epoch"],
+                          history=self.history)
+
+    def epoch(self, step_fn: StepFn) -> bool:
+        """Run the rest of the current epoch's batches; False when `max_steps` stopped it
+        first (the resume state is then saved)."""
+        pos, epoch = self.pos, self.pos["epoch"]
+        plan = self.batches.indices(epoch)[pos["step_in_epoch"] :]
+        for m in self.modules.values():
             m.train()
-        loader = DataLoader(dataset, batch_sampler=plan, num_workers=cfg.num_workers)
-        bar = tqdm(loader, total=len(plan), disable=not (cfg.progress and ctx.is_main), leave=False,
-                   desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}")
+        loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.cfg.num_workers)
+        bar = tqdm(loader, total=len(plan), leave=False,
+                   disable=not (self.cfg.progress and self.ctx.is_main),
+                   desc=f"{self.stage} epoch {epoch + 1}/{self.cfg.epochs}")
         t0 = time.perf_counter()
         for batch in _iter(bar):
-            if stop_now():
+            if self._stop_now():
                 pos["seconds"] += time.perf_counter() - t0
-                save_state()
-                return LoopResult(completed=False, global_step=pos["global_step"],
-                                  steps_run=pos["global_step"] - start_step,
-                                  best_score=best["score"], best_epoch=best["epoch"],
-                                  history=history)
-            optimizer.zero_grad(set_to_none=True)
-            loss, value = step_fn(batch)
-            if loss is not None:
-                loss.backward()
-                optimizer.step()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"{stage}: loss is {value} at epoch {epoch + 1}, "
-                                         f"step {pos['step_in_epoch']}")
-            pos["step_in_epoch"] += 1
-            pos["global_step"] += 1
-            pos["loss_sum"] += value
-            pos["loss_n"] += 1
-            pos["samples"] += len(batch[0])
-            elapsed = pos["seconds"] + time.perf_counter() - t0
-            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{pos['samples'] / max(elapsed, 1e-9):.0f}")
-            if cfg.save_every and pos["global_step"] % cfg.save_every == 0:
-                save_state()
+                self.save_state()
+                return False
+            self._step(step_fn, batch, epoch, t0, bar)
         bar.close()
         pos["seconds"] += time.perf_counter() - t0
-        if stop_now() and pos["step_in_epoch"] < len(batches.indices(epoch)):
-            save_state()
-            return LoopResult(completed=False, global_step=pos["global_step"],
-                                  steps_run=pos["global_step"] - start_step,
-                              best_score=best["score"], best_epoch=best["epoch"], history=history)
-        entry = {"stage": stage, "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+        if self._stop_now() and pos["step_in_epoch"] < len(self.batches.indices(epoch)):
+            self.save_state()
+            return False
+        return True
+
+    def _step(self, step_fn: StepFn, batch: tuple, epoch: int, t0: float, bar: tqdm) -> None:
+        pos = self.pos
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, value = step_fn(batch)
+        if loss is not None:
+            loss.backward()
+            self.optimizer.step()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{self.stage}: loss is {value} at epoch {epoch + 1}, "
+                                     f"step {pos['step_in_epoch']}")
+        pos["step_in_epoch"] += 1
+        pos["global_step"] += 1
+        pos["loss_sum"] += value
+        pos["loss_n"] += 1
+        pos["samples"] += len(batch[0])
+        elapsed = pos["seconds"] + time.perf_counter() - t0
+        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{pos['samples'] / max(elapsed, 1e-9):.0f}")
+        if self.cfg.save_every and pos["global_step"] % self.cfg.save_every == 0:
+            self.save_state()
+
+    def end_epoch(self, evaluate: Callable[[], dict[str, float]] | None, score_key: str,
+                  higher_is_better: bool) -> None:
+        """Log the finished epoch (validation metrics, best weights), step the schedule, write
+        log.json and, every `state_every_epochs` epochs and after the last, state.pt."""
+        pos, epoch = self.pos, self.pos["epoch"]
+        entry = {"stage": self.stage, "epoch": epoch + 1,
+                 "lr": self.optimizer.param_groups[0]["lr"],
                  "train_loss": distributed.mean_over_ranks(pos["loss_sum"]
                                                            / max(pos["loss_n"], 1)),
                  "steps": pos["loss_n"], "seconds": round(pos["seconds"], 3),
@@ -228,23 +284,18 @@ def train_loop(
             metrics = evaluate()
             entry.update({f"val_{k}": v for k, v in metrics.items()})
             score = metrics[score_key]
-            better = best["score"] is None or (score > best["score"] if higher_is_better
-                                               else score < best["score"])
-            if better:
-                best = {"score": score, "epoch": epoch + 1, "states": _module_states(modules)}
-        history.append(entry)
-        scheduler.step()
+            best = self.best["score"]
+            if best is None or (score > best if higher_is_better else score < best):
+                self.best = {"score": score, "epoch": epoch + 1,
+                             "states": _module_states(self.modules)}
+        self.history.append(entry)
+        self.scheduler.step()
         pos.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, loss_n=0, samples=0,
                    seconds=0.0)
-        if wd is not None and ctx.is_main:
-            atomic_write_json(history, wd / LOG_FILE)
-        save_state()
-    if best["states"] is not None:
-        for k, m in modules.items():
-            m.load_state_dict(best["states"][k])
-    return LoopResult(completed=True, global_step=pos["global_step"],
-                      steps_run=pos["global_step"] - start_step, best_score=best["score"],
-                      best_epoch=best["epoch"], history=history)
+        if self.wd is not None and self.ctx.is_main:
+            atomic_write_json(self.history, self.wd / LOG_FILE)
+        if (epoch + 1) % self.cfg.state_every_epochs == 0 or epoch + 1 == self.cfg.epochs:
+            self.save_state()
 
 
 def _iter(bar: tqdm) -> Iterator:

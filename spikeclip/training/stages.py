@@ -22,7 +22,7 @@ Every stage selects its weights on the validation split (never test) and returns
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,29 +89,29 @@ def spiking_class_matrix(model: SpikeCLIP, ids: torch.Tensor) -> torch.Tensor:
 def top1(model: SpikeCLIP, dataset: Dataset, class_matrix: torch.Tensor,
          batch_size: int = 256) -> float:
     """Top-1 accuracy (fraction) of `model` on `(image, label)` items, eval mode."""
-    was = model.training
-    model.eval()
-    correct = total = 0
-    for images, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        pred = model.predict(student_input(images, model.config.img_size), class_matrix)
-        correct += int((pred == labels).sum())
-        total += int(labels.numel())
-    model.train(was)
-    return correct / max(total, 1)
+    return _top1(model, dataset, batch_size, lambda images: model.predict(
+        student_input(images, model.config.img_size), class_matrix))
 
 
 @torch.no_grad()
 def teacher_top1(teacher: Teacher, dataset: Dataset, class_matrix: torch.Tensor,
                  batch_size: int = 256) -> float:
     """Top-1 (fraction) of the teacher's image tower against `class_matrix [C, D]`."""
-    was = teacher.training
-    teacher.eval()
+    return _top1(teacher, dataset, batch_size, lambda images: (
+        F.normalize(teacher.encode_image(images), dim=-1) @ class_matrix.T).argmax(-1))
+
+
+def _top1(module: nn.Module, dataset: Dataset, batch_size: int,
+          predict: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """Fraction of `(image, label)` items whose `predict(images)` is the label, with `module`
+    in eval mode (its mode is restored after)."""
+    was = module.training
+    module.eval()
     correct = total = 0
     for images, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        pred = (F.normalize(teacher.encode_image(images), dim=-1) @ class_matrix.T).argmax(-1)
-        correct += int((pred == labels).sum())
+        correct += int((predict(images) == labels).sum())
         total += int(labels.numel())
-    teacher.train(was)
+    module.train(was)
     return correct / max(total, 1)
 
 

@@ -22,6 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeclip.errors import UsageError
+from spikeclip.safe_load import check_finite, read_torch_file
+from spikeclip.training.io import atomic_save
+from spikeclip.training.prompts import prompts_for
 from spikeclip.training.towers import ConvTower
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -277,8 +280,6 @@ TOWER_FORMAT = "spikeclip-teacher-image-tower"
 
 def save_image_tower(teacher: Teacher, path: str | Path, metadata: dict | None = None) -> None:
     """Write the teacher's image tower weights (atomic) with the teacher name as a check."""
-    from spikeclip.training.io import atomic_save
-
     atomic_save({"format": TOWER_FORMAT, "version": 1, "teacher": teacher.name,
                  "state_dict": teacher.image_module().state_dict(),
                  "metadata": metadata or {}}, path)
@@ -286,13 +287,20 @@ def save_image_tower(teacher: Teacher, path: str | Path, metadata: dict | None =
 
 def load_image_tower(teacher: Teacher, path: str | Path) -> dict:
     """Load weights written by `save_image_tower` into `teacher.image_module()`; returns the
-    file's metadata. Raises TeacherError when the file is for another teacher."""
-    blob = torch.load(str(path), map_location="cpu", weights_only=True)
-    if blob.get("format") != TOWER_FORMAT or blob.get("teacher") != teacher.name:
+    file's metadata. The file is read by `spikeclip.safe_load` (a `CheckpointError`, exit 3,
+    for a missing, corrupt, unsafe or non-finite file); TeacherError when it is not an image
+    tower of this teacher."""
+    blob = read_torch_file(path)
+    found = blob if isinstance(blob, dict) else {}
+    if found.get("format") != TOWER_FORMAT or found.get("teacher") != teacher.name:
         raise TeacherError(f"{path}: not an image tower of teacher {teacher.name!r} "
-                           f"(found {blob.get('format')!r} for {blob.get('teacher')!r})")
-    teacher.image_module().load_state_dict(blob["state_dict"])
-    return dict(blob.get("metadata", {}))
+                           f"(found {found.get('format')!r} for {found.get('teacher')!r})")
+    state = found.get("state_dict")
+    if not isinstance(state, dict):
+        raise TeacherError(f"{path}: its state_dict is a {type(state).__name__}, not a dict")
+    check_finite(state, path)
+    teacher.image_module().load_state_dict(state)
+    return dict(found.get("metadata", {}))
 
 
 @torch.no_grad()
@@ -309,8 +317,6 @@ def teacher_class_matrix(teacher: Teacher, class_names: Sequence[str],
                          templates: Sequence[str]) -> torch.Tensor:
     """Teacher zero-shot class matrix `[C, D]` (rows as `SpikeCLIP.class_matrix`): per class,
     mean over templates of L2-normalized text features, re-normalized (CLIP's rule)."""
-    from spikeclip.training.prompts import prompts_for
-
     feats = F.normalize(text_features(teacher, prompts_for(tuple(class_names), tuple(templates))),
                         dim=-1)
     per_class = feats.view(len(class_names), len(templates), -1).mean(1)

@@ -106,6 +106,22 @@ def test_batch_scales_only_the_activations():
         estimate_memory(SpikeCLIPConfig.tiny(), batch=-1)
 
 
+def test_a_stage_counts_the_activations_of_the_towers_it_runs():
+    both = estimate_memory(SpikeCLIPConfig.paper(), batch=3)
+    text = estimate_memory(SpikeCLIPConfig.paper(), batch=3, towers=("text",))
+    params = estimate_memory(SpikeCLIPConfig.paper(), batch=3, towers=())
+    assert text.parameter_bytes == params.parameter_bytes == both.parameter_bytes
+    assert (text.image_activation_bytes, text.text_activation_bytes) == (
+        0, both.text_activation_bytes)  # fmt: skip
+    assert text.total_bytes == both.parameter_bytes + 3 * 4 * 70_144  # the paper's, by hand
+    assert params.total_bytes == both.parameter_bytes
+    small = AvailableMemory(system=text.parameter_bytes)
+    with pytest.raises(InsufficientMemoryError, match=r"of activations for 3 prompts\)"):
+        check_memory(text, what="x", available=small)
+    with pytest.raises(ValueError, match="towers"):
+        estimate_memory(SpikeCLIPConfig.tiny(), towers=("audio",))
+
+
 def test_check_refuses_with_the_estimate_and_what_is_available():
     est = estimate_memory(SpikeCLIPConfig.paper())
     check_memory(est, what="x", available=AvailableMemory(system=est.total_bytes))

@@ -1,15 +1,22 @@
 """Teachers: open_clip and HF CLIP built offline with random weights, MiniLM from the bundled
-package; tokenization, feature shapes, fingerprints, image-tower files."""
+package; tokenization, feature shapes, fingerprints, image-tower files (read by
+`spikeclip.safe_load`), the feature cache (a damaged file is rebuilt)."""
 
 from __future__ import annotations
+
+import struct
+import warnings
+import zipfile
 
 import pytest
 import torch
 from _train_helpers import TEACHER_DIM, TEACHER_IMG, hf_teacher, open_clip_teacher
 
+from spikeclip.errors import EXIT_BAD_MODEL, CorruptCheckpoint, NonFiniteTensor
+from spikeclip.safe_load import read_torch_file
 from spikeclip.training import teachers
 from spikeclip.training.data import TensorImages
-from spikeclip.training.feature_cache import corpus_features, image_features
+from spikeclip.training.feature_cache import FeatureCacheWarning, corpus_features, image_features
 
 SOT, EOT = 49406, 49407  # CLIP BPE start/end of text ids
 
@@ -98,3 +105,65 @@ def test_minilm_offline_digit_prompts(minilm):
 def test_unknown_teacher_spec_is_a_typed_error():
     with pytest.raises(teachers.TeacherError, match="unknown teacher spec"):
         teachers.load_teacher("clip-from-nowhere")
+
+
+def _flip_first_tensor_byte(path) -> str:
+    """XOR the first byte of the largest tensor record of a torch zip; returns its name."""
+    with zipfile.ZipFile(path) as archive:
+        record = max((i for i in archive.infolist() if "/data/" in i.filename),
+                     key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack_from("<HH", raw, record.header_offset + 26)
+    raw[record.header_offset + 30 + name_len + extra_len] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    return record.filename
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _nan_features(path) -> None:
+    blob = torch.load(path, weights_only=True)
+    blob["features"][0, 0] = float("nan")
+    torch.save(blob, path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [(_truncate, "truncated or corrupt torch zip archive"), (_flip_first_tensor_byte, "CRC-32"),
+     (_nan_features, "tensor features holds non-finite values")],
+    ids=["truncated", "flipped-bytes", "nan"],
+)
+def test_a_damaged_feature_cache_is_rebuilt_with_a_warning(tmp_path, damage, reason):
+    # Before: a truncated file crashed torch.load, flipped bytes and NaN were returned as features.
+    t = hf_teacher(seed=0)
+    ds = TensorImages(torch.randn(5, 3, TEACHER_IMG, TEACHER_IMG), torch.arange(5))
+    kw = {"name": "toy", "split": "train", "transform": "none", "cache_dir": tmp_path}
+    first = image_features(t, ds, **kw)
+    (path,) = tmp_path.iterdir()
+    damage(path)
+    with pytest.warns(FeatureCacheWarning, match=rf"{path.name}: .*{reason}.*; recomputing it"):
+        again = image_features(t, ds, **kw)
+    assert torch.equal(again, first)
+    assert torch.equal(read_torch_file(path)["features"], first)  # the file was replaced
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt file reads back without a warning
+        assert torch.equal(image_features(t, ds, **kw), first)
+
+
+def test_a_damaged_tower_file_is_a_model_file_error(tmp_path):
+    # Before: torch.load read flipped bytes silently and NaN weights went into the teacher.
+    t = hf_teacher(seed=0)
+    path = tmp_path / "tower.pt"
+    teachers.save_image_tower(t, path)
+    record = _flip_first_tensor_byte(path)
+    with pytest.raises(CorruptCheckpoint, match=rf"'{record}' fails its CRC-32") as refused:
+        teachers.load_image_tower(hf_teacher(seed=1), path)
+    assert refused.value.exit_code == EXIT_BAD_MODEL
+    blob = {"format": teachers.TOWER_FORMAT, "version": 1, "teacher": t.name, "metadata": {},
+            "state_dict": {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                           for k, v in t.image_module().state_dict().items()}}
+    torch.save(blob, path)
+    with pytest.raises(NonFiniteTensor, match="holds non-finite values"):
+        teachers.load_image_tower(hf_teacher(seed=1), path)

@@ -96,6 +96,71 @@ def test_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path: Path) -
     assert _snapshot(tmp_path) == before  # byte for byte; no lock file, no staging folder
 
 
+def _export(out: Path) -> None:
+    """A folder as this project writes it: two files (one in a subfolder), an empty folder and
+    its manifest."""
+    with atomic_directory(out) as staging:
+        write_text_atomic(staging / "v.txt", "1")
+        (staging / "sub").mkdir()
+        (staging / "none").mkdir()
+        write_text_atomic(staging / "sub" / "w.txt", "22")
+        _manifest(staging)
+
+
+def test_the_manifest_lists_every_file_written(tmp_path: Path) -> None:
+    _export(tmp_path / "run")
+    _export(tmp_path / "run")  # unchanged: replaced (also the empty folder it wrote)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest == {
+        "format": "spikeclip-export",
+        "files": {
+            "sub/w.txt": {"bytes": 2, "sha256": hashlib.sha256(b"22").hexdigest()},
+            "v.txt": {"bytes": 1, "sha256": hashlib.sha256(b"1").hexdigest()},
+        },
+        "folders": ["none", "sub"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda out: (out / "mine.txt").write_text("my notes"), "mine.txt was not written"),
+        (lambda out: (out / "sub" / "deep.txt").write_text("x"), "sub/deep.txt was not written"),
+        (lambda out: (out / "empty").mkdir(), "empty was not written"),
+        (lambda out: (out / "link").symlink_to(out / "v.txt"), "link was not written"),
+        (lambda out: (out / "none" / "x").write_text("x"), "none/x was not written"),
+        (lambda out: (out / "v.txt").write_text("2"), "v.txt was changed since this tool"),
+        (lambda out: (out / "sub" / "w.txt").write_text("33"), "sub/w.txt was changed"),
+    ],
+    ids=["added-file", "added-in-subfolder", "added-folder", "added-link", "added-in-empty",
+         "edited", "edited-deep"],
+)
+def test_a_previous_export_holding_anything_else_is_refused_naming_it(
+    tmp_path: Path, change, named: str
+) -> None:
+    # Before: a folder counted as ours by its manifest alone, so a file the user added (or
+    # edited) inside a previous export was deleted with it.
+    out = tmp_path / "run"
+    _export(out)
+    change(out)
+    before = _snapshot(tmp_path)
+    refusal = f"run: holds more than this tool wrote \\({named}"
+    with pytest.raises(UsageError, match=refusal) as info, atomic_directory(out):
+        pytest.fail("the body must not run")
+    assert info.value.exit_code == EXIT_USAGE and "\n" not in str(info.value)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_manifest_without_a_file_list_is_not_enough(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "v.txt").write_text("1")
+    _manifest(out)  # says "ours", but not what is ours (an older version's folder)
+    with pytest.raises(UsageError, match="manifest.json lists no files"), atomic_directory(out):
+        pytest.fail("the body must not run")
+    assert (out / "v.txt").read_text() == "1"
+
+
 @pytest.mark.parametrize(
     ("name", "match"),
     [

@@ -1,5 +1,6 @@
-"""Every declared console script is installed, answers --help with exit 0, its option defaults and
-the exit-code table, and rejects a bad count with exit 2; the README's table is the same table."""
+"""Every declared console script is installed, answers --help with exit 0, what it writes, its
+option defaults and the exit-code table, and rejects a bad count with exit 2; the README's table
+is the same table."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ DEFAULTS_SHOWN = {  # one option default per command, as --help must print it
     "spikeclip-convert": [],  # every option is required or has a documented model default
 }
 TRAIN_STAGES = ("align-text", "align-image", "finetune-teacher", "finetune")
+WRITES_SHOWN = {  # what each command's "writes:" paragraph must name
+    "spikeclip-export": ["--out", "model.nir", "report.md", "manifest.json", "atomically",
+                         "holds nothing else"],
+    "spikeclip-train": ["OUT", "log.json", "state.pt", "atomically", "never an input"],
+    "spikeclip-eval": ["stdout", "--json FILE", "atomically", "never an input"],
+    "spikeclip-energy": ["--out", "energy.md", "manifest.json", "atomically", "holds nothing else"],
+    "spikeclip-convert": ["--out model.pt", "atomically", "never an input"],
+}  # fmt: skip
 
 
 def _exe(name: str) -> str:
@@ -48,11 +57,21 @@ def _assert_exit_code_table(text: str) -> None:
         assert re.search(rf"^\s*{code}\s+{re.escape(what)}$", text, re.MULTILINE), (code, what)
 
 
+def _assert_writes(name: str, text: str) -> None:
+    """The ``writes:`` paragraph (before the exit codes) names what ``name`` writes."""
+    found = re.search(r"^writes:\n(.+?)\n\nexit codes:", text, re.MULTILINE | re.DOTALL)
+    assert found, text
+    paragraph = " ".join(found.group(1).split())
+    for shown in WRITES_SHOWN[name]:
+        assert shown in paragraph, (shown, paragraph)
+
+
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_help_exits_0_with_defaults_and_exit_codes(name: str) -> None:
     done = _run(_exe(name), "--help")
     assert done.returncode == 0, done.stderr
     _assert_exit_code_table(done.stdout)
+    _assert_writes(name, done.stdout)
     flat = " ".join(done.stdout.split())
     for shown in DEFAULTS_SHOWN[name]:
         assert shown in flat, (shown, done.stdout)
@@ -72,6 +91,7 @@ def _help(argv: list[str], capsys) -> str:
 def test_train_stage_help_describes_the_stage(stage: str, capsys) -> None:
     text = _help([stage, "--help"], capsys)
     _assert_exit_code_table(text)
+    _assert_writes("spikeclip-train", text)
     flat = " ".join(text.split())
     assert "(default: 42)" in flat and "(default: data)" in flat  # --seed, --data-root
     before_options = flat.split(" options: ")[0]
@@ -101,5 +121,13 @@ def test_bad_count_exits_2(name: str, argv: list[str], tmp_path: Path) -> None:
 
 
 def test_readme_exit_code_table_is_the_one_in_spikeclip_errors() -> None:
-    rows = re.findall(r"^\| (\d+) \| (.+) \|$", README.read_text(), re.MULTILINE)
-    assert [(int(code), what) for code, what in rows] == list(EXIT_CODE_LINES)
+    # The table under its "| exit code | meaning |" header, up to the first line that is not
+    # a row (the README has other tables with numbers in their first column).
+    table = README.read_text().split("| exit code | meaning |\n|---:|---|\n", 1)[1]
+    rows = []
+    for line in table.splitlines():
+        row = re.fullmatch(r"\| (\d+) \| (.+) \|", line)
+        if row is None:
+            break
+        rows.append((int(row[1]), row[2]))
+    assert rows == list(EXIT_CODE_LINES)

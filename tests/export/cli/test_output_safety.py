@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import queue
 import shutil
@@ -149,6 +150,29 @@ def test_a_previous_export_is_replaced(workdir: Path) -> None:
     assert not [p for p in workdir.iterdir() if p.name.startswith(".")]
 
 
+def test_a_file_added_inside_a_previous_export_is_named_and_kept(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Before: the previous export's manifest alone made the folder replaceable, so a file the
+    # user had put inside it was deleted with it (exit 0).
+    assert cli.main(["model.pt", "--target", "nir", "--out", "exp", "--quiet"]) == 0
+    manifest = json.loads((workdir / "exp" / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == ["model.nir", "report.md"]
+    (workdir / "exp" / "my-analysis.txt").write_text("keep me\n")
+    before = _snapshot(workdir)
+    assert cli.main(["model.pt", "--target", "nir", "--out", "exp", "--quiet"]) == EXIT_USAGE
+    assert _one_line(capsys.readouterr().err) == (
+        "spikeclip-export: --out exp: holds more than this tool wrote (my-analysis.txt was not "
+        "written by this tool); refusing to replace it: move that out, name a new folder or "
+        "remove the folder yourself"
+    )
+    assert _snapshot(workdir) == before
+    (workdir / "exp" / "my-analysis.txt").unlink()  # moved out: replaced again
+    assert cli.main(["model.pt", "--target", "onnx", "--out", "exp", "--quiet"]) == 0
+    assert sorted(json.loads((workdir / "exp" / "manifest.json").read_text())["files"]) == [
+        "model.onnx", "report.md"]  # fmt: skip
+
+
 def test_energy_and_convert_refuse_what_they_did_not_write(
     workdir: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -182,7 +206,7 @@ def test_train_and_eval_refuse_to_overwrite_their_input_or_a_foreign_file(
          "exists and is not a spikeclip-eval JSON"),
     ]  # fmt: skip
     for main, argv, message in cases:
-        assert main(argv) != 0  # (their exit codes by error class: the CLI-options change)
+        assert main(argv) == EXIT_USAGE, argv  # refused before loading anything: exit 2
         assert message in _one_line(capsys.readouterr().err)
     assert _snapshot(workdir) == before
 

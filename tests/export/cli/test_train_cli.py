@@ -1,5 +1,6 @@
 """`spikeclip-train` runs the four stages in sequence (tiny open_clip teacher, digits, 1 epoch
-each), passing checkpoints and the teacher tower between them; errors are one line, exit 1."""
+each), passing checkpoints and the teacher tower between them; errors are one line with the
+error's own exit code (2 missing data, 9 a --config this machine cannot hold)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from _train_helpers import open_clip_teacher, register_open_clip, student_config
 
 from export.cli.train import main
 from spikeclip import checkpoint
+from spikeclip.errors import EXIT_MEMORY
 from spikeclip.training import data
 from spikeclip.training.teachers import TOWER_FORMAT
 
@@ -65,3 +67,25 @@ def test_missing_dataset_is_one_line_exit_2(tmp_path, capsys):
                str(tmp_path), "--out", str(tmp_path / "x.pt"), "--config", "tiny"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and "cifar-10-batches-py" in err
+
+
+def test_a_config_this_machine_cannot_hold_exits_9_before_building(tmp_path, capsys, monkeypatch):
+    # Before: `--config big.json` built the model at once (6.3 PiB of weights and activations
+    # here), allocating until memory ran out. Building it now fails the test instead.
+    from export.cli import train as cli_train
+
+    def built(*_args, **_kwargs):
+        raise AssertionError("the model was built before its memory was checked")
+
+    monkeypatch.setattr(cli_train, "SpikeCLIP", built)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({**student_config().to_dict(), "embed_dim": 1 << 16,
+                               "depth": 1024, "num_heads": 2}))
+    out = tmp_path / "m.pt"
+    rc = main(["align-image", "--teacher", "minilm", "--dataset", "digits", "--config",
+               str(big), "--batch-size", "8", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == EXIT_MEMORY, err
+    assert "\n" not in err and f"--config {big}: align-image at --batch-size 8: needs about" in err
+    assert "of activations for 8 images" in err and "refused before allocating" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]

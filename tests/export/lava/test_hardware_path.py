@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from export.lava import hardware_path as hp
-from export.lava.graph import LavaNode
+from export.lava.graph import PROJECT_PREFIX, LavaNode
 
 installed = importlib.util.find_spec("lava.utils.loihi2_profiler") is not None
 
@@ -76,7 +76,7 @@ def test_listing_on_a_graph_description():
 def test_listing_with_chip_models_present():
     # As lava-loihi would: stock classes get neurocore models; the project's list is unchanged.
     def stock_only(cls):
-        return () if cls.__module__.startswith(hp.PROJECT_PREFIX) else ("NcModel",)
+        return () if cls.__module__.startswith(PROJECT_PREFIX) else ("NcModel",)
 
     support = hp.process_support(DESCRIPTION, find_chip_models=stock_only)
     assert all(p.on_chip for p in support if not p.project)
