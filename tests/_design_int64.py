@@ -11,6 +11,9 @@ in weight units (wu)::
     v ← clip(trunc0(v·(4096 − dv)/4096) + u + mant·2^exp, ±(2²³ − 1))
     s ← v > vth·64;  v ← 0 where s                (u is not reset)
 
+where Lava forms both sums in int32 numpy arrays (``PyLifModelBitAcc``): each wraps modulo 2³²
+into [−2³¹, 2³¹) before the correction / the clip.
+
 Dense: weights clipped to 8 bits, low bits dropped (mixed sign: floored to a multiple of 2ᵏ,
 inhibitory: magnitude truncated), the per-step *sum* scaled by 2^weight_exp with a floor.
 Conv: no clip, truncation or exponent; the output wraps modulo 2²⁴ into [−2²³, 2²³).
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 
 from hardware.ir.layers import (
     ConvLayer,
+    CurrentInputLayer,
     DenseLayer,
     HostInputLayer,
     LIFLayer,
@@ -37,6 +41,7 @@ from hardware.ir.layers import (
 from hardware.ir.network import LoihiNetwork
 
 HALF = 2**23  # half the 24-bit state range
+INT32 = 2**31  # half the int32 range Lava holds u and v in
 V_LIMIT = HALF - 1  # v saturates at ±(2²³ − 1)
 UNITY = 4096  # decay unity (12-bit decays)
 
@@ -61,6 +66,11 @@ def u_correct(raw) -> np.ndarray:
     """One conditional ±2²⁴: above 2²³ subtract, at or below −2²³ add; else unchanged."""
     r = i64(raw)
     return np.where(r > HALF, r - 2 * HALF, np.where(r <= -HALF, r + 2 * HALF, r))
+
+
+def int32(x) -> np.ndarray:
+    """Lava's int32 sum: modulo 2³² into [−2³¹, 2³¹)."""
+    return (i64(x) + INT32) % (2 * INT32) - INT32
 
 
 def v_raw(v, u, bias, dv) -> np.ndarray:
@@ -158,7 +168,7 @@ class Regimes:
     ties: int = 0  # v == vth·64 after saturation (no spike under >)
     negative_v: int = 0
     trunc_differs_from_floor: int = 0  # a decay product whose trunc0 ≠ floor (negative, inexact)
-    beyond_int32: int = 0  # |u| or |v| before correction/saturation ≥ 2³¹ (Lava holds int32)
+    int32_wrapped: int = 0  # new u or v values changed by Lava's int32 arithmetic (each counts)
 
     def add(self, other: Regimes) -> None:
         for k in self.__dataclass_fields__:
@@ -180,13 +190,15 @@ def lif_run(a, *, du: int, dv: int, vth: int, bias) -> tuple[dict[str, np.ndarra
         for x, keep in ((u, UNITY - (du + 1)), (v, UNITY - dv)):
             prod = x * keep
             reg.trunc_differs_from_floor += int(np.count_nonzero((prod < 0) & (prod % UNITY != 0)))
-        raw = u_raw(u, a[t], du)
+        exact = u_raw(u, a[t], du)
+        raw = int32(exact)
         u = u_correct(raw)
         reg.u_corrected += int(np.count_nonzero(u != raw))
         reg.u_plus_half_kept += int(np.count_nonzero(raw == HALF))
         reg.u_still_out += int(np.count_nonzero((u > HALF) | (u <= -HALF)))
-        vr = v_raw(v, u, bias, dv)
-        reg.beyond_int32 += int(np.count_nonzero((np.abs(raw) >= 2**31) | (np.abs(vr) >= 2**31)))
+        v_exact = v_raw(v, u, bias, dv)
+        vr = int32(v_exact)
+        reg.int32_wrapped += int(np.count_nonzero(raw != exact) + np.count_nonzero(vr != v_exact))
         v = v_saturate(vr)
         reg.v_saturated += int(np.count_nonzero(v != vr))
         reg.v_saturated_negative += int(np.count_nonzero(vr < -V_LIMIT))
@@ -253,9 +265,9 @@ def run_network(
     """``net`` in logical time from zero state (layer by layer over all T: the graph is
     feed-forward), for spike/host inputs, Dense, Conv, LIF and readout layers.
 
-    ``inputs[name]``: a 0/1 raster ``[T, B, *shape]`` or the host input's images / token ids
-    ``[B, …]``. ``raw[name]``: a Dense layer's weights as handed to Lava (default: the
-    layer's own); they go through this module's grid rule. ``counts`` collects synapse
+    ``inputs[name]``: a 0/1 raster or integer currents ``[T, B, *shape]``, or the host input's
+    images / token ids ``[B, …]``. ``raw[name]``: a Dense layer's weights as handed to Lava
+    (default: the layer's own); they go through this module's grid rule. ``counts`` collects synapse
     regimes (clipped/truncated weights, floored sums, conv wraps, coverage keys).
     """
     counts = Counter() if counts is None else counts
@@ -267,7 +279,7 @@ def run_network(
     for name in net.topological_order():
         la = net.layer(name)
         srcs = [e.src for e in net.in_edges(name)]
-        if isinstance(la, SpikeInputLayer):
+        if isinstance(la, SpikeInputLayer | CurrentInputLayer):  # spikes, or currents (wu)
             out[name] = i64(inputs[name])
             B = out[name].shape[1]
         elif isinstance(la, HostInputLayer):

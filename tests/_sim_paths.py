@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import hardware.simulate.engine as simulate_module
-from hardware.simulate import fast as fast_kernels
+from hardware.simulate import fast
 from hardware.simulate.engine import SimResult, simulate
 
 #: ``default``: ``simulate(...)`` (asserted to have run the fast path); ``reference``:
@@ -22,18 +22,16 @@ PATHS = ("default", "reference")
 def simulate_default(net, inputs, *, keep_states: bool = True) -> SimResult:
     """``simulate(net, inputs)``; fails if it fell back from the fast path."""
     finished: list[bool] = []
-    fast = fast_kernels.simulate_fast
+    simulate_fast = fast.simulate_fast
 
     def watched(*args, **kwargs):
-        result = fast(*args, **kwargs)
+        result = simulate_fast(*args, **kwargs)
         finished.append(True)
         return result
 
     with pytest.MonkeyPatch.context() as mp:
-        # Both places simulate() may look it up (today a call-time import from fast_kernels;
-        # a module-level import would bind it in hardware.simulate.engine).
-        mp.setattr(fast_kernels, "simulate_fast", watched)
-        mp.setattr(simulate_module, "simulate_fast", watched, raising=False)
+        # Where simulate() looks it up (its module-level import binds it in the engine).
+        mp.setattr(simulate_module, "simulate_fast", watched)
         result = simulate(net, inputs, keep_states=keep_states)
     assert finished == [True], "simulate() fell back to the reference path"
     return result

@@ -32,7 +32,7 @@ from scipy.sparse import csr_matrix
 
 from export.lava.conv_matrix import conv_as_sparse
 from export.lava.errors import LavaInputError, LavaLoweringError
-from hardware.ir import fixed
+from hardware.ir import fixed, orientation
 from hardware.ir.layers import (
     AttentionLayer,
     ConvLayer,
@@ -48,8 +48,8 @@ from hardware.ir.layers import (
 )
 from hardware.ir.network import LoihiNetwork
 from hardware.ir.timing import Timing, TimingError, align_delays
-from hardware.simulate import reference as kernels
-from hardware.simulate.engine import SimulationError, current_raster
+from hardware.simulate.host_input import current_raster
+from hardware.simulate.result import SimulationError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -531,11 +531,12 @@ class _Builder:
         for d in self._delays(layer.name):
             if d == 0:
                 proc = Conv(  # Lava's Conv ignores weight_exp: it gets weights · 2**weight_exp
-                    weight=kernels.conv_weight_to_lava(layer.effective_weights).astype(np.int32),
-                    input_shape=tuple(kernels.chw_to_lava(np.empty(layer.in_shape)).shape),
-                    padding=kernels.yx_to_lava(layer.padding),
-                    stride=kernels.yx_to_lava(layer.stride),
-                    dilation=kernels.yx_to_lava(layer.dilation),
+                    weight=orientation.conv_weight_to_lava(
+                        layer.effective_weights).astype(np.int32),
+                    input_shape=tuple(orientation.chw_to_lava(np.empty(layer.in_shape)).shape),
+                    padding=orientation.yx_to_lava(layer.padding),
+                    stride=orientation.yx_to_lava(layer.stride),
+                    dilation=orientation.yx_to_lava(layer.dilation),
                     groups=layer.groups,
                     num_weight_bits=layer.num_weight_bits,
                     name=f"{layer.name}@0",

@@ -41,6 +41,7 @@ import psutil
 from export.lava.errors import LavaInputError, LavaLoweringError, LavaRunError
 from export.lava.graph import LavaGraph, to_lava
 from export.lava.procs.recorder.process import unpack_spikes
+from hardware.ir.layers import CurrentInputLayer, SpikeInputLayer
 from hardware.ir.network import LoihiNetwork
 from spikeclip.interrupts import children_die_with_parent, deferred, pid_alive
 
@@ -496,19 +497,21 @@ def run_in_lava(
 
 
 def _first(network: LoihiNetwork, inputs: Any, n: int) -> Any:
-    from hardware.ir.layers import SpikeInputLayer
-
+    """The first ``n`` samples of ``inputs`` (as for ``simulate``): time-major rasters
+    ``[T, B, …]`` (spike and current inputs) are cut on axis 1, host inputs ``[B, …]`` on 0."""
     if n < 1:
         raise LavaLoweringError("<network>", f"n_samples must be ≥ 1, got {n}")
 
     def cut(name: str | None, x: Any) -> np.ndarray:
         x = np.asarray(x)
-        spiking = name is not None and isinstance(network.layer(name), SpikeInputLayer)
-        return x[:, :n] if spiking else x[:n]
+        rasters = (SpikeInputLayer, CurrentInputLayer)
+        time_major = name is not None and isinstance(network.layer(name), rasters)
+        return x[:, :n] if time_major else x[:n]
 
     if isinstance(inputs, Mapping):
         return {k: cut(k, v) for k, v in inputs.items()}
-    sources = [ly.name for ly in network.layers if ly.KIND in ("host_input", "spike_input")]
+    kinds = ("host_input", "spike_input", "current_input")
+    sources = [ly.name for ly in network.layers if ly.KIND in kinds]
     return cut(sources[0] if len(sources) == 1 else None, inputs)
 
 

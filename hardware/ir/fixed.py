@@ -69,6 +69,10 @@ WEIGHT_EXP_MAX = (1 << (WEIGHT_EXP_BITS - 1)) - 1
 #: Lava's fixed-point Conv wraps its output to signed 24 bits.
 CONV_OUT_BITS = 24
 
+#: Lava's CPU LIF holds ``a << 6``, u and v in int32 (numpy arithmetic wraps modulo 2³²); the
+#: 24-bit correction and saturation act on those int32 values (:func:`wrap_s32`).
+LAVA_STATE_INT_BITS = 32
+
 #: Largest synaptic delay (steps): 0 … 62, the Loihi limit that lava-dl netx enforces
 #: (``netx.utils.num_delay_bits`` refuses ≥ 63). Lava 0.10's CPU ``DelayDense`` has no cap.
 MAX_DELAY = 62
@@ -231,6 +235,20 @@ def wrap_u_once_s24(u: IntArray) -> np.ndarray:
     )
 
 
+def wrap_s32(x: IntArray) -> np.ndarray:
+    """Lava's int32 arithmetic of the new u and v: ``((x + 2³¹) mod 2³²) − 2³¹``.
+
+    ``PyLifModelBitAcc`` adds ``a << 6`` to the decayed u, and u and the bias to the decayed v,
+    in int32 numpy arrays, which wrap silently. Every term is an integer, so the int32 result
+    is this wrap of the exact int64 sum, taken before :func:`wrap_u_once_s24` and
+    :func:`saturate_v_s24`. The identity while ``|x| < 2³¹``; only an out-of-range u that keeps
+    growing (u memory and ``|a| > 2¹⁸`` wu per step) gets there. Loihi's own 24-bit registers
+    are not modelled.
+    """
+    half = 1 << (LAVA_STATE_INT_BITS - 1)
+    return np.mod(_i64(x) + half, 2 * half) - half
+
+
 def saturate_v_s24(v: IntArray) -> np.ndarray:
     """Clip the voltage to ``[−(2²³ − 1), 2²³ − 1]`` (saturating, symmetric)."""
     return np.clip(_i64(v), V_MIN, V_MAX)
@@ -255,13 +273,6 @@ def threshold_v(vth: IntArray | int) -> np.ndarray:
 def spike_gt(v: IntArray, vth: IntArray | int) -> np.ndarray:
     """Spike rule: ``v > (vth << 6)`` — strict, so ``v == vth << 6`` does not fire. bool array."""
     return _i64(v) > threshold_v(vth)
-
-
-def lif_reset_due(time_step: int, reset_interval: int, reset_offset: int) -> bool:
-    """``PyLifResetModelBitAcc``: zero u and v (before the update) at Lava steps with
-    ``time_step % reset_interval == reset_offset % reset_interval``. Lava's time starts at 1.
-    """
-    return time_step % reset_interval == reset_offset % reset_interval
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Orientation is torch's throughout: conv tensors are ``(C, H, W)`` per sample, conv kernels
 ``(C_out, C_in/groups, kH, kW)``, token tensors ``(C, N)`` (channels, tokens: the Conv1d layout of
 Spikformer blocks), dense inputs flattened in C order. ``export.lava`` converts to Lava's
-``(W, H, C)`` in one place (``hardware.simulate.reference.conv_weight_to_lava``).
+``(W, H, C)`` in one place (:mod:`hardware.ir.orientation`).
 
 Every layer has a ``name`` (unique in its network), a ``placement`` (where it runs: see
 :data:`PLACEMENTS`) and ``meta`` (free-form JSON provenance, e.g. ``{"scale": 64.0}``).
@@ -44,6 +44,7 @@ Placement = Literal["neurocore", "neurocore-L2", "embedded", "host"]
 #: ``neurocore``: a Loihi neurocore op (LIF update, spike × static weight);
 #: ``neurocore-L2``: needs Loihi 2 (graded spikes or conv weight sharing);
 #: ``embedded``: the chip's x86 cores (max, spike × spike); ``host``: the host CPU.
+#: The one home of this list (every layer's ``placement`` is validated against it).
 PLACEMENTS: tuple[str, ...] = ("neurocore", "neurocore-L2", "embedded", "host")
 
 Signal = Literal["spikes", "current", "bias", "none"]
@@ -265,12 +266,15 @@ _SYNAPSE_WIDTHS = MappingProxyType(
 class LIFLayer(Layer):
     """Loihi CUBA LIF population (Lava ``LIF``; ``LIFReset`` when ``reset_interval`` is set).
 
-    Per step (``hardware.simulate.reference.lif_step``), with ``a`` the sum of all input currents
+    Per step (``hardware.simulate.reference.lif``), with ``a`` the sum of all input currents
     (wu)::
 
         u ← wrap_u_once_s24(trunc0(u·(4096 − (du + 1))/4096) + (a << 6))
         v ← saturate_v_s24(trunc0(v·(4096 − dv)/4096) + u + (bias_mant << bias_exp))
         s ← v > (vth << 6);  v ← 0 where s
+
+    where Lava forms both sums in int32 (``fixed.wrap_s32`` before the correction and the
+    saturation; the identity while they stay inside ±2³¹).
 
     Fields: ``shape`` (neuron layout, e.g. ``(C, H, W)`` or ``(C, N)``); ``du``, ``dv``
     (unsigned 12-bit, one per layer as in Lava); ``vth`` (unsigned 17-bit mantissa, one per
@@ -278,8 +282,8 @@ class LIFLayer(Layer):
     13-bit, per neuron, int16 of ``shape``; a scalar broadcasts) and ``bias_exp`` (unsigned
     3-bit, per neuron, int8); ``reset_interval``/``reset_offset``: ``LIFReset`` zeroes u and v
     at Lava steps with ``time_step % reset_interval == reset_offset % reset_interval`` (time
-    starts at 1; ``LoihiNetwork.pipeline_reset_offset`` gives ``depth + 1``). ``None`` means a
-    plain ``LIF``.
+    starts at 1; ``hardware.ir.timing.Timing.reset_offset`` gives ``depth + 1``). ``None``
+    means a plain ``LIF``.
     """
 
     shape: tuple[int, ...]

@@ -18,7 +18,7 @@ Lava is pipelined: a layer at ``depth(n)`` processes logical step t (0-based) at
 delay(e)``; 0 for a layer without such edges. Where paths of unequal depth meet,
 :meth:`LoihiNetwork.misaligned` lists the edges that arrive early (the delay pass fixes them). A
 ``LIFReset`` gets ``reset_interval = T`` and ``reset_offset = depth + 1``
-(:meth:`LoihiNetwork.pipeline_reset_offset`; netx does the same).
+(:meth:`hardware.ir.timing.Timing.reset_offset`; netx does the same).
 
 Example::
 
@@ -47,7 +47,6 @@ import numpy as np
 from hardware.ir import fixed
 from hardware.ir.layers import (
     LAYER_TYPES,
-    PLACEMENTS,
     AttentionLayer,
     ConvLayer,
     DenseLayer,
@@ -67,7 +66,6 @@ from spikeclip.errors import ModelFileError
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
-    "PLACEMENTS",
     "AttentionLayer",
     "ConvLayer",
     "DenseLayer",
@@ -281,10 +279,6 @@ class LoihiNetwork:
             for e in self.edges
             if self.layer(e.src).OUTPUT != "bias" and self.arrival(e) != self.depth(e.dst)
         )
-
-    def pipeline_reset_offset(self, name: str) -> int:
-        """``LIFReset.reset_offset`` that zeroes ``name`` when its logical step 0 begins."""
-        return self.depth(name) + 1
 
     @property
     def max_depth(self) -> int:

@@ -11,19 +11,20 @@ even float64 is provably exact, :class:`FastPathUnavailable` is raised and the c
 to the int64 reference. No autocast, bf16 or TF32 (checked).
 
 The fixed-point rules are those of :mod:`hardware.ir.fixed` (its constants; one torch mirror per
-rule below, each named after the ``fixed`` function it equals, and tested against it on random
-and edge values in ``tests/hardware/simulate/test_simulator_fastpath.py``):
+rule below, each named after the ``fixed`` function it equals, and tested against the test's own
+int64 reading in ``tests/hardware/simulate/test_simulator_fastpath.py``):
 
 - ``trunc0(x·keep/4096)`` = ``trunc(x · (keep/4096))``: ``keep/4096`` is dyadic, so the product
   is exact when ``|x|·keep < 2^p`` (p = 24 or 53) — in float32 only for ``keep`` 0 or a power of
   two (then it is a pure exponent shift);
-- ``a << 6`` = ``a · 64``; ``acc >> e`` = ``floor(acc · 2^−e)``; the u correction, v
-  saturation, conv wrap, bias ``mant << exp`` and the strict ``v > vth << 6`` as comparisons.
+- ``a << 6`` = ``a · 64``; ``acc >> e`` = ``floor(acc · 2^−e)``; the u correction, the int32
+  wrap, v saturation, conv wrap, bias ``mant << exp`` and the strict ``v > vth << 6`` as
+  comparisons.
 
-Layouts as :mod:`hardware.simulate.engine`: time folded into the batch (``[T·B, *shape]``) for
-synapse, attention and pooling ops; only the LIF recurrence loops over T (no loops over neurons,
-tokens or heads). Attention is ``P = Q·(KᵀV)`` per head
-(:func:`hardware.lower.graph_run.attention_current`).
+Layouts as the reference (:mod:`hardware.simulate.reference`): time folded into the batch
+(``[T·B, *shape]``) for synapse, attention and pooling ops; only the LIF recurrence loops over T,
+on flat vectors in the memory order its input arrived in (a conv's channels-last output stays
+channels-last through the LIF and into the next conv: no copies).
 """
 
 from __future__ import annotations
@@ -51,11 +52,20 @@ from hardware.ir.layers import (
 from hardware.ir.network import LoihiNetwork
 from hardware.ir.readout import readout_layer_features
 from hardware.lower.graph_run import attention_current
-from hardware.simulate.host_input import current_raster, host_injected_bias, spike_raster
-from hardware.simulate.result import F32_EXACT, F64_EXACT, SimResult, SimulationError
+from hardware.simulate.host_input import current_raster, spike_raster
+from hardware.simulate.result import (
+    F32_EXACT,
+    F64_EXACT,
+    SimResult,
+    as_tensor,
+    exact_float_dtype,
+)
+from hardware.simulate.walk import LIFRun, Step, Walk, step_host_input, walk
 from spikeclip.errors import SpikeCLIPError
 
-#: float32 / float64 hold every integer of magnitude below these exactly.
+_HALF = float(fixed.STATE_HALF_RANGE)  # 2²³
+_INT32_HALF = float(1 << (fixed.LAVA_STATE_INT_BITS - 1))  # 2³¹
+_ACT = float(1 << fixed.ACT_SHIFT)  # 64
 
 
 class FastPathUnavailable(SpikeCLIPError, ValueError):
@@ -73,11 +83,10 @@ class Exact:
 
 def exact_dtype(bound: float, layer: str) -> torch.dtype:
     """float32 when every integer up to ``bound`` is exact in it, else float64 (< 2⁵³)."""
-    if bound < F32_EXACT:
-        return torch.float32
-    if bound < F64_EXACT:
-        return torch.float64
-    raise FastPathUnavailable(f"layer {layer!r}: |values| up to {bound:.3g} ≥ 2⁵³")
+    dt = exact_float_dtype(bound)
+    if dt is None:
+        raise FastPathUnavailable(f"layer {layer!r}: |values| up to {bound:.3g} ≥ 2⁵³")
+    return dt
 
 
 def _check_no_reduced_precision() -> None:
@@ -91,45 +100,65 @@ def _check_no_reduced_precision() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def decay_trunc0(x: torch.Tensor, keep: torch.Tensor | float) -> torch.Tensor:
-    """``fixed.decay_trunc0``: ``trunc(x · keep/4096)``; exact while ``|x|·keep`` < 2^p."""
-    return torch.trunc(x * (keep / fixed.DECAY_UNITY))
+def _dyadic(keep: int) -> tuple[int, int]:
+    """``keep/4096`` as ``k / 2^m`` with k odd (or 0): the decay's integer factor and shift."""
+    if keep == 0:
+        return 0, 0
+    m = fixed.DECAY_BITS
+    while keep % 2 == 0 and m:
+        keep, m = keep // 2, m - 1
+    return keep, m
 
 
-def decay_trunc0_(x: torch.Tensor, keep: torch.Tensor | float) -> torch.Tensor:
-    """In-place :func:`decay_trunc0` (``x`` is overwritten and returned). A power-of-two
-    ``keep`` is one exact ``trunc(x / (4096/keep))`` pass."""
-    if isinstance(keep, float) and keep > 0 and (int(keep) & (int(keep) - 1)) == 0:
-        if keep == fixed.DECAY_UNITY:
-            return x
-        return x.div_(fixed.DECAY_UNITY / keep, rounding_mode="trunc")
-    return x.mul_(keep / fixed.DECAY_UNITY).trunc_()
+def decay_trunc0_(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """``fixed.decay_trunc0`` in place: ``trunc(x · keep/4096)`` as ``(x·k) / 2^m`` (k the odd
+    part of ``keep``) truncated by torch's ``div(rounding_mode="trunc")``. Exact while
+    ``|x|·k < 2^p`` (p = 24 for float32, 53 for float64): ``x·k`` is then an exact integer and
+    the division by a power of two only moves the exponent. ``x`` is overwritten and returned.
+    """
+    k, m = _dyadic(int(keep))
+    if k == 0:
+        return x.zero_()
+    if k != 1:
+        x.mul_(float(k))
+    return x.div_(float(1 << m), rounding_mode="trunc") if m else x
 
 
 def wrap_u_once_s24(u: torch.Tensor) -> torch.Tensor:
     """``fixed.wrap_u_once_s24``: one conditional ``∓2²⁴`` above 2²³ / at or below −2²³."""
-    h = float(fixed.STATE_HALF_RANGE)
-    return torch.where(u > h, u - 2 * h, torch.where(u <= -h, u + 2 * h, u))
+    return torch.where(u > _HALF, u - 2 * _HALF, torch.where(u <= -_HALF, u + 2 * _HALF, u))
 
 
 def wrap_s24(x: torch.Tensor) -> torch.Tensor:
-    """``fixed.wrap_s24``: ``((x + 2²³) mod 2²⁴) − 2²³`` (x float64, exact integers)."""
+    """``fixed.wrap_s24``: ``((x + 2²³) mod 2²⁴) − 2²³``. float64: a modulo (exact integers
+    below 2⁵³); float32 (|x| < 2²⁴ by contract): one conditional ``∓2²⁴``, exact there."""
     h = float(1 << (fixed.CONV_OUT_BITS - 1))
+    if x.dtype == torch.float32:
+        return torch.where(x >= h, x - 2 * h, torch.where(x < -h, x + 2 * h, x))
     return torch.remainder(x + h, 2 * h) - h
 
 
-def shift_weight_exp_floor(acc: torch.Tensor, weight_exp: int) -> torch.Tensor:
-    """``fixed.shift_weight_exp_floor``: ``acc · 2^e`` (e ≥ 0) or ``floor(acc · 2^e)``."""
+def wrap_s32(x: torch.Tensor) -> torch.Tensor:
+    """``fixed.wrap_s32``: ``((x + 2³¹) mod 2³²) − 2³¹`` (float64, exact integers)."""
+    return torch.remainder(x + _INT32_HALF, 2 * _INT32_HALF) - _INT32_HALF
+
+
+def shift_weight_exp_floor_(acc: torch.Tensor, weight_exp: int) -> torch.Tensor:
+    """``fixed.shift_weight_exp_floor`` in place: ``acc · 2^e`` (e ≥ 0) or ``floor(acc · 2^e)``
+    (exact: a power-of-two scale of exact integers, the floor of an exact dyadic value)."""
     e = int(weight_exp)
-    if e == 0:
-        return acc
-    return acc * float(2**e) if e > 0 else torch.floor(acc * float(2.0**e))
+    if e:
+        acc.mul_(float(2.0**e))
+        if e < 0:
+            acc.floor_()
+    return acc
 
 
-def _keep_power_of_two(keep: np.ndarray) -> bool:
-    """Every decay multiplier 0 or a power of two (then ``x·keep/4096`` is exact in float32)."""
-    k = keep.astype(np.int64)
-    return bool(np.all((k == 0) | ((k > 0) & ((k & (k - 1)) == 0))))
+def _absmax(x: torch.Tensor) -> float:
+    if x.numel() == 0:
+        return 0.0
+    lo, hi = torch.aminmax(x)
+    return max(-float(lo), float(hi))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,82 +166,65 @@ def _keep_power_of_two(keep: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def _weights(layer, axes: tuple[int, ...], bound_in: float) -> tuple[np.ndarray, float]:
-    # a conv convolves with its exact weights · 2**weight_exp (ConvLayer.effective_weights)
-    w = np.array(layer.effective_weights if isinstance(layer, ConvLayer) else layer.weights,
-                 dtype=np.int64)
-    row = float(np.abs(w).sum(axis=axes).max(initial=0))
-    return w, bound_in * row
+def _row_bound(w: np.ndarray, axes: tuple[int, ...]) -> float:
+    """Largest Σ|w| over one output (summing ``axes``) of integer weights."""
+    return float(np.abs(w).sum(axis=axes, dtype=np.int64).max(initial=0))
 
 
-def synapse(layer, s: Exact, T: int, B: int, nhwc_out: bool = False) -> tuple[Exact, int]:
-    """Current (wu) ``[T·B, *out_shape]`` of a Conv/TokenLinear/Dense layer, and wrap count.
+def conv(layer: ConvLayer, s: Exact, N: int) -> tuple[Exact, int]:
+    """Lava Conv ``wrap_s24(conv2d(s, W_eff))`` on ``[N, *in_shape]``, and its wrap count.
 
-    Bound: ``max|s| · max_o Σ_i |w_oi|`` bounds every partial sum in any summation order.
-    ``nhwc_out``: leave a conv's output in channels-last memory (its consumers are all
-    elementwise LIFs / max-pools on ``[C, H, W]``), else return it contiguous.
+    float32 when the bound ``max|s|·Σ|w|`` is below 2²⁴ (the wrap is then exact in float32
+    too), channels-last (oneDNN's direct conv; the output stays channels-last).
     """
-    if isinstance(layer, ConvLayer):
-        w, bound = _weights(layer, (1, 2, 3), s.bound)
-        wrap = bound >= fixed.STATE_HALF_RANGE  # else |acc| < 2²³: the 24-bit wrap is identity
-        dt = exact_dtype(bound, layer.name)
-        dt = torch.float64 if wrap else dt
-        # channels-last (NHWC memory): oneDNN's faster direct conv; the output stays NHWC and
-        # the LIFs and max-pools after it run elementwise on that memory order (no copies).
-        nhwc = torch.channels_last
-        acc = F.conv2d(s.x.to(dt).reshape(T * B, *layer.in_shape).contiguous(memory_format=nhwc),
-                       torch.from_numpy(w).to(dt).contiguous(memory_format=nhwc),
-                       stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                       groups=layer.groups)
-        if not nhwc_out:
-            acc = acc.contiguous()
-        if not wrap:
-            return Exact(acc, bound), 0
-        out = wrap_s24(acc)
-        return Exact(out, min(bound, float(fixed.STATE_HALF_RANGE))), int(
-            torch.count_nonzero(out != acc))
-    w, bound = _weights(layer, (1,), s.bound)
+    w = layer.effective_weights
+    bound = s.bound * _row_bound(w, (1, 2, 3))
+    dt = exact_dtype(bound, layer.name)
+    nhwc = torch.channels_last
+    acc = F.conv2d(s.x.reshape(N, *layer.in_shape).to(dt).contiguous(memory_format=nhwc),
+                   as_tensor(w, dt).contiguous(memory_format=nhwc), stride=layer.stride,
+                   padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+    if bound < _HALF:  # |acc| < 2²³: the 24-bit wrap is the identity
+        return Exact(acc, bound), 0
+    out = wrap_s24(acc)
+    return Exact(out, min(bound, _HALF)), int(torch.count_nonzero(out != acc))
+
+
+def linear(layer: DenseLayer | TokenLinearLayer, s: Exact, N: int) -> Exact:
+    """Dense ``(s @ Wᵀ) << e`` on ``[N, N_in]`` or token-shared ``W @ s`` on ``[N, C, tokens]``.
+
+    Bound: ``max|s| · max_o Σ_i |w_oi|`` bounds every partial sum in any summation order; the
+    dtype holds it and the shifted result, so the sum and then ``2^e`` (one in-place multiply,
+    and a floor for e < 0: ``fixed.shift_weight_exp_floor`` on the sum) are exact.
+    """
+    bound = s.bound * _row_bound(layer.weights, (1,))
     e = int(layer.weight_exp)
     out_bound = bound * 2.0**e if e >= 0 else bound * 2.0**e + 1.0
     dt = exact_dtype(max(bound, out_bound), layer.name)
-    # 2^e folded into the (8-bit, so exactly scaled) weights: with e ≥ 0 every partial sum is
-    # an integer ≤ out_bound, with e < 0 a multiple of 2^e of at most `bound` steps; both exact
-    # in `dt`. For e < 0 one in-place floor completes fixed.shift_weight_exp_floor.
-    wt = torch.from_numpy(w).to(dt) * float(2.0**e)
-    x = s.x.to(dt)
+    wt, x = as_tensor(layer.weights, dt), s.x.to(dt)
     if isinstance(layer, TokenLinearLayer):
-        acc = torch.matmul(wt, x.reshape(T * B, -1, layer.tokens))  # [T·B, C_out, N]
+        acc = torch.matmul(wt, x.reshape(N, -1, layer.tokens))  # [N, C_out, tokens]
     else:
-        acc = x.reshape(T * B, -1) @ wt.T
-    out = acc.floor_() if e < 0 else acc
-    return Exact(out.reshape(T * B, *layer.out_shape), out_bound), 0
+        acc = x.reshape(N, -1) @ wt.T
+    return Exact(shift_weight_exp_floor_(acc, e).reshape(N, *layer.out_shape), out_bound)
 
 
-def attention(layer: AttentionLayer, s: Exact, T: int, B: int) -> Exact:
-    """``P = Q·(KᵀV) << p_shift`` per head (d×d per head, never N×N), ``[T·B, C, N]``."""
+def attention(layer: AttentionLayer, s: Exact, N: int) -> Exact:
+    """``P = Q·(KᵀV) << p_shift`` per head (d×d per head, never N×N), ``[N, C, tokens]``."""
     d = layer.channels // layer.heads
-    bound_p = float(d) * layer.tokens * s.bound * s.bound
-    bound = bound_p * 2.0**layer.p_shift
-    dt = exact_dtype(bound, layer.name)
-    x = s.x.to(dt).reshape(T * B, 3 * layer.channels, layer.tokens)
+    bound = float(d) * layer.tokens * s.bound * s.bound * 2.0**layer.p_shift
+    x = s.x.to(exact_dtype(bound, layer.name)).reshape(N, 3 * layer.channels, layer.tokens)
     p = attention_current(x, layer.channels, layer.heads)
     if layer.p_shift:
         p = p * float(2**layer.p_shift)
     return Exact(p, bound)
 
 
-def maxpool(layer: MaxPoolLayer, a: Exact, T: int, B: int) -> Exact:
-    """Max over windows (−∞ padding, as torch); the reference refuses |a| ≥ 2²⁴, so do we."""
-    if a.bound >= F32_EXACT and float(a.x.abs().max()) >= F32_EXACT:
-        raise _maxpool_error(layer.name)
-    out = F.max_pool2d(a.x.reshape(T * B, *layer.in_shape), layer.kernel, layer.stride,
-                       layer.padding)
+def maxpool(layer: MaxPoolLayer, a: Exact, N: int) -> Exact:
+    """Max over windows (−∞ padding, as torch); exact in the dtype that holds ``a``."""
+    x = a.x if a.bound < F32_EXACT else a.x.to(exact_dtype(a.bound, layer.name))
+    out = F.max_pool2d(x.reshape(N, *layer.in_shape), layer.kernel, layer.stride, layer.padding)
     return Exact(out, a.bound)
-
-
-def _maxpool_error(name: str) -> Exception:
-
-    return SimulationError(f"layer {name!r}: |current| ≥ 2²⁴, max-pool not exact")
 
 
 def _sum(parts: list[Exact], shape: tuple[int, ...], layer: str) -> Exact | None:
@@ -227,198 +239,290 @@ def _sum(parts: list[Exact], shape: tuple[int, ...], layer: str) -> Exact | None
     return Exact(total, bound)
 
 
-def _absmax(x: torch.Tensor) -> float:
-    if x.numel() == 0:
-        return 0.0
-    lo, hi = torch.aminmax(x)
-    return max(-float(lo), float(hi))
+# ---------------------------------------------------------------------------------------------
+# LIF: flat vectors in memory order, a few in-place passes per step.
+# ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class LIFRun:
-    """What :func:`run_lif` returns: spikes (0./1. float32 ``[T, B, *shape]``), counters,
-    and (with ``keep``) int64 numpy ``v``/``u`` ``[T, B, *shape]``."""
+@dataclass(frozen=True)
+class _Layout:
+    """A LIF population's neurons ``*shape`` as one axis K in a tensor's memory order: ``perm``
+    orders the neuron dims from the largest stride down (a conv's channels-last output: H, W,
+    C). States are ``[B, K]``, inputs and spikes ``[T, B, K]``: contiguous, so every pass is a
+    dense vector op, and a view of the input when it already is in this order."""
 
-    spikes: torch.Tensor
-    overflow: int
-    saturated: int
-    ties: int
-    max_u: int
-    max_v: int
-    v: np.ndarray | None = None
-    u: np.ndarray | None = None
+    perm: tuple[int, ...]
+    shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, x: torch.Tensor | None, shape: tuple[int, ...]) -> _Layout:
+        """The order of ``x`` ``[T, B, *shape]`` (C order without ``x``)."""
+        dims = range(len(shape))
+        if x is None:
+            return cls(tuple(dims), shape)
+        return cls(tuple(sorted(dims, key=lambda d: -x.stride(2 + d))), shape)
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """``[*lead, *shape]`` → contiguous ``[*lead, K]``."""
+        lead = x.dim() - len(self.shape)
+        order = (*range(lead), *(lead + d for d in self.perm))
+        return x.permute(order).contiguous().reshape(*x.shape[:lead], -1)
+
+    def unrows(self, x: torch.Tensor) -> torch.Tensor:
+        """``[*lead, K]`` → ``[*lead, *shape]`` (a view in this memory order)."""
+        lead = x.dim() - 1
+        y = x.reshape(*x.shape[:lead], *(self.shape[d] for d in self.perm))
+        return y.permute(*range(lead), *(lead + int(d) for d in np.argsort(self.perm)))
+
+    def numpy(self, x: torch.Tensor) -> np.ndarray:
+        """``[*lead, K]`` → C-contiguous int64 numpy ``[*lead, *shape]``."""
+        return np.ascontiguousarray(self.unrows(x.to(torch.int64)).numpy())
+
+
+class _Fire:
+    """The end of every LIF step on ``v`` ``[B, K]`` (exact integers in floats): range
+    statistics, Lava's int32 wrap, saturation, ties, spikes (0./1. float32 into
+    ``spikes[t]``), reset. Only float-to-float ops into reused buffers on the common path
+    (torch's bool kernels are several times slower, and fresh memory costs page faults)."""
+
+    def __init__(self, thr: float, dt: torch.dtype, T: int, B: int, K: int) -> None:
+        self.thr = thr
+        self.spikes = torch.empty((T, B, K), dtype=torch.float32)
+        self.flag = torch.empty((B, K), dtype=dt)
+        self.fired = self.flag if dt == torch.float32 else torch.empty_like(self.flag)
+        self.count_dt = torch.float32 if self.flag.numel() < F32_EXACT else torch.float64
+        self.run = LIFRun(spikes=None, overflow=0, saturated=0, ties=0, int32_wraps=0,
+                          max_u=0, max_v=0)
+
+    def wrap_int32(self, x: torch.Tensor, mx: float) -> torch.Tensor:
+        """``x`` after Lava's int32 arithmetic (``mx`` = max|x|, measured)."""
+        if mx < _INT32_HALF:
+            return x
+        w = wrap_s32(x)
+        self.run.int32_wraps += int(torch.count_nonzero(w != x))
+        return w
+
+    def __call__(self, v: torch.Tensor, t: int) -> torch.Tensor:
+        mv = _absmax(v)
+        self.run.max_v = max(self.run.max_v, int(mv))
+        v = self.wrap_int32(v, mv)
+        if mv > fixed.V_MAX:
+            self.run.saturated += int(torch.count_nonzero(v.abs() > fixed.V_MAX))
+            v = v.clamp_(fixed.V_MIN, fixed.V_MAX)
+        self.run.ties += int(torch.eq(v, self.thr, out=self.flag).sum(dtype=self.count_dt))
+        if self.fired is self.flag:  # float32: the spikes are v's dtype
+            s = torch.gt(v, self.thr, out=self.spikes[t])
+        else:
+            s = torch.gt(v, self.thr, out=self.fired)
+            self.spikes[t].copy_(s)
+        return v.addcmul_(v, s, value=-1.0)  # v ← 0 where it spiked
+
+
+@dataclass(frozen=True)
+class _LIFPlan:
+    """A LIF layer's float plan: the decays' ``keep`` multipliers, bounds ``U`` on |u| before
+    the correction and ``V`` on |v| before saturation (over all T steps), and the dtype."""
+
+    keep_u: int
+    keep_v: int
+    U: float
+    V: float
+    dt: torch.dtype
+
+    @classmethod
+    def of(cls, layer: LIFLayer, max_a: int, b_max: float, T: int) -> _LIFPlan:
+        """Bounds by the recurrences ``U_t = U_{t−1}·keep_u/4096 + 64·max_a`` and
+        ``V_t = min(V_{t−1}, 2²³−1)·keep_v/4096 + U_t + max|bias|`` (trunc0, the correction,
+        Lava's int32 wrap and saturation never increase a magnitude), with a safety margin.
+
+        float32 when no correction can happen (``U < 2²³``), ``V < 2²⁴`` and both decay products
+        ``|x|·k`` (k the odd part of keep) stay below 2²⁴; else float64, exact while ``U`` and
+        ``V`` stay below 2⁵² (the products: |u| ≤ 2³¹ after the int32 wrap, |v| < 2²³).
+        """
+        keep_u = fixed.DECAY_UNITY - (layer.du + fixed.DU_OFFSET)
+        keep_v = fixed.DECAY_UNITY - (layer.dv + fixed.DV_OFFSET)
+        U = V = U_max = 0.0
+        for _ in range(T):
+            U = U * keep_u / fixed.DECAY_UNITY + _ACT * max_a
+            V = min(V, float(fixed.V_MAX)) * keep_v / fixed.DECAY_UNITY + U + b_max
+            U_max = max(U_max, U)
+        U, V = U_max * (1 + 1e-9) + 1, V * (1 + 1e-9) + 1  # the recurrences grow with t
+        k_u, k_v = _dyadic(keep_u)[0], _dyadic(keep_v)[0]
+        if U < _HALF and V < F32_EXACT and U * k_u < F32_EXACT and min(V, _HALF) * k_v < F32_EXACT:
+            return cls(keep_u, keep_v, U, V, torch.float32)
+        if max(U, V) >= F64_EXACT / 2:
+            raise FastPathUnavailable(f"layer {layer.name!r}: LIF state bound {U:.3g} too large")
+        return cls(keep_u, keep_v, U, V, torch.float64)
 
 
 def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: int, B: int,
             keep: bool) -> LIFRun:
-    """The LIF recurrence (``hardware.simulate.engine._run_lif``), all neurons and samples at once.
+    """The LIF recurrence (``hardware.simulate.reference.lif``), all neurons at once.
 
     ``a``: summed input (wu) ``[T, B, *shape]`` or None (no synaptic input), ``max_a`` its
-    largest |value| (measured); ``bias`` int64 v-units broadcastable to ``[B, *shape]``.
-    Bounds: ``|u_raw| ≤ U = 64·max_a`` when du forgets u (decay multiplier 0), else
-    ``T·64·max_a``; ``|v_raw| ≤ (2²³ − 1) + U + max|bias|``. float32 when the decay
-    multipliers are 0 or powers of two and ``U + max|bias| ≤ 2²³`` (every sum < 2²⁴), else
-    float64 when ``(2²³ + U + max|bias|)·4096 < 2⁵³`` (the decay products).
-    When u has no memory and ``U < 2²³`` (no u correction possible), ``u_t = 64·a_t`` and
-    ``v_t = trunc0(v·keep_v/4096) + (64·a_t + bias)``: the input term is formed once for all T.
+    largest |value| (measured); ``bias`` int64 v-units ``[*shape]`` or ``[B, *shape]``.
+    Dtype and bounds: :class:`_LIFPlan`. Returns spikes as float32 0./1. ``[T, B, *shape]``.
     """
-    shape = (B, *layer.shape)
-    keep_u = np.asarray(fixed.DECAY_UNITY - (np.asarray(layer.du) + fixed.DU_OFFSET), np.int64)
-    keep_v = np.asarray(fixed.DECAY_UNITY - (np.asarray(layer.dv) + fixed.DV_OFFSET), np.int64)
-    no_u_memory = not np.any(keep_u)
-    act = float(1 << fixed.ACT_SHIFT)
-    u_bound = act * max_a * (1 if no_u_memory else T)
-    b_max = float(np.abs(bias).max(initial=0))
-    half = float(fixed.STATE_HALF_RANGE)
-    f32 = (_keep_power_of_two(keep_u) and _keep_power_of_two(keep_v)
-           and u_bound + b_max <= half)
-    if not f32 and (u_bound + b_max + half) * fixed.DECAY_UNITY >= F64_EXACT:
-        raise FastPathUnavailable(f"layer {layer.name!r}: LIF state bound {u_bound:.3g} too large")
-    dt = torch.float32 if f32 else torch.float64
-    x = a.x.to(dt).reshape(T, *shape) if a is not None else None
-    cu = torch.from_numpy(keep_u).to(dt) if keep_u.ndim else float(keep_u)
-    cv = torch.from_numpy(keep_v).to(dt) if keep_v.ndim else float(keep_v)
-    b = torch.from_numpy(np.asarray(bias, np.int64)).to(dt)
-    thr = float(fixed.threshold_v(layer.vth))
-    # New tensors follow the input's memory order (NHWC after a conv) so every step is dense.
-    spikes = (torch.empty_like(x, dtype=torch.float32) if x is not None
-              else torch.empty((T, *shape), dtype=torch.float32))  # 0./1. from comparisons
-    flag = torch.empty_like(x[0]) if x is not None else torch.empty(shape, dtype=dt)
-    count_dt = torch.float32 if flag.numel() < F32_EXACT else torch.float64  # exact 0/1 sums
-    n_ovf = n_sat = n_tie = 0
-    max_u = max_v = 0.0
-    vs, us = [], []
-    simple = no_u_memory and u_bound < half  # u_t = 64·a_t exactly, never corrected
-    if simple:
-        max_u = u_bound
-        if x is not None:
-            drive = torch.add(b, x, alpha=act, out=torch.empty_like(x))
-        else:
-            drive = b.expand(T, *shape)
-    u = torch.zeros_like(flag) if not simple else None
-    v = torch.zeros_like(flag) if not simple else None
-    for t in range(T):
-        if simple:
-            if t == 0:
-                v = drive[0].expand(shape).clone()
-            else:
-                v = decay_trunc0_(v, cv).add_(drive[t])
-            if keep:
-                u = x[t] * act if x is not None else torch.zeros(shape, dtype=dt)
-        else:
-            a_t = x[t] * act if x is not None else torch.zeros(shape, dtype=dt)
-            u_raw = a_t if no_u_memory else decay_trunc0(u, cu).add_(a_t)
-            mu = _absmax(u_raw)
-            max_u = max(max_u, mu)
-            if mu >= half:  # some u_raw > 2²³ or ≤ −2²³: Lava's single correction
-                u = wrap_u_once_s24(u_raw)
-                n_ovf += int(torch.count_nonzero(u != u_raw))
-            else:
-                u = u_raw
-            v = decay_trunc0_(v, cv).add_(u).add_(b)
-        mv = _absmax(v)
-        max_v = max(max_v, mv)
-        if mv > fixed.V_MAX:
-            v_sat = v.clamp(fixed.V_MIN, fixed.V_MAX)
-            n_sat += int(torch.count_nonzero(v_sat != v))
-            v = v_sat
-        n_tie += int(torch.eq(v, thr, out=flag).sum(dtype=count_dt))
-        s = torch.gt(v, thr, out=spikes[t])
-        v.addcmul_(v, s if dt == torch.float32 else s.to(dt), value=-1.0)  # v ← 0 where spiked
-        if keep:
-            vs.append(v.to(torch.int64).numpy())
-            us.append(u.to(torch.int64).numpy())
-    run = LIFRun(spikes=spikes, overflow=n_ovf, saturated=n_sat, ties=n_tie, max_u=int(max_u),
-                 max_v=int(max_v))
+    plan = _LIFPlan.of(layer, max_a, float(np.abs(bias).max(initial=0)), T)
+    lay = _Layout.of(a.x if a is not None else None, layer.shape)
+    x = lay.rows(a.x.reshape(T, B, *layer.shape)) if a is not None else None
+    b = torch.from_numpy(np.asarray(bias, np.int64)).to(plan.dt)
+    b = lay.rows(b if b.dim() > len(layer.shape) else b[None])  # [B or 1, K]
+    fire = _Fire(float(fixed.threshold_v(layer.vth)), plan.dt, T, B, b.shape[1])
+    states = torch.empty((2, T, B, b.shape[1]), dtype=plan.dt) if keep else None
+    if plan.keep_u == 0 and plan.U < _HALF:
+        _simple_steps(plan, x, b, fire, states)
+        fire.run.max_u = max_a << fixed.ACT_SHIFT
+    else:
+        _general_steps(plan, x, b, fire, states)
+    run = fire.run
+    run.spikes = lay.unrows(fire.spikes)
     if keep:
-        run.v, run.u = np.ascontiguousarray(np.stack(vs)), np.ascontiguousarray(np.stack(us))
+        run.v, run.u = lay.numpy(states[0]), lay.numpy(states[1])
     return run
 
 
+class _Input:
+    """Step t's synaptic input ``64·a_t`` added into a state, from ``x`` ``[T, B, K]``: a
+    float32 ``x`` under a float64 state is cast row by row into one reused buffer (a mixed
+    dtype add is slow, a whole cast copy is memory)."""
+
+    def __init__(self, x: torch.Tensor | None, dt: torch.dtype) -> None:
+        self.x = x
+        self.row = torch.empty(x.shape[1:], dtype=dt) if x is not None and x.dtype != dt else None
+
+    def add_to(self, state: torch.Tensor, t: int) -> torch.Tensor:
+        if self.x is None:
+            return state
+        xt = self.x[t] if self.row is None else self.row.copy_(self.x[t])
+        return state.add_(xt, alpha=_ACT)
+
+
+def _simple_steps(plan: _LIFPlan, x: torch.Tensor | None, b: torch.Tensor, fire: _Fire,
+                  states: torch.Tensor | None) -> None:
+    """du forgets u and no correction can happen: ``u_t = 64·a_t`` exactly, so
+    ``v ← trunc0(v·keep_v/4096) + 64·a_t + bias`` and u is formed only when kept."""
+    T, B, K = fire.spikes.shape
+    inp = _Input(x, b.dtype)
+    v = torch.zeros((B, K), dtype=b.dtype)
+    for t in range(T):
+        if t:
+            decay_trunc0_(v, plan.keep_v)
+        v = fire(inp.add_to(v, t).add_(b), t)
+        if states is not None:
+            states[0, t] = v
+            inp.add_to(states[1, t].zero_(), t)
+
+
+def _general_steps(plan: _LIFPlan, x: torch.Tensor | None, b: torch.Tensor, fire: _Fire,
+                   states: torch.Tensor | None) -> None:
+    """``u ← wrap_u_once_s24(wrap_s32(trunc0(u·keep_u/4096) + 64·a_t))``,
+    ``v ← trunc0(v·keep_v/4096) + u + bias``, then :class:`_Fire`."""
+    T, B, K = fire.spikes.shape
+    inp = _Input(x, b.dtype)
+    u = torch.zeros((B, K), dtype=b.dtype)
+    v = torch.zeros((B, K), dtype=b.dtype)
+    for t in range(T):
+        u = inp.add_to(decay_trunc0_(u, plan.keep_u), t)
+        mu = _absmax(u)
+        fire.run.max_u = max(fire.run.max_u, int(mu))
+        u = fire.wrap_int32(u, mu)
+        if mu >= _HALF:  # some u > 2²³ or ≤ −2²³ (before the int32 wrap): Lava's correction
+            w = wrap_u_once_s24(u)
+            fire.run.overflow += int(torch.count_nonzero(w != u))
+            u = w
+        v = fire(decay_trunc0_(v, plan.keep_v).add_(u).add_(b), t)
+        if states is not None:
+            states[0, t], states[1, t] = v, u
+
+
 # ---------------------------------------------------------------------------------------------
-# The whole network.
+# The fast path's rules, one per layer kind.
 # ---------------------------------------------------------------------------------------------
+
+
+def _source(w: Walk, layer) -> Exact:
+    (src,) = w.sources(layer.name)
+    return w.out[src]
+
+
+def _step_spike_input(w: Walk, layer: SpikeInputLayer) -> None:
+    raster = spike_raster(layer, w.given[layer.name], w.T)
+    w.B = raster.shape[1]
+    xs = torch.from_numpy(raster).to(torch.float32)
+    w.out[layer.name] = Exact(xs.reshape(w.T * w.B, *layer.shape), _absmax(xs))
+
+
+def _step_current_input(w: Walk, layer: CurrentInputLayer) -> None:
+    xs = torch.from_numpy(current_raster(layer, w.given[layer.name], w.T))  # int64, |x| < 2²³
+    w.B = xs.shape[1]
+    bound = _absmax(xs)
+    w.out[layer.name] = Exact(xs.to(exact_dtype(bound, layer.name)).reshape(
+        w.T * w.B, *layer.shape), bound)
+
+
+def _step_linear(w: Walk, layer: DenseLayer | TokenLinearLayer) -> None:
+    w.out[layer.name] = linear(layer, _source(w, layer), w.T * w.B)
+    w.record["conv_wraps"][layer.name] = 0
+
+
+def _step_conv(w: Walk, layer: ConvLayer) -> None:
+    w.out[layer.name], w.record["conv_wraps"][layer.name] = conv(layer, _source(w, layer),
+                                                                 w.T * w.B)
+
+
+def _step_attention(w: Walk, layer: AttentionLayer) -> None:
+    w.out[layer.name] = attention(layer, _source(w, layer), w.T * w.B)
+
+
+def _step_maxpool(w: Walk, layer: MaxPoolLayer) -> None:
+    w.out[layer.name] = maxpool(layer, _source(w, layer), w.T * w.B)
+
+
+def _step_lif(w: Walk, layer: LIFLayer) -> None:
+    shape = (w.T, w.B, *layer.shape)
+    a = _sum([w.out[s] for s in w.sources(layer.name)], shape, layer.name)
+    max_a = int(_absmax(a.x)) if a is not None else 0
+    run = run_lif(layer, a, max_a, w.lif_bias(layer), w.T, w.B, w.keep)
+    spikes = run.spikes
+    w.out[layer.name] = Exact(spikes.reshape(w.T * w.B, *layer.shape), 1.0)
+    sum_dt = torch.float32 if w.B < F32_EXACT else torch.float64  # exact counts ≤ B
+    counts = np.ascontiguousarray(spikes.sum(dim=1, dtype=sum_dt).to(torch.int64).numpy())
+    kept = np.ascontiguousarray(spikes.to(torch.bool).numpy()) if w.keep else None
+    w.record_lif(layer.name, run, max_a, counts, kept)
+
+
+def _step_readout(w: Walk, layer: ReadoutLayer) -> None:
+    a = _sum([w.out[s] for s in w.sources(layer.name)], (w.T, w.B, *layer.in_shape), layer.name)
+    w.record["max_abs_a"][layer.name] = int(_absmax(a.x))
+    a_np = np.ascontiguousarray(a.x.to(torch.float64).numpy())
+    stream, w.record["features"][layer.name] = readout_layer_features(a_np, layer)
+    if w.keep:
+        w.record["stream"][layer.name] = stream
+
+
+#: The fast path's rule per layer kind (``hardware.ir.layers.LAYER_TYPES``).
+STEP: dict[str, Step] = {
+    SpikeInputLayer.KIND: _step_spike_input,
+    CurrentInputLayer.KIND: _step_current_input,
+    HostInputLayer.KIND: step_host_input,
+    DenseLayer.KIND: _step_linear,
+    TokenLinearLayer.KIND: _step_linear,
+    ConvLayer.KIND: _step_conv,
+    AttentionLayer.KIND: _step_attention,
+    MaxPoolLayer.KIND: _step_maxpool,
+    LIFLayer.KIND: _step_lif,
+    ReadoutLayer.KIND: _step_readout,
+}
 
 
 def simulate_fast(network: LoihiNetwork, given: Mapping[str, object], *,
-                  keep_states: bool = False):
+                  keep_states: bool = False) -> SimResult:
     """:func:`hardware.simulate.engine.simulate` on the fast path, bit-identical ``SimResult``.
 
     ``given``: ``{input layer name: array}`` (as ``simulate`` resolved it). Raises
     ``SimulationError`` like the reference, :class:`FastPathUnavailable` where exactness cannot
     be proved (the caller then runs the reference).
     """
-
     _check_no_reduced_precision()
-    T = network.T
-    B = None
-    out: dict[str, Exact] = {}
-    host_bias: dict[str, np.ndarray] = {}
-    counts, feats, ovf, sat, ties, wraps, hclip = {}, {}, {}, {}, {}, {}, {}
-    max_a, max_u, max_v = {}, {}, {}
-    spikes_k, v_k, u_k, stream_k = {}, {}, {}, {}
-    pending = {n: len(network.out_edges(n)) for n in network.topological_order()}
-    for name in network.topological_order():
-        layer = network.layer(name)
-        srcs = [e.src for e in network.in_edges(name)]
-        for src in srcs:
-            pending[src] -= 1
-        if isinstance(layer, HostInputLayer):  # conv2d images or embedding ids
-            host_bias[name], n_clip, B = host_injected_bias(layer, given[name])
-            hclip[name] = n_clip * T
-        elif isinstance(layer, SpikeInputLayer):
-            raster = spike_raster(layer, given[name], T)
-            B = raster.shape[1]
-            xs = torch.from_numpy(raster).to(torch.float32)
-            out[name] = Exact(xs.reshape(T * B, *layer.shape), _absmax(xs))
-        elif isinstance(layer, CurrentInputLayer):
-            raster = current_raster(layer, given[name], T)  # int64, |x| < 2²³
-            B = raster.shape[1]
-            xs = torch.from_numpy(raster)
-            bound = _absmax(xs)
-            out[name] = Exact(xs.to(exact_dtype(bound, name)).reshape(T * B, *layer.shape), bound)
-        elif isinstance(layer, ConvLayer | TokenLinearLayer | DenseLayer):
-            nhwc = all(isinstance(network.layer(e.dst), MaxPoolLayer | LIFLayer)
-                       and len(getattr(network.layer(e.dst), "shape", (0, 0, 0))) == 3
-                       for e in network.out_edges(name))
-            out[name], wraps[name] = synapse(layer, out[srcs[0]], T, B, nhwc_out=nhwc)
-        elif isinstance(layer, AttentionLayer):
-            out[name] = attention(layer, out[srcs[0]], T, B)
-        elif isinstance(layer, MaxPoolLayer):
-            out[name] = maxpool(layer, out[srcs[0]], T, B)
-        elif isinstance(layer, LIFLayer):
-            a = _sum([out[s] for s in srcs if s not in host_bias], (T, B, *layer.shape), name)
-            bias = fixed.bias_s13e3(layer.bias_mant, layer.bias_exp)
-            for s in srcs:
-                if s in host_bias:
-                    bias = bias + host_bias[s].reshape(B, *layer.shape)
-            max_a[name] = int(_absmax(a.x)) if a is not None else 0
-            res = run_lif(layer, a, max_a[name], bias, T, B, keep_states)
-            spk = res.spikes
-            out[name] = Exact(spk.reshape(T * B, *layer.shape), 1.0)
-            sum_dt = torch.float32 if B < F32_EXACT else torch.float64  # exact counts ≤ B
-            counts[name] = np.ascontiguousarray(
-                spk.sum(dim=1, dtype=sum_dt).to(torch.int64).numpy())
-            ovf[name], sat[name], ties[name] = res.overflow, res.saturated, res.ties
-            max_u[name], max_v[name] = res.max_u, res.max_v
-            if keep_states:
-                spikes_k[name] = np.ascontiguousarray(res.spikes.to(torch.bool).numpy())
-                v_k[name], u_k[name] = res.v, res.u
-        elif isinstance(layer, ReadoutLayer):
-            a = _sum([out[s] for s in srcs], (T, B, *layer.in_shape), name)
-            a_np = np.ascontiguousarray(a.x.to(torch.float64).numpy())
-            max_a[name] = int(_absmax(a.x))
-            stream, feats[name] = readout_layer_features(a_np, layer)
-            if keep_states:
-                stream_k[name] = stream
-        else:
-            raise SimulationError(f"layer {name!r}: no simulator rule for {layer.KIND!r}")
-        for src in srcs:  # free a tensor after its last consumer (peak memory)
-            if pending[src] == 0:
-                out.pop(src, None)
-    return SimResult(
-        T=T, batch_size=int(B or 0), spike_counts=counts, features=feats, overflow_u=ovf,
-        saturations_v=sat, ties=ties, conv_wraps=wraps, host_clipped=hclip, max_abs_a=max_a,
-        max_abs_u=max_u, max_abs_v=max_v, spikes=spikes_k, v=v_k, u=u_k, stream=stream_k,
-    )
-
+    return walk(network, given, STEP, "fast", keep_states)

@@ -1,211 +1,109 @@
-"""Batched integer step kernels built from :mod:`hardware.ir.fixed` (numpy, int64 results).
+"""The int64 reference path of the simulator (``simulate(..., reference=True)``): one function per
+rule on integer numpy arrays, built from :mod:`hardware.ir.fixed`, and its table :data:`STEP`.
 
-One call computes one *logical* step for a batch ``B`` of samples; pipelining (Lava's one-step
-synaptic latency, delays) is the caller's business. Layouts are torch's: LIF state ``[B, *shape]``,
-dense spikes ``[B, N_in]``, conv spikes ``[B, C, H, W]`` (NCHW) with kernels
-``(C_out, C_in/groups, kH, kW)``, token tensors ``[B, C, N]``. Conversion to Lava's ``(W, H, C)``
-orientation lives only here (:func:`conv_weight_to_lava`, :func:`chw_to_lava`, :func:`yx_to_lava`).
+Semantics: DESIGN §4 (Lava 0.10 ``PyLifModelBitAcc``/``PyDenseModelBitAcc``/``PyConvModelFixed``;
+not verified against Loihi silicon). Logical time: each sample runs T steps from zero state and
+every layer updates within one logical step, so edge ``delay`` s (which only align Lava's
+pipeline) and ``LIFReset`` settings play no role here. Layouts are torch's: time folded into the
+batch (``[N, *shape]``, N = T·B) for the synapse, attention and max-pool ops; only the LIF
+recurrence loops over T (:func:`lif`, ``[T, B, *shape]``).
 
-Sums of spikes × integer weights are computed in float64 BLAS, which is exact because every
-partial sum stays far below 2⁵³ (8-bit weights, fan-in < 2³⁰; :func:`_exact_int_product` checks
-the bound and falls back to int64). Results are int64.
+Spikes × integer weights (and the attention and max-pool ops) run in torch float32/float64,
+exact because every partial sum is bounded by ``max|x| · Σ|w|`` over one output, below 2²⁴
+(float32) or 2⁵³ (float64) (:func:`hardware.simulate.result.exact_float_dtype`; a GEMM past
+2⁵³ runs in int64); no TF32/autocast. Results are int64.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from hardware.ir import fixed
+from hardware.ir.layers import (
+    AttentionLayer,
+    ConvLayer,
+    CurrentInputLayer,
+    DenseLayer,
+    HostInputLayer,
+    LIFLayer,
+    MaxPoolLayer,
+    ReadoutLayer,
+    SpikeInputLayer,
+    TokenLinearLayer,
+)
+from hardware.ir.readout import readout_layer_features
+from hardware.lower.graph_run import attention_current
+from hardware.simulate.host_input import current_raster, spike_raster
+from hardware.simulate.result import SimulationError, as_tensor, exact_float_dtype
+from hardware.simulate.walk import LIFRun, Step, Walk, step_host_input
 
-_F64_EXACT = float(1 << 53)
-
-
-# ---------------------------------------------------------------------------------------------
-# LIF (PyLifModelBitAcc, PyLifResetModelBitAcc).
-# ---------------------------------------------------------------------------------------------
-
-
-class LIFState(NamedTuple):
-    """LIF state, int64 arrays ``[B, *shape]``: current ``u`` and voltage ``v`` (v-units)."""
-
-    u: np.ndarray
-    v: np.ndarray
-
-    @classmethod
-    def zeros(cls, batch: int, shape: tuple[int, ...]) -> LIFState:
-        """All-zero state (Lava's initial ``u = v = 0``)."""
-        return cls(np.zeros((batch, *shape), np.int64), np.zeros((batch, *shape), np.int64))
-
-
-def lif_current(u: np.ndarray, a: np.ndarray, du: int) -> np.ndarray:
-    """``u ← wrap_u_once_s24(trunc0(u·(4096 − (du+1))/4096) + (a << 6))``; a in wu."""
-    return fixed.wrap_u_once_s24(fixed.decay_u_trunc0(u, du) + fixed.act_shift_u(a))
+_INT32_HALF = 1 << (fixed.LAVA_STATE_INT_BITS - 1)
 
 
-def lif_voltage(v: np.ndarray, u_new: np.ndarray, bias: np.ndarray, dv: int) -> np.ndarray:
-    """``v ← saturate_v_s24(trunc0(v·(4096 − dv)/4096) + u_new + bias)`` before the spike test.
-
-    ``bias`` is the effective bias in v-units (``fixed.bias_s13e3(bias_mant, bias_exp)``),
-    broadcast against ``v``.
-    """
-    return fixed.saturate_v_s24(fixed.decay_v_trunc0(v, dv) + u_new + bias)
+def _absmax(x: np.ndarray) -> int:
+    return int(np.abs(x).max(initial=0))
 
 
-def lif_fire(v: np.ndarray, vth: int) -> tuple[np.ndarray, np.ndarray]:
-    """Spike where ``v > vth << 6`` (strict) and reset those voltages to 0: ``(v, spikes)``."""
-    spikes = fixed.spike_gt(v, vth)
-    return np.where(spikes, 0, v), spikes
+def _row_abs_sum(weights: np.ndarray, axes: tuple[int, ...]) -> int:
+    """Largest Σ|w| over one output (summing ``axes``)."""
+    return int(np.abs(weights).sum(axis=axes, dtype=np.int64).max(initial=0))
 
 
-def lif_step(
-    state: LIFState, a: np.ndarray, *, du: int, dv: int, vth: int, bias: np.ndarray
-) -> tuple[LIFState, np.ndarray]:
-    """One LIF step (Lava ``PyLifModelBitAcc.run_spk``): current, voltage, fire, reset v.
-
-    ``a``: summed synaptic input in wu, ``[B, *shape]`` (|a| < 2²⁵ so that Lava's int32
-    ``a << 6`` cannot overflow). ``u`` is not reset by a spike. Returns the new state and the
-    bool spikes ``[B, *shape]``. Lava's ``v`` Var (and its Monitor) shows the *reset* v.
-    """
-    u = lif_current(state.u, a, du)
-    v, spikes = lif_fire(lif_voltage(state.v, u, bias, dv), vth)
-    return LIFState(u, v), spikes
-
-
-def lif_reset_step(
-    state: LIFState,
-    a: np.ndarray,
-    *,
-    time_step: int,
-    reset_interval: int,
-    reset_offset: int,
-    du: int,
-    dv: int,
-    vth: int,
-    bias: np.ndarray,
-) -> tuple[LIFState, np.ndarray]:
-    """One ``LIFReset`` step at Lava ``time_step`` (from 1): zero u, v when
-    ``fixed.lif_reset_due``, then :func:`lif_step` (the input ``a`` of that step is kept).
-    """
-    if fixed.lif_reset_due(time_step, reset_interval, reset_offset):
-        state = LIFState(np.zeros_like(state.u), np.zeros_like(state.v))
-    return lif_step(state, a, du=du, dv=dv, vth=vth, bias=bias)
+def _exact(what: str, bound: int) -> torch.dtype:
+    dt = exact_float_dtype(bound)
+    if dt is None:
+        raise SimulationError(f"{what}: |values| up to {bound} ≥ 2⁵³, cannot be exact")
+    return dt
 
 
 # ---------------------------------------------------------------------------------------------
-# Synapses.
+# Synapses (PyDenseModelBitAcc, PyConvModelFixed, the token-shared linear).
 # ---------------------------------------------------------------------------------------------
 
 
-def _exact_int_product(
-    x: np.ndarray,
-    w: np.ndarray,
-    product: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    x_absmax: float | None = None,
-) -> np.ndarray:
-    """``product(x, w)`` (a bilinear map: matmul/einsum) on integers, as int64.
+def _product(x: np.ndarray, w: np.ndarray, product: Callable, axes: tuple[int, ...]) -> np.ndarray:
+    """``product(x, w)`` (a bilinear map) of integer arrays, exactly, as int64: in the float
+    type that holds ``max|x| · max_o Σ|w_o|`` (bounds every partial sum), else int64."""
+    dt = exact_float_dtype(_absmax(x) * _row_abs_sum(w, axes)) or torch.int64
+    return product(as_tensor(x, dt), as_tensor(w, dt)).to(torch.int64).numpy()
 
-    Runs in float64 BLAS when provably exact — ``max|x| · Σ|w| < 2⁵³`` bounds every partial sum
-    in any summation order — else in int64. ``x_absmax`` may be passed when ``x`` is a strided
-    view that should not be materialized twice.
+
+def dense(s: np.ndarray, weights: np.ndarray, weight_exp: int) -> np.ndarray:
+    """Dense input (wu): ``a = (s @ Wᵀ) << weight_exp``, the sum floored once (negative exp).
+
+    ``s`` ``[N, N_in]`` spikes (or integers), ``weights`` ``(N_out, N_in)`` on Lava's grid.
+    Returns int64 ``[N, N_out]``.
     """
-    if x_absmax is None:
-        x_absmax = float(np.abs(x).max(initial=0))
-    bound = float(x_absmax) * float(np.abs(w).sum(dtype=np.float64))
-    if bound < _F64_EXACT:
-        return product(x.astype(np.float64), w.astype(np.float64)).astype(np.int64)
-    return product(x.astype(np.int64), w.astype(np.int64))
-
-
-def dense_weights(
-    weights: np.ndarray, sign_mode: fixed.SignMode, num_weight_bits: int
-) -> np.ndarray:
-    """Weights as Lava's Dense uses them (clip to 8 bits, truncate): ``fixed.weight_on_grid_8``."""
-    return fixed.weight_on_grid_8(weights, sign_mode, num_weight_bits)
-
-
-def dense_step(s: np.ndarray, weights: np.ndarray, weight_exp: int) -> np.ndarray:
-    """Dense synaptic input (``PyDenseModelBitAcc``): ``a = (s @ Wᵀ) << weight_exp`` (floor).
-
-    ``s``: ``[B, N_in]`` spikes (bool or 0/1; graded integers also work, as Lava's
-    ``num_message_bits > 0``); ``weights``: int ``(N_out, N_in)`` already on the grid
-    (:func:`dense_weights`). Returns int64 ``[B, N_out]`` in wu. Lava delivers it one step later.
-    """
-    acc = _exact_int_product(np.asarray(s), np.asarray(weights), lambda x, w: x @ w.T)
+    acc = _product(s, weights, lambda x, w: x @ w.T, (1,))
     return fixed.shift_weight_exp_floor(acc, weight_exp)
 
 
-def token_linear_step(s: np.ndarray, weights: np.ndarray, weight_exp: int) -> np.ndarray:
-    """Token-shared linear: ``a[b, :, n] = (W @ s[b, :, n]) << weight_exp`` per token (floor).
+def token_linear(s: np.ndarray, weights: np.ndarray, weight_exp: int) -> np.ndarray:
+    """Token-shared linear: ``a[:, :, n] = (W @ s[:, :, n]) << weight_exp`` (floor), int64.
 
-    ``s`` ``[B, C_in, N]``, ``weights`` int ``(C_out, C_in)`` on the grid; returns int64
-    ``[B, C_out, N]`` (wu). Equals :func:`dense_step` with ``kron(W, I_N)``.
+    ``s`` ``[N, C_in, tokens]``, ``weights`` ``(C_out, C_in)``; returns ``[N, C_out, tokens]``.
     """
-    acc = _exact_int_product(np.asarray(s), np.asarray(weights), lambda x, w: w @ x)
+    acc = _product(s, weights, lambda x, w: torch.matmul(w, x), (1,))
     return fixed.shift_weight_exp_floor(acc, weight_exp)
 
 
-def _pair(x: int | tuple[int, int]) -> tuple[int, int]:
-    return (int(x), int(x)) if np.ndim(x) == 0 else (int(x[0]), int(x[1]))  # type: ignore[index]
-
-
-def conv_accumulate(
-    s: np.ndarray,
-    weights: np.ndarray,
-    *,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, int] = 0,
-    dilation: int | tuple[int, int] = 1,
-    groups: int = 1,
-) -> np.ndarray:
-    """Exact integer ``torch.nn.functional.conv2d`` (cross-correlation, zero padding), NCHW.
-
-    ``s`` ``[B, C_in, H, W]`` (spikes or integers), ``weights`` ``(C_out, C_in/groups, kH, kW)``;
-    ``stride``/``padding``/``dilation`` as ``(y, x)`` or an int. Returns int64
-    ``[B, C_out, H', W']`` with torch's output size. No wrap.
-    """
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    s = np.asarray(s)
-    w = np.asarray(weights)
-    b, c_in, _, _ = s.shape
-    c_out, c_grp, kh, kw = w.shape
-    xp = np.pad(s, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))
-    win = win[:, :, ::sh, ::sw, ::dh, ::dw]  # [B, C_in, H', W', kH, kW]
-    ho, wo = win.shape[2:4]
-    # im2col per group: [G, B·H'·W', C_grp·kH·kW] @ [G, C_grp·kH·kW, C_out/G] (batched BLAS).
-    cols = win.reshape(b, groups, c_grp, ho, wo, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    cols = cols.reshape(groups, b * ho * wo, c_grp * kh * kw)
-    wg = w.reshape(groups, c_out // groups, c_grp * kh * kw).transpose(0, 2, 1)
-    out = _exact_int_product(cols, wg, np.matmul, float(np.abs(s).max(initial=0)))
-    return (
-        out.reshape(groups, b, ho, wo, c_out // groups)
-        .transpose(1, 0, 4, 2, 3)
-        .reshape(b, c_out, ho, wo)
-    )
-
-
-def conv_step(
-    s: np.ndarray,
-    weights: np.ndarray,
-    *,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, int] = 0,
-    dilation: int | tuple[int, int] = 1,
-    groups: int = 1,
-) -> np.ndarray:
-    """Lava ``PyConvModelFixed`` output in torch orientation: ``wrap_s24(conv2d(s, W))`` (wu).
-
-    Lava's Conv applies neither the 8-bit clip, truncation nor ``weight_exp`` to ``weights``:
-    pass them as Lava would hold them (on the grid, see ``hardware.ir.layers.ConvLayer``).
-    """
-    acc = conv_accumulate(
-        s, weights, stride=stride, padding=padding, dilation=dilation, groups=groups
-    )
-    return fixed.wrap_s24(acc)
+def conv(s: np.ndarray, layer: ConvLayer) -> tuple[np.ndarray, int]:
+    """Lava Conv in torch orientation: ``wrap_s24(conv2d(s, W_eff))`` (wu), and how many
+    outputs the 24-bit wrap changed. ``s`` ``[N, C_in, H, W]``; returns int64 ``[N, *out]``."""
+    w = layer.effective_weights
+    bound = _absmax(s) * _row_abs_sum(w, (1, 2, 3))
+    dt = _exact(f"layer {layer.name!r}", bound)
+    acc = F.conv2d(as_tensor(s, dt), as_tensor(w, dt),
+                   stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                   groups=layer.groups).to(torch.int64).numpy()
+    if bound < 1 << (fixed.CONV_OUT_BITS - 1):
+        return acc, 0  # |conv output| < 2²³: the 24-bit wrap is the identity
+    out = fixed.wrap_s24(acc)
+    return out, int(np.count_nonzero(out != acc))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,69 +111,167 @@ def conv_step(
 # ---------------------------------------------------------------------------------------------
 
 
-def attention_step(s_qkv: np.ndarray, *, channels: int, heads: int, p_shift: int = 0) -> np.ndarray:
-    """Spike attention without softmax: per head ``P = Q·(KᵀV)``, output ``P << p_shift`` (wu).
+def attention(s: np.ndarray, layer: AttentionLayer) -> np.ndarray:
+    """Spike attention ``P = Q·(KᵀV) << p_shift`` per head (wu), int64 ``[N, C, tokens]``.
 
-    ``s_qkv`` ``[B, 3C, N]`` with q, k, v stacked on channels; head h takes channels
-    ``[h·d, (h+1)·d)``, ``d = C/heads``. ``M[i, j] = Σ_n k[i, n]·v[j, n]``, ``P[j, n] =
-    Σ_i q[i, n]·M[i, j]``. Returns int64 ``[B, C, N]``.
+    ``s`` ``[N, 3C, tokens]`` (q | k | v on channels); the formula is
+    :func:`hardware.lower.graph_run.attention_current`, exact in the float type that holds
+    ``d·tokens·max|s|²``.
     """
-    s = np.asarray(s_qkv, dtype=np.int64)
-    b, _, n = s.shape
-    d = channels // heads
-    q, k, v = (s[:, i * channels : (i + 1) * channels].reshape(b, heads, d, n) for i in range(3))
-    m = np.einsum("bhin,bhjn->bhij", k, v)
-    p = np.einsum("bhin,bhij->bhjn", q, m)
-    return p.reshape(b, channels, n) << int(p_shift)
+    d = layer.channels // layer.heads
+    dt = _exact(f"layer {layer.name!r}", d * layer.tokens * _absmax(s) ** 2)
+    p = attention_current(as_tensor(s, dt), layer.channels, layer.heads)
+    return p.to(torch.int64).numpy() << layer.p_shift
 
 
-def maxpool_step(
-    a: np.ndarray,
-    *,
-    kernel: int | tuple[int, int],
-    stride: int | tuple[int, int],
-    padding: int | tuple[int, int],
-) -> np.ndarray:
-    """Max over windows of integer currents ``[B, C, H, W]``; padded positions count as −∞.
-
-    As ``torch.nn.functional.max_pool2d`` (padding ≤ kernel/2, so every window holds a real
-    element). Returns int64 ``[B, C, H', W']``.
-    """
-    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
-    neg_inf = np.iinfo(np.int64).min
-    xp = np.pad(
-        np.asarray(a, dtype=np.int64), ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=neg_inf
-    )
-    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
-    return win[:, :, ::sh, ::sw].max(axis=(-2, -1))
+def maxpool(a: np.ndarray, layer: MaxPoolLayer) -> np.ndarray:
+    """Max over windows of integer currents ``[N, C, H, W]`` (−∞ padding, as torch), int64."""
+    dt = _exact(f"layer {layer.name!r}", _absmax(a))
+    out = F.max_pool2d(as_tensor(a, dt), layer.kernel, layer.stride, layer.padding)
+    return out.to(torch.int64).numpy()
 
 
 # ---------------------------------------------------------------------------------------------
-# Torch (NCHW) ↔ Lava (WHC) orientation: the only place it is written down.
+# LIF (PyLifModelBitAcc).
 # ---------------------------------------------------------------------------------------------
 
 
-def conv_weight_to_lava(weights: np.ndarray) -> np.ndarray:
-    """torch kernel ``(C_out, C_in/g, kH, kW)`` → Lava Conv ``weight`` ``(C_out, kW, kH, C_in/g)``.
+def _into_int32(x: np.ndarray) -> tuple[np.ndarray, int, int, int]:
+    """Lava's int32 wrap of a new u or v (``fixed.wrap_s32``) where needed (checked on the
+    min/max); returns the value, how many entries it changed, and the exact min and max."""
+    lo, hi = int(x.min(initial=0)), int(x.max(initial=0))
+    if -_INT32_HALF <= lo and hi < _INT32_HALF:
+        return x, 0, lo, hi
+    w = fixed.wrap_s32(x)
+    return w, int(np.count_nonzero(w != x)), lo, hi
 
-    Lava convolves (scipy ``convolve2d`` flips the kernel) on ``(W, H, C)`` tensors, torch
-    cross-correlates on ``(C, H, W)``: flip both spatial axes, then reorder.
+
+def lif(a: np.ndarray, bias: np.ndarray, *, du: int, dv: int, vth: int,
+        keep: bool = False) -> LIFRun:
+    """The LIF recurrence over T from zero state, all neurons and samples at once.
+
+    ``a`` int ``[T, B, *shape]`` (wu), ``bias`` int64 v-units broadcastable to ``[B, *shape]``.
+    Per step: ``u = wrap_u_once_s24(wrap_s32(trunc0(u·(4096 − du − 1)/4096) + (a << 6)))``,
+    ``v = saturate_v_s24(wrap_s32(trunc0(v·(4096 − dv)/4096) + u + bias))``, spike where
+    ``v > vth << 6``, v ← 0 there. Returns spikes int8 ``[T, B, *shape]`` and the counters
+    (:class:`hardware.simulate.walk.LIFRun`). Calls that are provably the identity are skipped
+    (checked on the step's min/max, which the range statistics need anyway).
     """
-    return np.ascontiguousarray(np.asarray(weights)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
+    u = np.zeros(a.shape[1:], np.int64)
+    v = np.zeros(a.shape[1:], np.int64)
+    thr = fixed.threshold_v(vth)
+    spikes = np.zeros(a.shape, np.int8)
+    run = LIFRun(spikes=spikes, overflow=0, saturated=0, ties=0, int32_wraps=0, max_u=0, max_v=0)
+    vs, us = [], []
+    for t in range(a.shape[0]):
+        u_in = fixed.act_shift_u(a[t])
+        u_raw = u_in if du == fixed.DECAY_MAX else fixed.decay_u_trunc0(u, du) + u_in
+        u_raw, n_wrap, lo, hi = _into_int32(u_raw)
+        run.max_u, run.int32_wraps = max(run.max_u, hi, -lo), run.int32_wraps + n_wrap
+        if n_wrap:
+            lo, hi = int(u_raw.min()), int(u_raw.max())
+        u = u_raw
+        if hi > fixed.STATE_HALF_RANGE or lo <= -fixed.STATE_HALF_RANGE:
+            u = fixed.wrap_u_once_s24(u_raw)
+            run.overflow += int(np.count_nonzero(u != u_raw))
+        v_raw, n_wrap, lo, hi = _into_int32(fixed.decay_v_trunc0(v, dv) + u + bias)
+        run.max_v, run.int32_wraps = max(run.max_v, hi, -lo), run.int32_wraps + n_wrap
+        v = fixed.saturate_v_s24(v_raw)
+        run.saturated += int(np.count_nonzero(v != v_raw))
+        run.ties += int(np.count_nonzero(v == thr))
+        s = fixed.spike_gt(v, vth)
+        v[s] = 0
+        spikes[t] = s
+        if keep:
+            vs.append(v)
+            us.append(u)
+    if keep:
+        run.v, run.u = np.stack(vs), np.stack(us)
+    return run
 
 
-def chw_to_lava(x: np.ndarray) -> np.ndarray:
-    """Reverse the last three axes: ``[..., C, H, W]`` → ``[..., W, H, C]`` (shape or data)."""
-    x = np.asarray(x)
-    return np.ascontiguousarray(np.moveaxis(x, (-3, -2, -1), (-1, -2, -3)))
+# ---------------------------------------------------------------------------------------------
+# The reference path's rules, one per layer kind.
+# ---------------------------------------------------------------------------------------------
 
 
-def lava_to_chw(x: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`chw_to_lava`: ``[..., W, H, C]`` → ``[..., C, H, W]``."""
-    return chw_to_lava(x)
+def _source(w: Walk, layer, shape: tuple[int, ...]) -> np.ndarray:
+    """The only source's output, reshaped to ``[T·B, *shape]``."""
+    (src,) = w.sources(layer.name)
+    return w.out[src].reshape(w.T * w.B, *shape)
 
 
-def yx_to_lava(pair: int | tuple[int, int]) -> tuple[int, int]:
-    """torch ``(y, x)`` stride/padding/dilation/kernel pair → Lava's ``(x, y)``."""
-    y, x = _pair(pair)
-    return (x, y)
+def _step_spike_input(w: Walk, layer: SpikeInputLayer) -> None:
+    w.out[layer.name] = spike_raster(layer, w.given[layer.name], w.T)
+    w.B = w.out[layer.name].shape[1]
+
+
+def _step_current_input(w: Walk, layer: CurrentInputLayer) -> None:
+    w.out[layer.name] = current_raster(layer, w.given[layer.name], w.T)
+    w.B = w.out[layer.name].shape[1]
+
+
+def _step_dense(w: Walk, layer: DenseLayer) -> None:
+    a = dense(_source(w, layer, (-1,)), layer.weights, layer.weight_exp)
+    w.out[layer.name] = a.reshape(w.T, w.B, *layer.out_shape)
+    w.record["conv_wraps"][layer.name] = 0
+
+
+def _step_token_linear(w: Walk, layer: TokenLinearLayer) -> None:
+    a = token_linear(_source(w, layer, layer.in_shape), layer.weights, layer.weight_exp)
+    w.out[layer.name] = a.reshape(w.T, w.B, *layer.out_shape)
+    w.record["conv_wraps"][layer.name] = 0
+
+
+def _step_conv(w: Walk, layer: ConvLayer) -> None:
+    a, wraps = conv(_source(w, layer, layer.in_shape), layer)
+    w.out[layer.name] = a.reshape(w.T, w.B, *layer.out_shape)
+    w.record["conv_wraps"][layer.name] = wraps
+
+
+def _step_attention(w: Walk, layer: AttentionLayer) -> None:
+    a = attention(_source(w, layer, layer.in_shape), layer)
+    w.out[layer.name] = a.reshape(w.T, w.B, *layer.out_shape)
+
+
+def _step_maxpool(w: Walk, layer: MaxPoolLayer) -> None:
+    a = maxpool(_source(w, layer, layer.in_shape), layer)
+    w.out[layer.name] = a.reshape(w.T, w.B, *layer.out_shape)
+
+
+def _summed(w: Walk, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum of the currents into ``name`` (host biases aside), int64 ``[T, B, *shape]``."""
+    parts = [w.out[s].reshape(w.T, w.B, *shape) for s in w.sources(name)]
+    return sum(parts[1:], parts[0].astype(np.int64)) if parts else np.zeros(
+        (w.T, w.B, *shape), np.int64)
+
+
+def _step_lif(w: Walk, layer: LIFLayer) -> None:
+    a = _summed(w, layer.name, layer.shape)
+    run = lif(a, w.lif_bias(layer), du=layer.du, dv=layer.dv, vth=layer.vth, keep=w.keep)
+    w.out[layer.name] = run.spikes
+    w.record_lif(layer.name, run, _absmax(a), run.spikes.sum(axis=1, dtype=np.int64),
+                 run.spikes.astype(bool) if w.keep else None)
+
+
+def _step_readout(w: Walk, layer: ReadoutLayer) -> None:
+    a = _summed(w, layer.name, layer.in_shape)
+    w.record["max_abs_a"][layer.name] = _absmax(a)
+    stream, w.record["features"][layer.name] = readout_layer_features(a, layer)
+    if w.keep:
+        w.record["stream"][layer.name] = stream
+
+
+#: The reference path's rule per layer kind (``hardware.ir.layers.LAYER_TYPES``).
+STEP: dict[str, Step] = {
+    SpikeInputLayer.KIND: _step_spike_input,
+    CurrentInputLayer.KIND: _step_current_input,
+    HostInputLayer.KIND: step_host_input,
+    DenseLayer.KIND: _step_dense,
+    TokenLinearLayer.KIND: _step_token_linear,
+    ConvLayer.KIND: _step_conv,
+    AttentionLayer.KIND: _step_attention,
+    MaxPoolLayer.KIND: _step_maxpool,
+    LIFLayer.KIND: _step_lif,
+    ReadoutLayer.KIND: _step_readout,
+}

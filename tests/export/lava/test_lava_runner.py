@@ -22,9 +22,9 @@ import pytest
 from _paths import REPO, TESTS
 
 from export.lava import LavaRunError, LavaSession, compare_to_sim, run_in_lava, run_lava, to_lava
-from export.lava.errors import LavaInputError
+from export.lava.errors import LavaInputError, LavaLoweringError
 from export.lava.runner import GRACE_S, POLL_S, TERM_S
-from hardware.ir.layers import DenseLayer, LIFLayer, SpikeInputLayer
+from hardware.ir.layers import CurrentInputLayer, DenseLayer, LIFLayer, SpikeInputLayer
 from hardware.ir.network import Edge, LoihiNetwork
 from hardware.simulate.engine import simulate
 
@@ -105,6 +105,22 @@ def test_run_in_lava_by_hand_then_releases_everything(baseline):
     assert _children() <= baseline
     assert result.shared_memory and _exists(result.shared_memory) == []
     assert _mapped_segments() == []
+
+
+def test_first_samples_cut_time_major_rasters_on_the_batch_axis():
+    """Current and spike inputs are ``[T, B, …]``: the first n samples are ``x[:, :n]``;
+    host images ``[B, …]`` are ``x[:n]`` (run_in_lava's ``n_samples``)."""
+    from export.lava.runner import _first
+
+    net = LoihiNetwork(layers=(CurrentInputLayer(name="cur", shape=(2,)),
+                               LIFLayer(name="n", shape=(2,), du=4095, dv=0, vth=10)),
+                       edges=(Edge(src="cur", dst="n"),), T=3)
+    x = np.arange(3 * 4 * 2).reshape(3, 4, 2)  # [T = 3, B = 4, 2]
+    assert np.array_equal(_first(net, x, 2), x[:, :2])
+    assert np.array_equal(_first(net, {"cur": x}, 1)["cur"], x[:, :1])
+    assert np.array_equal(_first(_residual(), x, 3), x[:, :3])  # spike input
+    with pytest.raises(LavaLoweringError, match="n_samples"):
+        _first(net, x, 0)
 
 
 def test_compare_to_sim_on_the_hand_network():

@@ -60,7 +60,8 @@ def test_report_figures(setup, tmp_path):
     assert rep.totals == {
         "spikes": int(sum(int(s.sum()) for s in twin.spikes.values())),
         "ties": ties,
-        "overflow_u": 0, "saturations_v": 0, "conv_wraps": 0, "host_clipped": 0,
+        "overflow_u": 0, "saturations_v": 0, "int32_wraps": 0, "conv_wraps": 0,
+        "host_clipped": 0,
     }
     assert rep.totals["spikes"] > 1000 and ties > 0
     assert rep.noise_floor_agreement == (1.0, 1.0)  # zero noise reproduces the float model

@@ -120,7 +120,11 @@ def test_bias_encoding_rounds_half_up_and_counts_clips() -> None:
     assert _l(fixed.bias_exp_min_s13([4095, 4096, -8190, 8191, 524160, 1e7])) == [0, 1, 1, 2, 7, 7]
 
 
-def test_lif_reset_schedule() -> None:
-    # time starts at 1; reset where time_step % interval == offset % interval.
-    assert [t for t in range(1, 13) if fixed.lif_reset_due(t, 4, 2)] == [2, 6, 10]
-    assert [t for t in range(1, 9) if fixed.lif_reset_due(t, 4, 4)] == [4, 8]  # offset ≡ 0
+def test_wrap_s32_is_lavas_int32_arithmetic() -> None:
+    # numpy int32 wraps as Lava's LIF does: 2³¹ → −2³¹, −2³¹ − 1 → 2³¹ − 1, 3·2³¹ → −2³¹,
+    # 2³² + 5 → 5; inside ±2³¹ the identity.
+    xs = [0, -5, 2**31 - 1, -(2**31), 2**31, -(2**31) - 1, 3 * 2**31, 2**32 + 5]
+    assert _l(fixed.wrap_s32(xs)) == [0, -5, 2**31 - 1, -(2**31), -(2**31), 2**31 - 1,
+                                      -(2**31), 5]
+    x = np.array([2**30, -(2**30) - 7, 2**31 - 1], np.int32)
+    assert _l(fixed.wrap_s32(2 * x.astype(np.int64))) == _l(x + x)  # numpy's own int32 sum

@@ -27,6 +27,7 @@ from hardware.ir.network import (
     SpikeInputLayer,
     TokenLinearLayer,
 )
+from hardware.ir.timing import Timing
 
 T = 4
 
@@ -151,7 +152,7 @@ def test_depths_and_order_follow_the_graph() -> None:
     }
     assert {name: net.depth(name) for name in expected} == expected
     assert net.max_depth == 4
-    assert net.pipeline_reset_offset("lif_attn") == 4
+    assert Timing.of(net).reset_offset("lif_attn") == 4  # depth + 1
     order = net.topological_order()
     assert sorted(order) == sorted(layer.name for layer in net.layers)
     for e in net.edges:

@@ -1,24 +1,35 @@
-"""`hardware.simulate.engine`: hand-derived integer states, counters, exact GEMMs vs int64
-kernels."""
+"""`hardware.simulate.engine` on both paths: hand-derived integer states and counters, the
+synapse and extension ops against float64 torch, Lava's int32 arithmetic, the rule tables."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from _design_int64 import run_network
+from _sim_paths import PATHS, simulate_path
 
 from hardware.ir.layers import (
+    LAYER_TYPES,
     AttentionLayer,
     ConvLayer,
+    CurrentInputLayer,
     DenseLayer,
+    Layer,
     LIFLayer,
     MaxPoolLayer,
+    ReadoutLayer,
     SpikeInputLayer,
     TokenLinearLayer,
 )
 from hardware.ir.network import Edge, LoihiNetwork
-from hardware.simulate import reference as kernels
-from hardware.simulate.engine import SimulationError, _gemm_dtype, _synapse, simulate
+from hardware.simulate import fast, reference
+from hardware.simulate.engine import SimulationError, simulate
+from hardware.simulate.result import MissingRuleError, exact_float_dtype
 
 
 def _residual_net() -> LoihiNetwork:
@@ -111,73 +122,165 @@ def _grid(rng, shape, mode="mixed"):
     return w if mode == "mixed" else np.abs(w)
 
 
-def test_synapses_match_int64_kernels():
+def _exposing_lif(name: str, shape: tuple[int, ...]) -> LIFLayer:
+    """A LIF whose u is ``a << 6`` (du = 4095, no correction below 2¹⁷ wu): it exposes ``a``."""
+    return LIFLayer(name=name, shape=shape, du=4095, dv=2048, vth=131071)
+
+
+def _chain(T: int, *layers: Layer) -> LoihiNetwork:
+    edges = tuple(Edge(src=a.name, dst=b.name) for a, b in zip(layers, layers[1:]))
+    return LoihiNetwork(layers=layers, edges=edges, T=T)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_conv_and_token_linear_against_float64_torch(path):
     rng = np.random.default_rng(0)
     T, B = 3, 2
-    conv = ConvLayer(
-        name="c",
-        weights=_grid(rng, (5, 4, 3, 3)),
-        in_shape=(4, 6, 6),
-        padding=(1, 1),
-        stride=(1, 1),
-    )
+    w = _grid(rng, (5, 4, 3, 3))
+    conv = ConvLayer(name="c", weights=w, in_shape=(4, 6, 6), padding=(1, 1))
+    net = _chain(T, SpikeInputLayer(name="in", shape=(4, 6, 6)), conv,
+                 _exposing_lif("lif", (5, 6, 6)))
     s = rng.integers(0, 2, size=(T, B, 4, 6, 6)).astype(np.int8)
-    got, wraps = _synapse(conv, s, T, B)
-    want = kernels.conv_step(s.reshape(T * B, 4, 6, 6), conv.weights, padding=1)
-    assert wraps == 0 and np.array_equal(got.reshape(T * B, 5, 6, 6), want)
-    tl = TokenLinearLayer(name="t", weights=_grid(rng, (7, 4)), tokens=9, weight_exp=-1)
+    want = F.conv2d(torch.from_numpy(s.reshape(T * B, 4, 6, 6)).double(),
+                    torch.from_numpy(w).double(), padding=1).numpy()
+    res = simulate_path(net, s, path)
+    assert res.conv_wraps == {"c": 0} and (want < 0).any()
+    assert np.array_equal(res.u["lif"].reshape(T * B, 5, 6, 6), want * 64)
+    wt = _grid(rng, (7, 4))
+    net = _chain(T, SpikeInputLayer(name="in", shape=(4, 9)),
+                 TokenLinearLayer(name="t", weights=wt, tokens=9, weight_exp=-1),
+                 _exposing_lif("lif", (7, 9)))
     s = rng.integers(0, 2, size=(T, B, 4, 9)).astype(np.int8)
-    got, _ = _synapse(tl, s, T, B)
-    want = kernels.token_linear_step(s.reshape(T * B, 4, 9), tl.weights, -1)
-    assert np.array_equal(got.reshape(T * B, 7, 9), want)
+    want = np.floor(np.einsum("oc,xcn->xon", wt, s.reshape(T * B, 4, 9)) / 2)  # floor of the sum
+    res = simulate_path(net, s, path)
+    assert np.array_equal(res.u["lif"].reshape(T * B, 7, 9), want * 64)
 
 
-def test_attention_and_maxpool_match_int64_kernels():
+@pytest.mark.parametrize("path", PATHS)
+def test_attention_against_float64_torch(path):
     rng = np.random.default_rng(1)
     T, B, C, N = 2, 3, 8, 9
-    net = LoihiNetwork(
-        layers=(
-            SpikeInputLayer(name="in", shape=(3 * C, N)),
-            AttentionLayer(name="att", channels=C, tokens=N, heads=2),
-            LIFLayer(name="lif", shape=(C, N), du=4095, dv=2048, vth=0),
-        ),
-        edges=(Edge(src="in", dst="att"), Edge(src="att", dst="lif")),
-        T=T,
-    )
+    net = _chain(T, SpikeInputLayer(name="in", shape=(3 * C, N)),
+                 AttentionLayer(name="att", channels=C, tokens=N, heads=2),
+                 LIFLayer(name="lif", shape=(C, N), du=4095, dv=2048, vth=0))
     raster = rng.integers(0, 2, size=(T, B, 3 * C, N))
-    res = simulate(net, raster, keep_states=True)
-    p = kernels.attention_step(raster.reshape(T * B, 3 * C, N), channels=C, heads=2)
-    # vth = 0 and no bias: u = P << 6 and spikes exactly where P > 0 (P ≥ 0, v carries on).
-    assert np.array_equal(res.u["lif"].reshape(T * B, C, N), p << 6)
+    x = torch.from_numpy(raster.reshape(T * B, 3 * C, N)).double()
+    q, k, v = (x[:, i * C : (i + 1) * C].reshape(T * B, 2, C // 2, N) for i in range(3))
+    p = torch.einsum("xhin,xhij->xhjn", q, torch.einsum("xhin,xhjn->xhij", k, v))  # Q·(KᵀV)
+    res = simulate_path(net, raster, path)
+    # vth = 0 and no bias: u = P << 6 (P ≥ 0, v carries on).
+    assert np.array_equal(res.u["lif"].reshape(T * B, C, N), p.reshape(T * B, C, N) * 64)
 
 
-def test_conv_then_maxpool_matches_int64_kernels():
-    # conv → max-pool → LIF with vth at its maximum and no bias: u = a << 6 exposes a.
+@pytest.mark.parametrize("path", PATHS)
+def test_conv_then_maxpool_against_float64_torch(path):
     rng = np.random.default_rng(2)
     T, B = 2, 3
     w = _grid(rng, (4, 3, 3, 3))
-    net = LoihiNetwork(
-        layers=(
-            SpikeInputLayer(name="in", shape=(3, 7, 7)),
-            ConvLayer(name="c", weights=w, in_shape=(3, 7, 7), padding=(1, 1)),
-            MaxPoolLayer(name="p", in_shape=(4, 7, 7)),
-            LIFLayer(name="lif", shape=(4, 4, 4), du=4095, dv=2048, vth=131071),
-        ),
-        edges=(Edge(src="in", dst="c"), Edge(src="c", dst="p"), Edge(src="p", dst="lif")),
-        T=T,
-    )
+    net = _chain(T, SpikeInputLayer(name="in", shape=(3, 7, 7)),
+                 ConvLayer(name="c", weights=w, in_shape=(3, 7, 7), padding=(1, 1)),
+                 MaxPoolLayer(name="p", in_shape=(4, 7, 7)), _exposing_lif("lif", (4, 4, 4)))
     raster = rng.integers(0, 2, size=(T, B, 3, 7, 7))
-    res = simulate(net, raster, keep_states=True)
-    a = kernels.conv_step(raster.reshape(T * B, 3, 7, 7), w, padding=1)
-    want = kernels.maxpool_step(a, kernel=3, stride=2, padding=1)
-    assert np.array_equal(res.u["lif"].reshape(T * B, 4, 4, 4) >> 6, want)
+    a = F.conv2d(torch.from_numpy(raster.reshape(T * B, 3, 7, 7)).double(),
+                 torch.from_numpy(w).double(), padding=1)
+    want = F.max_pool2d(a, 3, 2, 1).numpy()
+    res = simulate_path(net, raster, path)
+    assert np.array_equal(res.u["lif"].reshape(T * B, 4, 4, 4), want * 64)
     assert (want < 0).any()  # negative windows exercise the −∞ padding
 
 
-def test_gemm_dtype_bound():
-    assert _gemm_dtype("x", np.full((2, 100), 254), (1,)) == torch.float32
-    # Σ|w| per output = 65,536·256 = 2²⁴: float32 no longer exact → float64.
-    assert _gemm_dtype("x", np.full((1, 65536), -256), (1,)) == torch.float64
+@pytest.mark.parametrize("path", PATHS)
+def test_maxpool_past_float32_is_exact(path):
+    """Dense rows of n·255 + e (weights 255 on n inputs, e on one more), all inputs spiking:
+    currents 16,777,471 (n = 65,794, e = 1), 16,777,215 (n = 65,793), 16,777,981
+    (n = 65,796, e = 1) and 17 — odd ones beyond 2²⁴ that float32 cannot hold. The readout's
+    stream (scale 1, bias 0) shows each step's window maximum: 16,777,981 exactly."""
+    n_in = 65_800
+    w = np.zeros((4, n_in), np.int64)
+    for o, (n, extra) in enumerate(((65_794, 1), (65_793, 0), (65_796, 1), (0, 17))):
+        w[o, :n], w[o, n_in - 1 - o] = 255, extra
+    net = _chain(2, SpikeInputLayer(name="in", shape=(n_in,)),
+                 DenseLayer(name="d", weights=w, out_shape=(1, 2, 2)),
+                 MaxPoolLayer(name="p", in_shape=(1, 2, 2), kernel=(2, 2), stride=(2, 2),
+                              padding=(0, 0)),
+                 ReadoutLayer(name="r", in_shape=(1,), time_weights=[1.0, 1.0],
+                              head_weight=[[1.0]], head_bias=[0.0], input_scale=1.0,
+                              input_bias=[0.0], token_axis=None))
+    res = simulate_path(net, np.ones((2, 1, n_in), np.int8), path)
+    assert res.stream["r"].ravel().tolist() == [16_777_981.0] * 2
+
+
+def test_exact_float_dtype_bounds():
+    assert exact_float_dtype(2**24 - 1) is torch.float32
+    assert exact_float_dtype(2**24) is torch.float64  # 2²⁴ + 1 is the first float32 gap
+    assert exact_float_dtype(2**53 - 1) is torch.float64 and exact_float_dtype(2**53) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lava's int32 arithmetic (PyLifModelBitAcc holds a << 6, u and v in int32).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_u_past_int32_wraps_as_lava(path):
+    """u with memory (du = 0: keep 4095/4096) fed the largest graded input a = 2²³ − 1 each
+    step: u grows by about 64·a − 2²⁴ ≈ 2²⁹ per step after the single correction.
+    Step 0: u_raw = 64·a = 536,870,848 → corrected 520,093,632. Step 3: u_raw =
+    trunc0(1,559,899,999·4095/4096) + 536,870,848 = 2,096,390,012 (still inside int32) →
+    2,079,612,796. Step 4: 2,615,975,926 in int64, but Lava's int32 sum wraps it to
+    2,615,975,926 − 2³² = −1,678,991,370, then corrected to −1,662,214,154; v, which adds
+    that u, saturates at −(2²³ − 1)."""
+    net = _chain(6, CurrentInputLayer(name="in", shape=(1,)),
+                 LIFLayer(name="n", shape=(1,), du=0, dv=0, vth=1000))
+    a = np.full((6, 1, 1), (1 << 23) - 1, np.int64)
+    res = simulate_path(net, a, path)
+    want = run_network(net, {"in": a})  # the test's own int64 reading of Lava's int32 sums
+    assert res.u["n"][:, 0, 0].tolist() == want.states["n"]["u"][:, 0, 0].tolist()
+    assert res.u["n"][0, 0, 0] == 520_093_632 and res.u["n"][4, 0, 0] == -1_662_214_154
+    assert res.v["n"][4, 0, 0] == -((1 << 23) - 1)
+    assert res.int32_wraps == {"n": want.regimes["n"].int32_wrapped} and res.int32_wraps["n"] > 0
+    assert res.totals()["int32_wraps"] == res.int32_wraps["n"]
+    assert res.max_abs_u["n"] > 1 << 31  # the exact sum, before Lava's wrap
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule tables.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _XyzLayer(Layer):
+    """A layer kind no simulator path knows."""
+
+    shape: tuple[int, ...] = (2,)
+    KIND: ClassVar[str] = "xyz"
+    OUTPUT: ClassVar[str] = "spikes"
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return ()
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def latency(self) -> int:
+        return 0
+
+
+def test_every_layer_kind_has_one_rule_per_path():
+    assert set(reference.STEP) == set(LAYER_TYPES) == set(fast.STEP)
+
+
+@pytest.mark.parametrize("ref, backend", [(False, "fast"), (True, "reference")])
+def test_a_kind_without_a_rule_is_a_typed_error_naming_kind_and_path(ref, backend):
+    net = LoihiNetwork(layers=(_XyzLayer(name="odd"),), edges=(), T=2)
+    with pytest.raises(MissingRuleError) as err:
+        simulate(net, {}, reference=ref)
+    assert str(err.value) == f"simulate ({backend}): no rule for layer kind 'xyz' (layer 'odd')"
+    assert (err.value.kind, err.value.layer, err.value.backend) == ("xyz", "odd", backend)
+    assert err.value.exit_code == 4  # unsupported
 
 
 def test_input_shape_errors_name_the_layer():

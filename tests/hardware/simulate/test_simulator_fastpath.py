@@ -13,10 +13,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _design_int64 import run_network, scale_sum, trunc0_scale, u_correct, wrap24
+from _design_int64 import int32, run_network, scale_sum, trunc0_scale, u_correct, wrap24
 from _sim_paths import PATHS, simulate_path, simulate_paths
 
-from hardware.ir.layers import ConvLayer, DenseLayer, LIFLayer, SpikeInputLayer
+from hardware.ir.layers import (
+    ConvLayer,
+    CurrentInputLayer,
+    DenseLayer,
+    LIFLayer,
+    SpikeInputLayer,
+)
 from hardware.ir.network import Edge, LoihiNetwork
 from hardware.simulate import fast as fk
 from hardware.simulate.engine import SimResult, simulate
@@ -34,26 +40,31 @@ def _edge_ints(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.concatenate([edges, rng.integers(-3 * H, 3 * H, n)])
 
 
-@pytest.mark.parametrize("keep", [0, 1, 7, 2048, 3000, 4095, 4096])
+def _odd(keep: int) -> int:
+    while keep and keep % 2 == 0:
+        keep //= 2
+    return keep
+
+
+@pytest.mark.parametrize("keep", [0, 1, 3, 7, 2048, 3000, 3072, 4095, 4096])
 def test_decay_trunc0_equals_the_reading(keep):
     x = _edge_ints(np.random.default_rng(keep), 5000)
     want = trunc0_scale(x, keep)
     t = torch.from_numpy(x).to(torch.float64)
-    assert np.array_equal(fk.decay_trunc0(t, float(keep)).to(torch.int64).numpy(), want)
-    assert np.array_equal(fk.decay_trunc0_(t.clone(), float(keep)).to(torch.int64).numpy(), want)
-    if keep in (0, 1, 2048, 4096):  # power of two (or 0): exact in float32 below 2²⁴
-        small = x[np.abs(x) < 1 << 24]
-        t32 = torch.from_numpy(small).to(torch.float32)
-        got = fk.decay_trunc0_(t32, float(keep)).to(torch.int64).numpy()
-        assert np.array_equal(got, trunc0_scale(small, keep))
+    assert np.array_equal(fk.decay_trunc0_(t, keep).to(torch.int64).numpy(), want)
+    # float32: exact while |x|·k < 2²⁴, k the odd part of keep (edge values kept)
+    k = max(_odd(keep), 1)
+    limit = (1 << 24) // k
+    small = np.concatenate([x[np.abs(x) * k < 1 << 24], [limit - 1, 1 - limit]])
+    got = fk.decay_trunc0_(torch.from_numpy(small).to(torch.float32), keep)
+    assert np.array_equal(got.to(torch.int64).numpy(), trunc0_scale(small, keep))
 
 
 def test_decay_trunc0_rounds_toward_zero_by_hand():
     # keep 2048 halves: 7 → 3, −7 → −3 (toward zero, not floor −4); keep 3000: 5·3000/4096
     # = 3.66 → 3, −5 → −3.
-    t = torch.tensor([7.0, -7.0])
-    assert fk.decay_trunc0_(t.clone(), 2048.0).tolist() == [3.0, -3.0]
-    assert fk.decay_trunc0(torch.tensor([5.0, -5.0]), 3000.0).tolist() == [3.0, -3.0]
+    assert fk.decay_trunc0_(torch.tensor([7.0, -7.0]), 2048).tolist() == [3.0, -3.0]
+    assert fk.decay_trunc0_(torch.tensor([5.0, -5.0]), 3000).tolist() == [3.0, -3.0]
 
 
 def test_wraps_and_shift_equal_the_reading():
@@ -61,11 +72,17 @@ def test_wraps_and_shift_equal_the_reading():
     t = torch.from_numpy(x).to(torch.float64)
     assert np.array_equal(fk.wrap_u_once_s24(t).to(torch.int64).numpy(), u_correct(x))
     assert np.array_equal(fk.wrap_s24(t).to(torch.int64).numpy(), wrap24(x))
+    small = x[np.abs(x) < 1 << 24]  # float32's contract
+    assert np.array_equal(fk.wrap_s24(torch.from_numpy(small).to(torch.float32)).to(
+        torch.int64).numpy(), wrap24(small))
+    big = np.concatenate([x * 300, [2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**33 + 5]])
+    assert np.array_equal(fk.wrap_s32(torch.from_numpy(big).to(torch.float64)).to(
+        torch.int64).numpy(), int32(big))
     for e in range(-8, 8):
-        got = fk.shift_weight_exp_floor(t, e).to(torch.int64).numpy()
+        got = fk.shift_weight_exp_floor_(t.clone(), e).to(torch.int64).numpy()
         assert np.array_equal(got, scale_sum(x, e)), e
     # by hand: −3 >> 1 = −2 (floor of the sum), 2²³ wraps to −2²³, 2²³ + 1 corrects to 1 − 2²³
-    assert fk.shift_weight_exp_floor(torch.tensor([-3.0]), -1).tolist() == [-2.0]
+    assert fk.shift_weight_exp_floor_(torch.tensor([-3.0]), -1).tolist() == [-2.0]
     assert fk.wrap_s24(torch.tensor([2.0**23])).tolist() == [-(2.0**23)]
     assert fk.wrap_u_once_s24(torch.tensor([2.0**23, 2.0**23 + 1])).tolist() == [
         2.0**23, 1 - 2.0**23]
@@ -194,6 +211,26 @@ def test_tiny_text_tower_equals_the_reading(path):
     sim = simulate_path(net, x, path)
     assert "dense" in {ly.KIND for ly in net.layers} and sim.totals()["spikes"] > 0
     _assert_equals_reading(sim, net, x)
+
+
+@pytest.mark.parametrize("a, dtype", [(21_000, torch.float32), (23_000, torch.float64)])
+def test_float32_for_a_non_power_of_two_decay_when_the_bound_allows(a, dtype):
+    """dv = 1024 (keep 3072 = 3·2¹⁰): trunc0(v·3072/4096) = trunc(3v / 2²) is exact in float32
+    while |v|·3 < 2²⁴. A constant input a (vth at its maximum: no spikes) drives v toward
+    4·64·a: over T = 12 steps the bound 64a·Σ0.75ᵗ is 5.2 M for a = 21,000 (·3 < 2²⁴: float32)
+    and 5.7 M for a = 23,000 (float64). Both equal the reading; for a = 21,000, 3|v| reaches
+    15.6 M, just inside float32's exact integers."""
+    net = LoihiNetwork(
+        layers=(CurrentInputLayer(name="in", shape=(3,)),
+                LIFLayer(name="n", shape=(3,), du=4095, dv=1024, vth=131071)),
+        edges=(Edge(src="in", dst="n"),), T=12)
+    x = np.full((12, 2, 3), a, np.int64)
+    x[:, 1] = -a  # the negative mirror: trunc0 rounds toward zero
+    x[::2, :, 1] -= 7 * np.sign(x[::2, :, 1])  # uneven values: the decay rounds
+    assert fk._LIFPlan.of(net.layer("n"), a, 0.0, net.T).dt is dtype
+    sim = simulate_path(net, x, "default")
+    _assert_equals_reading(sim, net, {"in": x})
+    assert 3 * np.abs(sim.v["n"]).max() > (15_000_000 if a == 21_000 else 16_000_000)
 
 
 def test_reduced_precision_is_refused_and_simulate_falls_back():
