@@ -24,7 +24,7 @@ from types import MappingProxyType
 import torch
 
 from hardware.ir.network import LoihiNetwork
-from hardware.lower.float_graph import FHostInput, FloatGraph
+from hardware.lower.float_graph import FLIF, FHostInput, FloatGraph, FSynapse
 from hardware.lower.graph_run import run_graph
 from hardware.simulate.engine import simulate
 from hardware.simulate.result import SimResult
@@ -33,13 +33,15 @@ from spikeclip.memory import AvailableMemory, available_memory, format_bytes
 
 #: Calibration working set the batch size aims for, at most (bytes): 1 GiB.
 DEFAULT_BUDGET = 1 << 30
-#: Bytes per value of the float run (float64) and of the simulator's integer state (int64).
+#: Bytes per value of the float run (float64; the simulator's int64 state is smaller per sample).
 VALUE_BYTES = 8
-#: Measured peak of one sample over the values its float-graph nodes produce (module
-#: :func:`sample_bytes`): the executors' temporaries (the summed input, the bias-added drive, the
-#: per-step spike and voltage lists of the LIF being run) come on top of the kept outputs.
-#: Measured 1.9 (float run) and 1.6 (simulation) on the paper configuration; 2.5 leaves room.
-WORKING_SET_FACTOR = 2.5
+#: Temporaries of the LIF being run, in copies of its output: the summed input, the drive with
+#: its bias, the per-step spike and voltage lists (:func:`hardware.lower.graph_run.run_graph`).
+LIF_TEMPORARIES = 4
+#: Factor over the formula of :func:`sample_bytes` for what it leaves out (allocator slack,
+#: smaller temporaries). Measured peak per sample vs formula (float run, the dominant phase):
+#: paper configuration 134 vs 110 MiB, a 32×32 config with embed 32 9.3 vs 8.1 MiB.
+SAFETY = 1.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,14 +128,20 @@ class Batching:
 
 
 def sample_bytes(graph: FloatGraph) -> int:
-    """Estimated peak bytes one calibration sample adds: ``WORKING_SET_FACTOR`` times the
-    values of every node's output over T steps (host inputs once), at 8 bytes each."""
-    values = 0
+    """Estimated peak bytes one calibration sample adds to the float run (the larger phase):
+    ``SAFETY · 8 · (Σ_nodes T·|output| + max(largest conv unfold, LIF_TEMPORARIES·largest LIF))``
+    with a host input's output counted once and a conv's unfold (torch's float64 conv lowers to
+    a GEMM over ``C_in·kh·kw`` rows) ``T·C_in·kh·kw·H_out·W_out`` values."""
+    outputs = unfold = lif = 0
     for node in graph.nodes:
         shape = getattr(node, "out_shape", None) or getattr(node, "shape", None) or node.in_shape
-        steps = 1 if isinstance(node, FHostInput) else graph.T
-        values += steps * math.prod(shape)
-    return math.ceil(WORKING_SET_FACTOR * VALUE_BYTES * values)
+        outputs += (1 if isinstance(node, FHostInput) else graph.T) * math.prod(shape)
+        if isinstance(node, FSynapse) and node.kind == "conv":
+            rows = node.in_shape[0] * math.prod(node.weight.shape[2:])
+            unfold = max(unfold, graph.T * rows * math.prod(node.out_shape[1:]))
+        elif isinstance(node, FLIF):
+            lif = max(lif, graph.T * math.prod(node.shape))
+    return math.ceil(SAFETY * VALUE_BYTES * (outputs + max(unfold, LIF_TEMPORARIES * lif)))
 
 
 def plan_batches(
