@@ -226,12 +226,16 @@ def stage_onnx(ctx: ExportContext) -> str:
 
 
 def stage_quantize(ctx: ExportContext) -> str:
-    """Quantize the image tower to Loihi fixed point (scales from the calibration images)."""
-    from export.nir import to_nir
-    from hardware.quantize.image import quantize
+    """Quantize the image tower of the model.nir just written (the file is the contract between
+    stages) to Loihi fixed point, scales from the calibration images streamed in batches sized
+    before anything runs (not enough memory for one batch: InsufficientMemoryError, exit 9)."""
+    from export.nir import read_nir
+    from hardware.quantize.calibrate import plan_batches
+    from hardware.quantize.image import image_graph, quantize_graph
 
-    graph = to_nir(ctx.checkpoint.model.image_encoder)
-    ctx.network, record = quantize(graph, ctx.data.calib)
+    graph = image_graph(read_nir(ctx.folder / "model.nir"))
+    batching = plan_batches(graph, len(ctx.data.calib))
+    ctx.network, record = quantize_graph(graph, ctx.data.calib, batch_size=batching.batch_size)
     ctx.quant_record = record
     ctx.network.save(ctx.folder / "network.npz")
     record.write(ctx.folder)
@@ -241,7 +245,8 @@ def stage_quantize(ctx: ExportContext) -> str:
     ctx.artifacts["quantization.md"] = "per-layer scales, bits, clipping, ranges vs 24-bit limits"
     n_layers = len(ctx.network.layers)
     grid = _grid_note(ctx.checkpoint.metadata, {n.name: n.scale for n in record.neurons})
-    return f"{n_layers} integer layers -> network.npz, quantization.md/json{grid}"
+    return (f"{n_layers} integer layers -> network.npz, quantization.md/json ("
+            f"{batching.describe()}){grid}")
 
 
 def exactness_warning(T: int) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 DECAY_BITS = 12
 DECAY_UNITY = 1 << DECAY_BITS
 DECAY_MAX = DECAY_UNITY - 1
+DU_NO_MEMORY = DECAY_MAX  # du = 4095: u forgets everything, u = a << 6 each step (DESIGN §4)
 #: Lava adds a 1-bit offset to du (``ds_offset = 1``) and none to dv (``dm_offset = 0``).
 DU_OFFSET = 1
 DV_OFFSET = 0
@@ -41,6 +42,7 @@ V_MIN = -V_MAX
 
 #: Synaptic input is MSB-aligned by 6 bits into u (``act_shift``).
 ACT_SHIFT = 6
+V_PER_WU = 1 << ACT_SHIFT  # v-units per weight unit (wu)
 #: Largest |a| (wu) whose ``a << 6`` fits the 24-bit u: 2¹⁷ − 1 = 131,071.
 A_MAX_NO_WRAP = (STATE_HALF_RANGE >> ACT_SHIFT) - 1
 

@@ -35,7 +35,8 @@ from torch import Tensor, nn
 
 from hardware.lower.float_graph import FLIF
 from hardware.lower.from_torch import bn_gain, fold_bn, graph_from_image_encoder, synapse_modules
-from hardware.quantize.plan import QuantPlan, current_feeders, fake_quantize
+from hardware.quantize.plan import QuantPlan, current_feeders
+from hardware.quantize.twin import fake_quantize
 
 Pairs = list[tuple[nn.Module, nn.Module]]
 

@@ -52,7 +52,8 @@ from hardware.lower.from_torch import graph_from_image_encoder
 from hardware.lower.graph_run import run_graph
 from hardware.quantize.grid_snap import snap_to_grid
 from hardware.quantize.image import QuantOptions, plan_quantization
-from hardware.quantize.plan import QuantPlan, fake_quantize
+from hardware.quantize.plan import QuantPlan
+from hardware.quantize.twin import fake_quantize
 
 
 @dataclass(frozen=True, kw_only=True)

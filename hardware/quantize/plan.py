@@ -1,21 +1,25 @@
-"""`QuantPlan` (the per-layer choices of the quantizer) and the fake-quant transform of a graph.
+"""The quantizer's choices (`QuantPlan`), its options, and the rounding rules every backend shares.
 
-:func:`fake_quantize` returns the :class:`FloatGraph` whose float parameters are exactly the
-dequantized integers of the network :func:`hardware.quantize.image.quantize_graph` builds from the
-same plan (Ŵ = τ·w/s, b̂ = τ·β/(64·s), θ̂ = vth/s; host currents on the bias grid). Run with the
-strict ``>`` rule it is the fake-quant twin; with ``ste=True`` its rounding passes gradients
-straight through, for hardware-aware fine-tuning.
+A plan holds one power-of-two scale ``s`` per LIF / readout group, a bias exponent per LIF and
+host input, a sign mode and a weight exponent per synapse. Two policies choose it
+(:mod:`hardware.quantize.scales`): from calibration data (:class:`QuantOptions`) or from static
+worst-case bounds (:class:`StaticOptions`, no data; the netx text export's policy with its fixed
+``bias_exp = 6``).
 
-The attention LIF is special (DESIGN §5): on Loihi it gets ``a = P`` (scale s = τ/qk_scale = 16),
-``vth = θ·s = 8`` and, when the float model fires on ``>=``, a tie-break bias of 1 v-unit, which
-makes Loihi's ``v > 512`` equal the float ``H ≥ θ`` exactly; its twin therefore keeps bias 0
-and compares with ``>=``.
+The rounding rules of a plan (units: :mod:`hardware.ir.grid`): a weight W becomes the mantissa
+``w = grid(W·s/(τ·2^e))`` (:func:`weight_mantissas`); a LIF bias b becomes
+``β̂ = bias_grid(64·s·b/τ, bias_exp)`` v-units (:func:`bias_on_grid`); a host current x is injected
+as ``bias_grid(x·host_bias_scale(s, τ), bias_exp)``. The builder
+(:mod:`hardware.quantize.build`) and the fake-quant twin (:mod:`hardware.quantize.twin`) both
+call these, so the integers and their float twin come from one rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from torch import Tensor
 
 from hardware.ir import fixed
 from hardware.ir.grid import bias_grid, weight_grid
@@ -26,13 +30,53 @@ from hardware.lower.float_graph import (
     FloatGraph,
     FloatGraphError,
     FMaxPool,
-    FNode,
     FReadout,
     FSynapse,
 )
+from spikeclip.errors import DoesNotFitError, UsageError
 
-#: v-units per wu (``a << 6``).
-V_PER_WU = 1 << fixed.ACT_SHIFT
+
+class QuantizationRangeError(DoesNotFitError, ValueError):
+    """A layer's observed range cannot fit the 24-bit state / 8-bit weight / 13-bit bias limits.
+
+    ``layer`` names it; the message says which limit and what to change.
+    """
+
+    def __init__(self, layer: str, reason: str) -> None:
+        self.layer = layer
+        super().__init__(f"quantize: layer {layer!r}: {reason}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantOptions:
+    """Scales from calibration data. ``margin``: factor between the observed calibration
+    maximum and the hard limit; ``max_clip_fraction``: share of a group's weights allowed to
+    clip at the 8-bit range; ``max_log2_scale``: the largest scale tried is 2**max_log2_scale."""
+
+    margin: float = 2.0
+    max_clip_fraction: float = 1e-4
+    max_log2_scale: int = 12
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaticOptions:
+    """Scales from static worst-case bounds, no calibration data (module doc of
+    :mod:`hardware.quantize.scales`). ``bias_exp``: one bias exponent for every LIF bias and
+    host injection (lava-dl netx fixes 6); ``None`` picks the smallest ≥ T − 1 per layer.
+    Weight exponents are 0. ``max_clip_fraction`` / ``max_log2_scale`` as in QuantOptions."""
+
+    bias_exp: int | None = None
+    max_clip_fraction: float = 1e-4
+    max_log2_scale: int = 12
+
+    def __post_init__(self) -> None:
+        if self.bias_exp is not None and not (
+            fixed.BIAS_EXP_MIN <= self.bias_exp <= fixed.BIAS_EXP_MAX
+        ):
+            raise UsageError(
+                f"StaticOptions: bias_exp {self.bias_exp} is outside "
+                f"{fixed.BIAS_EXP_MIN} … {fixed.BIAS_EXP_MAX}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +91,40 @@ class QuantPlan:
     sign_modes: Mapping[str, str] = field(default_factory=dict)
     weight_exps: Mapping[str, int] = field(default_factory=dict)
     num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX
+
+
+# ---------------------------------------------------------------------------------------------
+# The rounding rules of a plan (shared by the builder and the fake-quant twin).
+# ---------------------------------------------------------------------------------------------
+
+
+def weight_mantissas(
+    weight: Tensor, s: float, tau: float, weight_exp: int, sign_mode: str,
+    num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX, *, ste: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """``(real, w)``: the real weights ``W·s/(τ·2^e)`` (wu per mantissa step) and their grid
+    mantissas ``w = weight_grid(real)`` (float64, integer-valued; ``ste``: straight-through)."""
+    real = weight * (s / (tau * (1 << weight_exp)))
+    return real, weight_grid(real, sign_mode, num_weight_bits, ste=ste)
+
+
+def bias_on_grid(
+    bias: Tensor, s: float, tau: float, bias_exp: int, *, ste: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``(β, β̂)``: the exact bias ``β = 64·s·b/τ`` v-units and its ``mant << bias_exp`` grid
+    value (round half up, 13-bit saturation)."""
+    beta = bias * (fixed.V_PER_WU * s / tau)
+    return beta, bias_grid(beta, bias_exp, ste=ste)
+
+
+def host_bias_scale(s: float, tau: float) -> float:
+    """v-units per unit of host current injected into a LIF of scale ``s``: ``64·s/τ``."""
+    return fixed.V_PER_WU * s / tau
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph helpers.
+# ---------------------------------------------------------------------------------------------
 
 
 def current_consumers(graph: FloatGraph, name: str) -> tuple[str, ...]:
@@ -83,45 +161,41 @@ def consumer_scale(graph: FloatGraph, plan: QuantPlan, name: str) -> float:
     return scales.pop()
 
 
-def fake_quantize(graph: FloatGraph, plan: QuantPlan, *, ste: bool = False) -> FloatGraph:
-    """The graph with every parameter replaced by its dequantized grid value (see module doc)."""
-    tau = graph.tau
-    new: dict[str, FNode] = {}
+def scale_groups(graph: FloatGraph) -> list[list[str]]:
+    """LIF/readout names that must share a scale (they share an input synapse), graph order."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
     for node in graph.nodes:
-        if isinstance(node, FSynapse):
-            s = consumer_scale(graph, plan, node.name)
-            mode = plan.sign_modes[node.name]
-            unit = float(1 << plan.weight_exps.get(node.name, 0))  # wu per mantissa step
-            w = weight_grid(node.weight * (s / (tau * unit)), mode, plan.num_weight_bits, ste=ste)
-            new[node.name] = FSynapse(
-                name=node.name, kind=node.kind, weight=w * (unit * tau / s),
-                in_shape=node.in_shape,
-                out_shape=node.out_shape, stride=node.stride, padding=node.padding,
-                meta=node.meta,
-            )
-        elif isinstance(node, FHostInput):
-            s = consumer_scale(graph, plan, node.name)
-            new[node.name] = FHostInput(
-                name=node.name, weight=node.weight, bias=node.bias, in_shape=node.in_shape,
-                out_shape=node.out_shape, stride=node.stride, padding=node.padding,
-                bias_scale=V_PER_WU * s / tau, bias_exp=plan.bias_exps[node.name], ste=ste,
-                op=node.op, meta=node.meta,
-            )
-        elif isinstance(node, FLIF):
-            s = plan.scales[node.name]
-            if node.role == "attention" and graph.compare == ">=":
-                new[node.name] = FLIF(
-                    name=node.name, shape=node.shape, theta=node.theta, tau=node.tau,
-                    bias=node.bias * 0.0, role=node.role, compare=">=", meta=node.meta,
-                )
-                continue
-            beta = bias_grid(node.bias * (V_PER_WU * s / tau), plan.bias_exps[node.name],
-                             ste=ste)
-            new[node.name] = FLIF(
-                name=node.name, shape=node.shape, theta=round(node.theta * s) / s,
-                tau=node.tau, bias=beta * (tau / (V_PER_WU * s)), role=node.role,
-                meta=node.meta,
-            )
-        elif not isinstance(node, FMaxPool | FAttention | FReadout):
-            raise FloatGraphError(f"fake_quantize: no rule for {type(node).__name__} {node.name!r}")
-    return graph.replace(new)
+        if isinstance(node, FLIF | FReadout):
+            find(node.name)
+        if isinstance(node, FSynapse | FHostInput | FAttention):
+            cons = current_consumers(graph, node.name)
+            for c in cons[1:]:
+                parent[find(c)] = find(cons[0])
+    groups: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if isinstance(node, FLIF | FReadout):
+            groups.setdefault(find(node.name), []).append(node.name)
+    return list(groups.values())
+
+
+def largest_scale(
+    layer: str, max_log2_scale: int, reasons_at: Callable[[float], list[str]], hint: str = ""
+) -> float:
+    """The largest ``s = 2**k`` (k = max_log2_scale … 0) for which ``reasons_at(s)`` is empty.
+
+    Raises :class:`QuantizationRangeError` naming ``layer`` with the reasons at s = 1 (+ hint).
+    """
+    reasons: list[str] = []
+    for k in range(max_log2_scale, -1, -1):
+        reasons = reasons_at(float(1 << k))
+        if not reasons:
+            return float(1 << k)
+    raise QuantizationRangeError(
+        layer, "no power-of-two scale s ≥ 1 fits (at s = 1: " + "; ".join(reasons) + ")" + hint
+    )

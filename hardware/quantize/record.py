@@ -85,6 +85,20 @@ class QuantRecord:
                 return rec.scale
         raise KeyError(f"QuantRecord has no layer {name!r}")
 
+    def neuron(self, name: str) -> NeuronQuant:
+        """The record of the LIF (or readout) ``name``."""
+        for rec in self.neurons:
+            if rec.name == name:
+                return rec
+        raise KeyError(f"QuantRecord has no neuron layer {name!r}")
+
+    def synapse(self, name: str) -> SynapseQuant:
+        """The record of the synapse ``name``."""
+        for rec in self.synapses:
+            if rec.name == name:
+                return rec
+        raise KeyError(f"QuantRecord has no synapse {name!r}")
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["synapses"] = [asdict(s) for s in self.synapses]

@@ -1,32 +1,35 @@
-"""The fake-quant twin: a `LoihiNetwork` evaluated in float64 torch with dequantized parameters.
+"""The fake-quant twin: integers (or a plan's grid values) as float64 parameters of a FloatGraph.
 
-:func:`dequantize` turns the integer network back into a :class:`FloatGraph` in the float model's
-units, using each LIF's scale ``s`` (``meta["scale"]``) and τ = 4096/dv:
-``Ŵ = τ·w·2^weight_exp/s``, ``b̂ = τ·(bias_mant << bias_exp)/(64·s)``, ``θ̂ = vth/s``; host inputs
-keep their float conv and are fake-quantized onto the injected bias grid; the attention LIF's
-tie-break bias (1 v-unit, DESIGN §5) becomes the rule ``H ≥ θ̂`` with bias 0.
-:func:`run_twin` runs it with Loihi's strict ``>``. Where DESIGN §4's conditions hold (scales
-powers of two, biases multiples of 2^(T−1), T ≤ 7, no overflow or saturation) the twin equals
-:func:`hardware.simulate.engine.simulate` bit for bit: the same spikes, and ``v = 64·s·V̂``
-(attention LIFs: ``v − [v > 0] = 64·s·V̂``).
+The one home of dequantization. With each LIF's scale ``s`` and τ = 4096/dv:
+``Ŵ = τ·w·2^weight_exp/s`` (:func:`dequantized_weight`), ``b̂ = τ·β̂/(64·s)`` with
+``β̂ = bias_mant << bias_exp`` (:func:`dequantized_lif`), ``θ̂ = vth/s``; host inputs keep their
+float conv / embedding and are fake-quantized onto the injected bias grid; the attention LIF's
+tie-break bias (1 v-unit, DESIGN §5) becomes the rule ``H ≥ θ̂`` with bias 0. Two entry points:
+
+- :func:`dequantize`: a built :class:`LoihiNetwork` → FloatGraph (table :data:`DEQUANTIZE`, by
+  layer ``KIND``);
+- :func:`fake_quantize`: a FloatGraph and a :class:`QuantPlan` → the FloatGraph of the network
+  :func:`hardware.quantize.build.build_network` would build (table :data:`FAKE_QUANTIZE`, by
+  float node kind); with ``ste=True`` its rounding passes gradients straight through, for
+  hardware-aware fine-tuning.
+
+:func:`run_twin` runs a network's twin with Loihi's strict ``>``. Where DESIGN §4's conditions
+hold (scales powers of two, biases multiples of 2^(T−1), T ≤ 7, no overflow or saturation) the
+twin equals :func:`hardware.simulate.engine.simulate` bit for bit: the same spikes, and
+``v = 64·s·V̂`` (attention LIFs: ``v − [v > 0] = 64·s·V̂``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from torch import Tensor
 
 from hardware.ir import fixed
-from hardware.ir.layers import (
-    AttentionLayer,
-    ConvLayer,
-    DenseLayer,
-    HostInputLayer,
-    LIFLayer,
-    MaxPoolLayer,
-    ReadoutLayer,
-    TokenLinearLayer,
-)
+from hardware.ir.layers import Layer, LIFLayer, MaxPoolLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.float_graph import (
     FLIF,
@@ -40,17 +43,58 @@ from hardware.lower.float_graph import (
     FSynapse,
 )
 from hardware.lower.graph_run import GraphRun, run_graph
-from hardware.quantize.plan import V_PER_WU
+from hardware.quantize.plan import (
+    QuantPlan,
+    bias_on_grid,
+    consumer_scale,
+    host_bias_scale,
+    weight_mantissas,
+)
+from hardware.quantize.registry import rule_for
 
-_SYNAPSE_KIND = {ConvLayer: "conv", TokenLinearLayer: "token_linear", DenseLayer: "dense"}
+# ---------------------------------------------------------------------------------------------
+# The dequantization rules (both entry points call these).
+# ---------------------------------------------------------------------------------------------
 
 
-def _t(x) -> torch.Tensor:
+def dequantized_weight(mantissas: Tensor, weight_exp: int, s: float, tau: float) -> Tensor:
+    """``Ŵ = τ·w·2^weight_exp/s`` (float64) of weight mantissas ``w`` (wu)."""
+    return mantissas * (2.0**weight_exp * tau / s)
+
+
+def dequantized_lif(
+    *, name: str, shape: tuple[int, ...], vth: int, beta: Tensor, s: float, tau: float,
+    role: str, tie_break: bool, meta: Mapping | None = None,
+) -> FLIF:
+    """The float LIF of an integer one: ``θ̂ = vth/s``, ``b̂ = τ·β̂/(64·s)`` (``beta`` = β̂ in
+    v-units); with ``tie_break`` (an attention LIF's 1-v-unit bias) bias 0 and rule ``>=``."""
+    if tie_break:
+        return FLIF(name=name, shape=shape, theta=vth / s, tau=tau, bias=beta * 0.0, role=role,
+                    compare=">=", meta=meta or {})
+    return FLIF(name=name, shape=shape, theta=vth / s, tau=tau,
+                bias=beta * (tau / (fixed.V_PER_WU * s)), role=role, meta=meta or {})
+
+
+# ---------------------------------------------------------------------------------------------
+# dequantize: a LoihiNetwork → FloatGraph, one rule per layer KIND.
+# ---------------------------------------------------------------------------------------------
+
+BACKEND_DEQUANTIZE = "hardware.quantize.twin.dequantize"
+BACKEND_FAKE_QUANTIZE = "hardware.quantize.twin.fake_quantize"
+
+
+@dataclass(frozen=True)
+class _Net:
+    network: LoihiNetwork
+    tau: float
+
+
+def _t(x) -> Tensor:
     return torch.tensor(np.asarray(x), dtype=torch.float64)
 
 
 def _tau(layer: LIFLayer) -> float:
-    if layer.du != fixed.DECAY_MAX:
+    if layer.du != fixed.DU_NO_MEMORY:
         raise FloatGraphError(
             f"twin: LIF {layer.name!r} has du={layer.du}; the twin needs du = 4095 (no u memory)"
         )
@@ -72,71 +116,143 @@ def _consumers(net: LoihiNetwork, name: str) -> list[str]:
     return out
 
 
+def _dq_host(c: _Net, ly) -> FNode:
+    return FHostInput(name=ly.name, weight=_t(ly.weight), bias=_t(ly.bias), in_shape=ly.in_shape,
+                      out_shape=ly.out_shape, stride=ly.stride, padding=ly.padding,
+                      bias_scale=ly.bias_scale, bias_exp=ly.bias_exp, op=ly.op)
+
+
+def _dq_synapse(c: _Net, ly) -> FNode:
+    scales = {_scale(c.network, n) for n in _consumers(c.network, ly.name)}
+    if len(scales) != 1:
+        raise FloatGraphError(f"twin: consumers of {ly.name!r} have scales {scales}")
+    w = dequantized_weight(_t(ly.weights), getattr(ly, "weight_exp", 0), scales.pop(), c.tau)
+    return FSynapse(name=ly.name, kind=ly.KIND, weight=w, in_shape=ly.in_shape,
+                    out_shape=ly.out_shape, stride=getattr(ly, "stride", (1, 1)),
+                    padding=getattr(ly, "padding", (0, 0)))
+
+
+def _dq_maxpool(c: _Net, ly) -> FNode:
+    return FMaxPool(name=ly.name, in_shape=ly.in_shape, out_shape=ly.out_shape,
+                    kernel=ly.kernel, stride=ly.stride, padding=ly.padding)
+
+
+def _dq_attention(c: _Net, ly) -> FNode:
+    if ly.p_shift:
+        raise FloatGraphError(f"twin: attention {ly.name!r} with p_shift is not supported")
+    return FAttention(name=ly.name, channels=ly.channels, heads=ly.heads, qk_scale=ly.qk_scale,
+                      in_shape=ly.in_shape, out_shape=ly.out_shape)
+
+
+def _dq_lif(c: _Net, ly) -> FNode:
+    beta = _t(fixed.bias_s13e3(ly.bias_mant, ly.bias_exp))
+    role = str(ly.meta.get("role", "lif"))
+    return dequantized_lif(name=ly.name, shape=ly.shape, vth=ly.vth, beta=beta,
+                           s=_scale(c.network, ly.name), tau=c.tau, role=role,
+                           tie_break=role == "attention" and bool((beta == 1).all()))
+
+
+def _dq_readout(c: _Net, ly) -> FNode:
+    if abs(ly.input_scale - c.tau / _scale(c.network, ly.name)) > 0:
+        raise FloatGraphError(f"twin: readout {ly.name!r} input_scale != τ/s")
+    return FReadout(name=ly.name, in_shape=ly.in_shape, bias=_t(ly.input_bias),
+                    time_weights=_t(ly.time_weights), head_weight=_t(ly.head_weight),
+                    head_bias=_t(ly.head_bias),
+                    token_axes=() if ly.token_axis is None else (ly.token_axis,))
+
+
+#: Integer layer KIND → its float node (the twin's dequantize backend).
+DEQUANTIZE: Mapping[str, Callable[[_Net, Layer], FNode]] = {
+    "host_input": _dq_host, "conv": _dq_synapse, "token_linear": _dq_synapse,
+    "dense": _dq_synapse, "maxpool": _dq_maxpool, "attention": _dq_attention, "lif": _dq_lif,
+    "readout": _dq_readout,
+}
+
+
 def dequantize(network: LoihiNetwork) -> FloatGraph:
-    """The network as a FloatGraph of dequantized float64 parameters (see module doc)."""
+    """The network as a FloatGraph of dequantized float64 parameters (see module doc).
+
+    Raises :class:`FloatGraphError` (several τ, missing scales, unsupported settings) and
+    :class:`hardware.quantize.registry.NoRuleError` for a layer kind without a rule.
+    """
     taus = {_tau(ly) for ly in network.layers if isinstance(ly, LIFLayer)}
     if len(taus) != 1:
         raise FloatGraphError(f"twin: LIFs use several time constants {sorted(taus)}")
-    tau = taus.pop()
-    nodes: list[FNode] = []
-    input_shape: tuple[int, ...] = ()
+    ctx = _Net(network=network, tau=taus.pop())
+    nodes = []
     for name in network.topological_order():
         ly = network.layer(name)
-        if isinstance(ly, HostInputLayer):
-            input_shape = ly.in_shape
-            nodes.append(FHostInput(
-                name=name, weight=_t(ly.weight), bias=_t(ly.bias), in_shape=ly.in_shape,
-                out_shape=ly.out_shape, stride=ly.stride, padding=ly.padding,
-                bias_scale=ly.bias_scale, bias_exp=ly.bias_exp, op=ly.op,
-            ))
-        elif isinstance(ly, ConvLayer | TokenLinearLayer | DenseLayer):
-            scales = {_scale(network, c) for c in _consumers(network, name)}
-            if len(scales) != 1:
-                raise FloatGraphError(f"twin: consumers of {name!r} have scales {scales}")
-            s = scales.pop()
-            exp = getattr(ly, "weight_exp", 0)
-            w = _t(ly.weights) * (tau * 2.0**exp / s)
-            nodes.append(FSynapse(
-                name=name, kind=_SYNAPSE_KIND[type(ly)],
-                weight=w, in_shape=ly.in_shape, out_shape=ly.out_shape,
-                stride=getattr(ly, "stride", (1, 1)), padding=getattr(ly, "padding", (0, 0)),
-            ))
-        elif isinstance(ly, MaxPoolLayer):
-            nodes.append(FMaxPool(name=name, in_shape=ly.in_shape, out_shape=ly.out_shape,
-                                  kernel=ly.kernel, stride=ly.stride, padding=ly.padding))
-        elif isinstance(ly, AttentionLayer):
-            if ly.p_shift:
-                raise FloatGraphError(f"twin: attention {name!r} with p_shift is not supported")
-            nodes.append(FAttention(name=name, channels=ly.channels, heads=ly.heads,
-                                    qk_scale=ly.qk_scale, in_shape=ly.in_shape,
-                                    out_shape=ly.out_shape))
-        elif isinstance(ly, LIFLayer):
-            s = _scale(network, name)
-            beta = _t(fixed.bias_s13e3(ly.bias_mant, ly.bias_exp))
-            role = str(ly.meta.get("role", "lif"))
-            if role == "attention" and bool((beta == 1).all()):
-                nodes.append(FLIF(name=name, shape=ly.shape, theta=ly.vth / s, tau=tau,
-                                  bias=beta * 0.0, role=role, compare=">="))
-            else:
-                nodes.append(FLIF(name=name, shape=ly.shape, theta=ly.vth / s, tau=tau,
-                                  bias=beta * (tau / (V_PER_WU * s)), role=role))
-        elif isinstance(ly, ReadoutLayer):
-            s = _scale(network, name)
-            if abs(ly.input_scale - tau / s) > 0:
-                raise FloatGraphError(f"twin: readout {name!r} input_scale != τ/s")
-            nodes.append(FReadout(
-                name=name, in_shape=ly.in_shape, bias=_t(ly.input_bias),
-                time_weights=_t(ly.time_weights), head_weight=_t(ly.head_weight),
-                head_bias=_t(ly.head_bias),
-                token_axes=() if ly.token_axis is None else (ly.token_axis,),
-            ))
-        else:
-            raise FloatGraphError(f"twin: no float counterpart for {ly.KIND} {name!r}")
-    edges = tuple((e.src, e.dst) for e in network.edges)
+        nodes.append(rule_for(DEQUANTIZE, ly.KIND, backend=BACKEND_DEQUANTIZE, layer=name)(ctx, ly))
+    hosts = [n for n in nodes if isinstance(n, FHostInput)]
     order = {n.name: i for i, n in enumerate(nodes)}
-    edges = tuple(sorted(edges, key=lambda e: order[e[1]]))
-    return FloatGraph(nodes=tuple(nodes), edges=edges, T=network.T, tau=tau,
-                      input_shape=input_shape)
+    edges = tuple(sorted(((e.src, e.dst) for e in network.edges), key=lambda e: order[e[1]]))
+    return FloatGraph(nodes=tuple(nodes), edges=edges, T=network.T, tau=ctx.tau,
+                      input_shape=hosts[-1].in_shape if hosts else ())
+
+
+# ---------------------------------------------------------------------------------------------
+# fake_quantize: a FloatGraph + QuantPlan → FloatGraph, one rule per float node kind.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    graph: FloatGraph
+    plan: QuantPlan
+    ste: bool
+
+
+def _fq_synapse(c: _Plan, node: FSynapse) -> FNode:
+    s = consumer_scale(c.graph, c.plan, node.name)
+    exp = c.plan.weight_exps.get(node.name, 0)
+    _, w = weight_mantissas(node.weight, s, c.graph.tau, exp, c.plan.sign_modes[node.name],
+                            c.plan.num_weight_bits, ste=c.ste)
+    return FSynapse(name=node.name, kind=node.kind,
+                    weight=dequantized_weight(w, exp, s, c.graph.tau), in_shape=node.in_shape,
+                    out_shape=node.out_shape, stride=node.stride, padding=node.padding,
+                    meta=node.meta)
+
+
+def _fq_host(c: _Plan, node: FHostInput) -> FNode:
+    s = consumer_scale(c.graph, c.plan, node.name)
+    return FHostInput(name=node.name, weight=node.weight, bias=node.bias, in_shape=node.in_shape,
+                      out_shape=node.out_shape, stride=node.stride, padding=node.padding,
+                      bias_scale=host_bias_scale(s, c.graph.tau),
+                      bias_exp=c.plan.bias_exps[node.name], ste=c.ste, op=node.op, meta=node.meta)
+
+
+def _fq_lif(c: _Plan, node: FLIF) -> FNode:
+    s, tau = c.plan.scales[node.name], c.graph.tau
+    if node.role == "attention":  # its bias is the tie-break (build_network), not a grid value
+        tie = c.graph.compare == ">="
+        beta = torch.full_like(node.bias, float(tie))
+    else:
+        tie = False
+        _, beta = bias_on_grid(node.bias, s, tau, c.plan.bias_exps[node.name], ste=c.ste)
+    return dequantized_lif(name=node.name, shape=node.shape, vth=round(node.theta * s),
+                           beta=beta, s=s, tau=node.tau, role=node.role, tie_break=tie,
+                           meta=node.meta)
+
+
+def _fq_keep(c: _Plan, node: FNode) -> FNode:
+    return node
+
+
+#: Float node kind → its fake-quantized node (the twin's fake_quantize backend).
+FAKE_QUANTIZE: Mapping[type[FNode], Callable[[_Plan, FNode], FNode]] = {
+    FSynapse: _fq_synapse, FHostInput: _fq_host, FLIF: _fq_lif, FMaxPool: _fq_keep,
+    FAttention: _fq_keep, FReadout: _fq_keep,
+}
+
+
+def fake_quantize(graph: FloatGraph, plan: QuantPlan, *, ste: bool = False) -> FloatGraph:
+    """The graph with every parameter replaced by its dequantized grid value (module doc)."""
+    ctx = _Plan(graph=graph, plan=plan, ste=ste)
+    return graph.replace({
+        node.name: rule_for(FAKE_QUANTIZE, type(node), backend=BACKEND_FAKE_QUANTIZE,
+                            layer=node.name)(ctx, node)
+        for node in graph.nodes
+    })
 
 
 def run_twin(network: LoihiNetwork, images, *, keep_states: bool = False) -> GraphRun:

@@ -116,12 +116,13 @@ def test_discovery_uses_lavas_model_search(monkeypatch):
 @pytest.mark.skipif(installed, reason="lava-loihi is installed here")
 def test_not_installed_statement_on_a_real_plan():
     from export.lava import to_lava
-    from export.lava.netx import quantize_text_tower
+    from export.lava.netx import NETX_OPTIONS
+    from hardware.quantize.text import quantize_text
     from spikeclip.config import SpikeCLIPConfig
     from spikeclip.text_encoder import TextEncoder
 
     torch.manual_seed(0)
-    net, _ = quantize_text_tower(TextEncoder(SpikeCLIPConfig.tiny()).eval())
+    net, _ = quantize_text(TextEncoder(SpikeCLIPConfig.tiny()).eval(), options=NETX_OPTIONS)
     report = hp.hardware_path(to_lava(net))  # must not raise, builds nothing
     assert not report.lava_loihi and not report.compiled and report.compile_error is None
     assert report.statement.startswith(hp.NOT_INSTALLED)

@@ -12,8 +12,7 @@ from hardware.lower.from_torch import graph_from_image_encoder, synapse_modules
 from hardware.lower.graph_run import run_graph
 from hardware.quantize.grid_snap import snap_to_grid
 from hardware.quantize.image import plan_quantization, quantize_graph
-from hardware.quantize.plan import fake_quantize
-from hardware.quantize.twin import run_twin
+from hardware.quantize.twin import fake_quantize, run_twin
 
 
 def _snapped():

@@ -13,8 +13,7 @@ from hardware.ir.network import Edge, LoihiNetwork
 from hardware.lower.from_torch import graph_from_image_encoder
 from hardware.lower.graph_run import run_graph
 from hardware.quantize.image import plan_quantization, quantize_graph
-from hardware.quantize.plan import fake_quantize
-from hardware.quantize.twin import run_twin
+from hardware.quantize.twin import fake_quantize, run_twin
 from hardware.simulate.engine import simulate
 from spikeclip.neurons import lif_sequence
 

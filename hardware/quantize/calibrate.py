@@ -1,0 +1,197 @@
+"""Calibration statistics, streamed over batches so memory does not grow with the sample count.
+
+The quantizer needs, over all calibration samples: from the float run
+(:func:`hardware.lower.graph_run.run_graph`), the largest |synaptic input| and |H| per LIF and
+readout (:class:`FloatStats`); from the bit-accurate simulation of the built network, the largest
+|a|, |u|, |v| and the overflow / saturation / tie counts (:class:`SimStats`). All are maxima or
+counts, so each is computed per batch and combined exactly (max of maxima, sum of counts): any
+batch size gives the same numbers as one batch of everything.
+
+Batch size (:func:`plan_batches`): one sample's working set (:func:`sample_bytes`) is estimated
+from the float graph; a batch is as many samples as fit in ``budget`` (default: the smaller of
+:data:`DEFAULT_BUDGET` and half the memory this process may still use,
+:func:`spikeclip.memory.available_memory`). If not even one sample fits in the available memory,
+:class:`spikeclip.errors.InsufficientMemoryError` (exit 9) is raised before anything runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+
+from hardware.ir.network import LoihiNetwork
+from hardware.lower.float_graph import FLIF, FHostInput, FloatGraph, FSynapse
+from hardware.lower.graph_run import run_graph
+from hardware.simulate.engine import simulate
+from hardware.simulate.result import SimResult
+from spikeclip.errors import InsufficientMemoryError
+from spikeclip.memory import AvailableMemory, available_memory, format_bytes
+
+#: Calibration working set the batch size aims for, at most (bytes): 1 GiB.
+DEFAULT_BUDGET = 1 << 30
+#: Bytes per value of the float run (float64; the simulator's int64 state is smaller per sample).
+VALUE_BYTES = 8
+#: Temporaries of the LIF being run, in copies of its output: the summed input, the drive with
+#: its bias, the per-step spike and voltage lists (:func:`hardware.lower.graph_run.run_graph`).
+LIF_TEMPORARIES = 4
+#: Factor over the formula of :func:`sample_bytes` for what it leaves out (allocator slack,
+#: smaller temporaries). Measured peak per sample vs formula (float run, the dominant phase):
+#: paper configuration 134 vs 110 MiB, a 32×32 config with embed 32 9.3 vs 8.1 MiB.
+SAFETY = 1.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class FloatStats:
+    """Over every calibration sample of the float run: per LIF / readout the largest
+    |synaptic input without bias| (``max_abs_current``) and |H| (``max_abs_h``, LIFs), floats."""
+
+    max_abs_current: Mapping[str, float]
+    max_abs_h: Mapping[str, float]
+
+    def merge(self, other: FloatStats) -> FloatStats:
+        return FloatStats(max_abs_current=_combine(self.max_abs_current, other.max_abs_current,
+                                                   max),
+                          max_abs_h=_combine(self.max_abs_h, other.max_abs_h, max))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimStats:
+    """Over every calibration sample of the simulation (:class:`SimResult` fields of the same
+    names): largest |a| (wu), |u|, |v| (v-units) and overflow / saturation / tie counts."""
+
+    max_abs_a: Mapping[str, int]
+    max_abs_u: Mapping[str, int]
+    max_abs_v: Mapping[str, int]
+    overflow_u: Mapping[str, int]
+    saturations_v: Mapping[str, int]
+    ties: Mapping[str, int]
+
+    @classmethod
+    def of(cls, sim: SimResult) -> SimStats:
+        return cls(**{f: MappingProxyType(dict(getattr(sim, f))) for f in _SIM_MAX + _SIM_SUM})
+
+    @classmethod
+    def none(cls) -> SimStats:
+        """Nothing observed (static bounds: no calibration run)."""
+        return cls(**{f: MappingProxyType({}) for f in _SIM_MAX + _SIM_SUM})
+
+    def merge(self, other: SimStats) -> SimStats:
+        pairs = [(f, max) for f in _SIM_MAX] + [(f, _add) for f in _SIM_SUM]
+        return SimStats(**{f: _combine(getattr(self, f), getattr(other, f), op)
+                           for f, op in pairs})
+
+
+_SIM_MAX = ("max_abs_a", "max_abs_u", "max_abs_v")
+_SIM_SUM = ("overflow_u", "saturations_v", "ties")
+
+
+def _add(a, b):
+    return a + b
+
+
+def _combine(a: Mapping, b: Mapping, op) -> Mapping:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = op(out[k], v) if k in out else v
+    return MappingProxyType(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch size from a per-sample memory estimate.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batching:
+    """How ``samples`` calibration samples are streamed: ``batch_size`` per batch, each sample
+    estimated at ``sample_bytes`` (so a batch at ``batch_bytes``)."""
+
+    samples: int
+    batch_size: int
+    sample_bytes: int
+
+    @property
+    def batches(self) -> int:
+        return math.ceil(self.samples / self.batch_size) if self.samples else 0
+
+    @property
+    def batch_bytes(self) -> int:
+        return self.batch_size * self.sample_bytes
+
+    def describe(self) -> str:
+        return (f"calibration in {self.batches} batch(es) of ≤ {self.batch_size} "
+                f"(≈ {format_bytes(self.batch_bytes)} each)")
+
+
+def sample_bytes(graph: FloatGraph) -> int:
+    """Estimated peak bytes one calibration sample adds to the float run (the larger phase):
+    ``SAFETY · 8 · (Σ_nodes T·|output| + max(largest conv unfold, LIF_TEMPORARIES·largest LIF))``
+    with a host input's output counted once and a conv's unfold (torch's float64 conv lowers to
+    a GEMM over ``C_in·kh·kw`` rows) ``T·C_in·kh·kw·H_out·W_out`` values."""
+    outputs = unfold = lif = 0
+    for node in graph.nodes:
+        shape = getattr(node, "out_shape", None) or getattr(node, "shape", None) or node.in_shape
+        outputs += (1 if isinstance(node, FHostInput) else graph.T) * math.prod(shape)
+        if isinstance(node, FSynapse) and node.kind == "conv":
+            rows = node.in_shape[0] * math.prod(node.weight.shape[2:])
+            unfold = max(unfold, graph.T * rows * math.prod(node.out_shape[1:]))
+        elif isinstance(node, FLIF):
+            lif = max(lif, graph.T * math.prod(node.shape))
+    return math.ceil(SAFETY * VALUE_BYTES * (outputs + max(unfold, LIF_TEMPORARIES * lif)))
+
+
+def plan_batches(
+    graph: FloatGraph, samples: int, *, batch_size: int | None = None,
+    budget: int | None = None, available: AvailableMemory | None = None,
+) -> Batching:
+    """The batching of ``samples`` calibration samples (module doc). ``batch_size`` forces one;
+    ``budget`` (bytes) replaces the default. Raises ``InsufficientMemoryError`` when one batch
+    does not fit in the memory available now."""
+    per = sample_bytes(graph)
+    free = (available or available_memory()).bytes
+    if batch_size is None:
+        limit = min(DEFAULT_BUDGET, free // 2) if budget is None else budget
+        batch_size = max(1, limit // per)
+    batch_size = max(1, min(int(batch_size), samples))
+    if batch_size * per > free:
+        raise InsufficientMemoryError(
+            f"quantize: calibrating {batch_size} sample(s) at a time needs about "
+            f"{format_bytes(batch_size * per)} ({format_bytes(per)} per sample), but only "
+            f"{format_bytes(free)} is available; refused before allocating"
+        )
+    return Batching(samples=samples, batch_size=batch_size, sample_bytes=per)
+
+
+def batches(x, batch_size: int) -> Iterator:
+    """Consecutive slices ``x[i : i + batch_size]`` along the first axis."""
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size]
+
+
+# ---------------------------------------------------------------------------------------------
+# The statistics, batch by batch.
+# ---------------------------------------------------------------------------------------------
+
+
+def float_stats(graph: FloatGraph, calibration, batch_size: int) -> FloatStats:
+    """:class:`FloatStats` of ``graph`` run with the float rule ``>=`` on ``calibration``."""
+    stats = FloatStats(max_abs_current={}, max_abs_h={})
+    with torch.no_grad():
+        for x in batches(torch.as_tensor(calibration), batch_size):
+            run = run_graph(graph, x, compare=">=")
+            stats = stats.merge(FloatStats(max_abs_current=run.max_abs_current,
+                                           max_abs_h=run.max_abs_h))
+    return stats
+
+
+def sim_stats(network: LoihiNetwork, calibration, batch_size: int) -> SimStats:
+    """:class:`SimStats` of the bit-accurate simulation of ``network`` on ``calibration``."""
+    stats = SimStats.none()
+    for x in batches(calibration, batch_size):
+        stats = stats.merge(SimStats.of(simulate(network, x)))
+    return stats
+
