@@ -267,9 +267,7 @@ def load_target(name: str) -> TargetProfile:
             description=str(data.get("description", "")),
             quantities=MappingProxyType(quantities),
         )
-    raise TargetProfileError(
-        f"{_file(name)}: kind must be 'generation' or 'system', got {kind!r}"
-    )
+    raise TargetProfileError(f"{_file(name)}: kind must be 'generation' or 'system', got {kind!r}")
 
 
 NOT_TARGET_KINDS = ("resource-model",)

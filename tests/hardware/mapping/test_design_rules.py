@@ -10,9 +10,10 @@ import pytest
 from hardware.ir.layers import DenseLayer, LIFLayer, MaxPoolLayer, SpikeInputLayer
 from hardware.ir.network import Edge, LoihiNetwork
 from hardware.mapping import design_rules as dr
-from hardware.mapping.core_split import GroupSpec, InputSpec, split_group
+from hardware.mapping.core_split import split_group
 from hardware.mapping.mapper import map_network
 from hardware.mapping.profiles import load_target
+from hardware.mapping.specs import GroupSpec, InputSpec
 
 L1 = load_target("loihi1").limits("optimistic")
 L2 = load_target("loihi2").limits("optimistic")
@@ -148,7 +149,7 @@ def test_split_search_enforces_neuron_groups() -> None:
     group = GroupSpec(name="g", shape=(16, 1, 1), inputs=(), neuron_groups=9)
     result = split_group(group, L1, 1)
     assert result.split.cores == 2
-    assert result.demand.neuron_groups == 8
+    assert result.demand["neuron_groups"] == 8
 
 
 def test_split_search_raises_memory_when_one_neuron_does_not_fit() -> None:
