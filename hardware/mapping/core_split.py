@@ -135,20 +135,6 @@ def _axis_tile_options(length: int) -> list[int]:
     return sorted({ceil_div(length, ceil_div(length, t)) for t in range(1, length + 1)})
 
 
-def fanout_reach(spec: InputSpec, consumer: GroupSpec, split: Split) -> int:
-    """Destination cores of `consumer` that one source neuron of `spec` reaches (worst case)."""
-    if spec.kind == "dense":
-        return split.cores
-    y, x = axis_args(spec, consumer.shape, (split.tiles_y, split.tiles_x))
-    _, ry = axis_tile_counts(*y)
-    _, rx = axis_tile_counts(*x)
-    c_out = consumer.shape[0]
-    slices = split.channel_groups
-    if spec.groups > 1:
-        slices = min(slices, ceil_div(c_out // spec.groups, ceil_div(c_out, slices)) + 1)
-    return slices * ry * rx
-
-
 LIMIT_FIELDS = (
     ("neurons", "neurons"),
     ("input_axons", "input_axons"),

@@ -12,7 +12,7 @@ Roles come from :data:`hardware.mapping.kinds.MAPPING_KINDS`; nothing here tests
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hardware.ir.layers import Layer
 from hardware.ir.network import Edge, LoihiNetwork
@@ -35,9 +35,13 @@ RELAY_PLACEMENT = "neurocore-L2"
 
 @dataclass(frozen=True, kw_only=True)
 class CoreGroup:
-    """One core group: its spec, ``kind`` (``lif`` or ``relay``), placement label, the layer
-    that anchors it in topological order (the population or the off-core consumer), and
-    whether it receives (``graded_in``) or sends (``graded_out``) graded spikes."""
+    """One core group: its spec, ``kind`` (``lif``, ``relay`` or ``accumulator``), placement
+    label, the layer that anchors it in topological order (the population, the off-core
+    consumer, or the population whose input sum an accumulator materializes), and whether it
+    receives (``graded_in``) or sends (``graded_out``) graded spikes. ``source``: the name its
+    consumers' inputs give as their source (the population's, or the accumulator's own);
+    ``feeds_cores``: a relay whose graded output feeds neurocore groups (an accumulator) rather
+    than an off-core op."""
 
     spec: GroupSpec
     kind: str
@@ -45,6 +49,8 @@ class CoreGroup:
     anchor: str
     graded_in: bool
     graded_out: bool
+    source: str = ""
+    feeds_cores: bool = False
 
 
 def on_core(layer: Layer) -> bool:
@@ -97,17 +103,19 @@ def _replicas(
     return out
 
 
-def _identity(src: Layer, delay: int, layout: Geometry) -> InputSpec:
-    """A one-to-one graded current input (from an off-neurocore op) as a depthwise 1×1 conv."""
+def identity(src: str, delay: int, layout: Geometry, *, host: bool = False) -> InputSpec:
+    """A one-to-one graded current input from `src` (an off-neurocore op, a relay, or the host)
+    as a depthwise 1×1 conv."""
     return InputSpec(
-        name=src.name,
-        source=src.name,
+        name=src,
+        source=src,
         kind="conv",
         in_shape=layout,
         groups=layout[0],
         weight_bits=IDENTITY_WEIGHT_BITS,
         delay=delay,
         graded=True,
+        host=host,
     )
 
 
@@ -126,7 +134,7 @@ def _inputs(
         elif is_population(layer):
             graded = True
             delay_within_limit(src.name, e.delay, limits)
-            inputs.append(_identity(src, e.delay, layout))
+            inputs.append(identity(src.name, e.delay, layout, host=role(src) == "source"))
     return inputs, graded
 
 
@@ -154,12 +162,16 @@ def _group(net: LoihiNetwork, layer: Layer, limits: CoreLimits) -> CoreGroup | N
         anchor=layer.name,
         graded_in=graded,
         graded_out=not population,
+        source=layer.name,
     )
 
 
-def core_groups(net: LoihiNetwork, limits: CoreLimits) -> list[CoreGroup]:
+def core_groups(
+    net: LoihiNetwork, limits: CoreLimits, *, accumulate: bool = False
+) -> list[CoreGroup]:
     """Core groups in topological order; checks placements, delays, weight bits and the
-    graded spikes that relays and graded inputs need."""
+    graded spikes that relays and graded inputs need. ``accumulate``: sums of synapse layers
+    shared by several groups are materialized once (:func:`accumulate_sums`)."""
     groups = []
     for name in net.topological_order():
         layer = net.layer(name)
@@ -167,6 +179,8 @@ def core_groups(net: LoihiNetwork, limits: CoreLimits) -> list[CoreGroup]:
         group = _group(net, layer, limits)
         if group is not None:
             groups.append(group)
+    if accumulate:
+        groups = accumulate_sums(net, groups, limits)
     for g in groups:
         if g.graded_in or g.graded_out:
             graded_spikes_supported(g.spec.name, RELAY_PLACEMENT, limits)
@@ -176,3 +190,122 @@ def core_groups(net: LoihiNetwork, limits: CoreLimits) -> list[CoreGroup]:
 def offcore_spike_consumers(net: LoihiNetwork, name: str) -> int:
     """Routes from spike source `name` to consumers that are not neurocore synapses."""
     return sum(1 for e in net.out_edges(name) if not is_core_synapse(net.layer(e.dst)))
+
+
+# --------------------------------------------------------------------------------------------
+# Accumulators: a sum of synapse layers that several groups receive, materialized once.
+
+
+def _summed(g: CoreGroup) -> frozenset[str]:
+    """The synapse layers whose currents `g` sums (graded and host inputs excluded)."""
+    return frozenset(s.name for s in g.spec.inputs if not s.graded)
+
+
+def _prefixes(groups: list[CoreGroup]) -> tuple[dict[str, str | None], dict[frozenset, str]]:
+    """For each group, the earlier group whose summed set is the largest proper subset of its
+    own (None: none), and the first group of each summed set (its owner)."""
+    prefix: dict[str, str | None] = {}
+    owner: dict[frozenset, str] = {}
+    sets = {g.spec.name: _summed(g) for g in groups}
+    for g in groups:
+        mine = sets[g.spec.name]
+        smaller = [o for s, o in owner.items() if s and s < mine]
+        prefix[g.spec.name] = max(smaller, key=lambda o: len(sets[o]), default=None)
+        if mine:
+            owner.setdefault(mine, g.spec.name)
+    return prefix, owner
+
+
+def _materialized(
+    groups: list[CoreGroup], prefix: dict[str, str | None], owner: dict[frozenset, str]
+) -> set[str]:
+    """Owners whose sum is worth one accumulator: a prefix of another group's sum, or shared
+    by several groups."""
+    used = {p for p in prefix.values() if p is not None}
+    for g in groups:
+        first = owner.get(_summed(g))
+        if first is not None and first != g.spec.name:
+            used.add(first)
+    return used
+
+
+def _acc_name(owner: str) -> str:
+    return f"acc:{owner}"
+
+
+def _rebuilt_inputs(
+    net: LoihiNetwork, g: CoreGroup, prefix: str | None, by_name: dict[str, CoreGroup],
+    limits: CoreLimits,
+) -> list[InputSpec]:  # fmt: skip
+    """The summed inputs of `g` with its prefix's sum taken from that prefix's accumulator
+    (delayed by the depth between the two groups' anchors)."""
+    own = [s for s in g.spec.inputs if not s.graded]
+    if prefix is None:
+        return own
+    done = _summed(by_name[prefix])
+    delay = net.depth(g.anchor) - net.depth(by_name[prefix].anchor)
+    delay_within_limit(_acc_name(prefix), delay, limits)
+    acc = identity(_acc_name(prefix), delay, g.spec.shape)
+    return [acc] + [s for s in own if s.name not in done]
+
+
+def _accumulator(g: CoreGroup, inputs: list[InputSpec]) -> CoreGroup:
+    """The accumulator that materializes `g`'s sum from `inputs`."""
+    name = _acc_name(g.spec.name)
+    spec = GroupSpec(name=name, shape=g.spec.shape, inputs=tuple(inputs), neuron_groups=1)
+    return CoreGroup(
+        spec=spec,
+        kind="accumulator",
+        placement=RELAY_PLACEMENT,
+        anchor=g.anchor,
+        graded_in=any(s.graded for s in inputs),
+        graded_out=True,
+        source=name,
+        feeds_cores=True,
+    )
+
+
+def accumulate_sums(
+    net: LoihiNetwork, groups: list[CoreGroup], limits: CoreLimits
+) -> list[CoreGroup]:
+    """`groups` with shared input sums materialized by accumulators (graded relays).
+
+    Where group B sums the synapse layers of an earlier group A and more (A's set is the
+    largest proper subset of B's; the residual stream: X grows by one branch per consumer),
+    A's sum is materialized once by an accumulator, which A and B receive as one graded
+    one-to-one input (B with a synaptic delay of depth(B) − depth(A), aligning it with B's
+    own extra branches, which it keeps). A chain of k accumulators adds k steps to the chip's
+    pipeline (:func:`accumulator_levels`). Each synapse layer is then stored once instead of
+    once per consumer.
+    """
+    prefix, owner = _prefixes(groups)
+    used = _materialized(groups, prefix, owner)
+    by_name = {g.spec.name: g for g in groups}
+    out: list[CoreGroup] = []
+    for g in groups:
+        name = g.spec.name
+        inputs = _rebuilt_inputs(net, g, prefix[name], by_name, limits)
+        first = owner.get(_summed(g))
+        kept = [s for s in g.spec.inputs if s.graded]
+        if name in used:
+            out.append(_accumulator(g, inputs))
+            inputs = [identity(_acc_name(name), 0, g.spec.shape)]
+        elif first is not None and first != name and first in used:
+            delay = net.depth(g.anchor) - net.depth(by_name[first].anchor)
+            inputs = [identity(_acc_name(first), delay, g.spec.shape)]
+        spec = GroupSpec(
+            name=name, shape=g.spec.shape, inputs=tuple(kept + inputs), neuron_groups=1
+        )
+        graded = g.graded_in or any(s.graded for s in inputs)
+        out.append(replace(g, spec=spec, graded_in=graded))
+    return out
+
+
+def accumulator_levels(groups: list[CoreGroup]) -> int:
+    """The longest chain of accumulators (each adds one step to the chip's pipeline)."""
+    level: dict[str, int] = {}
+    for g in groups:
+        if g.kind == "accumulator":
+            feeding = [level.get(s.source, 0) for s in g.spec.inputs]
+            level[g.spec.name] = 1 + max(feeding, default=0)
+    return max(level.values(), default=0)

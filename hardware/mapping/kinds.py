@@ -48,6 +48,11 @@ Role = Literal["neurons", "synapse", "op", "source", "sink"]
 Geometry = tuple[int, int, int]
 
 
+OFFLOAD_CATEGORY = "offload_category"
+"""``Layer.meta`` key of a layer moved off the neurocores: the traffic category of the op it
+serves (:mod:`hardware.mapping.offload`)."""
+
+
 class MissingKindError(UnsupportedError):
     """A layer kind has no entry in a backend's table (exit 4); names both."""
 
@@ -246,6 +251,15 @@ def rule(layer: Layer) -> KindRule:
 
 def role(layer: Layer) -> Role:
     return rule(layer).role
+
+
+def category(layer: Layer) -> str:
+    """The traffic category of data to or from `layer`: its kind's, or for a layer moved off
+    the neurocores, that of the op it serves."""
+    own = rule(layer).category
+    if own == "other" and layer.meta:
+        return str(layer.meta.get(OFFLOAD_CATEGORY, own))
+    return own
 
 
 def layer_ops_per_image(net: LoihiNetwork, layer: Layer) -> int:

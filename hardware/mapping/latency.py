@@ -4,8 +4,9 @@ Per step: the slowest core + barrier + mesh hops, then the embedded and host wor
 per-step path. Neurocore: max over groups of (connections/core × spike_rate × t_syn +
 neurons × t_update + out axons × spike_rate × t_spike), + barrier + 2·sqrt(cores/chip) hops.
 Embedded: the slowest embedded layer, its per-step ops spread over its share of the x86 cores
-of the chips used. Host: one round trip per host layer exchanging per-step data + its bits over
-the link (the once-per-image input is excluded: it overlaps the previous image).
+of the chips used. Host: one round trip per host layer exchanging per-step data, its bits over
+the link and its per-step ops (the once-per-image input is excluded: it overlaps the previous
+image).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 
 from hardware.ir.network import LoihiNetwork
-from hardware.mapping.kinds import layer_ops_per_image
+from hardware.mapping.kinds import layer_ops_per_image, role
 from hardware.mapping.profiles import CoreLimits, Timing
 from hardware.mapping.records import GroupMapping, Latency, Traffic
 
@@ -57,12 +58,20 @@ def embedded_step_s(net: LoihiNetwork, limits: CoreLimits, timing: Timing, chips
     )
 
 
-def host_step_s(traffic: Traffic, timing: Timing, T: int) -> float:
-    """Round trips of the host layers and their per-step bits over the link."""
+def host_step_s(net: LoihiNetwork, traffic: Traffic, timing: Timing) -> float:
+    """Round trips of the host layers, their per-step bits over the link and the host's
+    per-step ops (the once-per-image input is excluded: it overlaps the previous image)."""
+    T = net.T
     per_step_bits = sum(bits for cat, bits in traffic.host_bits.items() if cat != "input") / T
+    ops = sum(
+        layer_ops_per_image(net, layer)
+        for layer in net.layers
+        if layer.placement == "host" and role(layer) != "source"
+    )
     return (
         traffic.host_round_trips_per_step * timing.host_round_trip_s
         + per_step_bits / timing.host_link_bits_per_s
+        + ops / T * timing.host_op_s
     )
 
 
@@ -80,7 +89,7 @@ def latency(
     """The `Latency` of one scenario (see the module docstring)."""
     neuro = neurocore_step_s(groups, limits, timing, spike_rate)
     embedded = embedded_step_s(net, limits, timing, chips)
-    host = host_step_s(traffic, timing, net.T)
+    host = host_step_s(net, traffic, timing)
     step = neuro + embedded + host
     return Latency(
         neurocore_s=neuro,

@@ -16,15 +16,18 @@ activity is applied only in the latency estimate, `spike_rate`), replicas counte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from hardware.ir.network import LoihiNetwork
+from hardware.mapping.bounds import lower_bounds
 from hardware.mapping.design_rules import DesignRuleError, MappingError, fits_system_chips
-from hardware.mapping.grouping import core_groups
+from hardware.mapping.grouping import CoreGroup, accumulator_levels, core_groups
 from hardware.mapping.latency import latency, pipeline_depth
+from hardware.mapping.offload import Offload, offload_currents
 from hardware.mapping.packing import binding_summary, chips_used, interchip_edges, pack
-from hardware.mapping.profiles import BOUNDS, Bound, TargetProfile
-from hardware.mapping.records import Mapping, ScenarioMapping, Traffic
+from hardware.mapping.profiles import BOUNDS, Bound, CoreLimits, TargetProfile
+from hardware.mapping.records import GroupMapping, Mapping, ScenarioMapping, Traffic
 from hardware.mapping.splitting import split_all
 from hardware.mapping.traffic import placement_summary, traffic_per_image
 
@@ -49,6 +52,47 @@ ASSUMPTIONS = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Layout:
+    """One way to place a scenario: its groups, packed cores and chip pipeline depth."""
+
+    residual: str
+    groups: list[CoreGroup]
+    mapped: list[GroupMapping]
+    cores: int
+    chips: int
+    depth: int
+
+
+def _layout(net: LoihiNetwork, limits: CoreLimits, depth: int, accumulate: bool) -> _Layout:
+    groups = core_groups(net, limits, accumulate=accumulate)
+    mapped = pack(split_all(net, groups, limits), limits)
+    cores, chips = chips_used(mapped, limits)
+    return _Layout(
+        residual="accumulators" if accumulate else "replicas",
+        groups=groups,
+        mapped=mapped,
+        cores=cores,
+        chips=chips,
+        depth=depth + accumulator_levels(groups),
+    )
+
+
+def _cheapest(net: LoihiNetwork, limits: CoreLimits, depth: int) -> tuple[_Layout, int | None]:
+    """Replicas, or (with graded spikes) accumulators where they take fewer cores; with the
+    other choice's cores (None when not tried or when it does not fit)."""
+    replicas = _layout(net, limits, depth, accumulate=False)
+    if limits.graded_spike_bits == 0:
+        return replicas, None
+    try:
+        acc = _layout(net, limits, depth, accumulate=True)
+    except DesignRuleError:
+        return replicas, None
+    if acc.cores < replicas.cores:
+        return acc, replicas.cores
+    return replicas, acc.cores
+
+
 def _scenario(
     net: LoihiNetwork,
     target: TargetProfile,
@@ -59,31 +103,27 @@ def _scenario(
 ) -> ScenarioMapping:
     """The mapping under the limits and timing of `bound`."""
     limits, timing = target.limits(bound), target.timing(bound)
-    groups = core_groups(net, limits)
-    mapped = pack(split_all(net, groups, limits), limits)
-    cores, chips = chips_used(mapped, limits)
-    fits_system_chips(chips, limits)
-    binding, by_binding = binding_summary(mapped)
+    best, other = _cheapest(net, limits, depth)
+    fits_system_chips(best.chips, limits)
+    binding, by_binding = binding_summary(best.mapped)
     return ScenarioMapping(
         bound=bound,
         limits=limits,
         timing=timing,
-        groups=tuple(mapped),
-        cores=cores,
-        chips=chips,
+        groups=tuple(best.mapped),
+        cores=best.cores,
+        chips=best.chips,
         binding=binding,
         cores_by_binding=MappingProxyType(by_binding),
-        interchip_edges=interchip_edges(groups, mapped),
+        interchip_edges=interchip_edges(best.groups, best.mapped),
         latency=latency(
-            mapped,
-            net,
-            limits,
-            timing,
-            spike_rate=spike_rate,
-            traffic=traffic,
-            chips=chips,
-            depth=depth,
+            best.mapped, net, limits, timing,
+            spike_rate=spike_rate, traffic=traffic, chips=best.chips, depth=best.depth,
         ),  # fmt: skip
+        residual=best.residual,
+        other_residual_cores=other,
+        depth=best.depth,
+        lower=lower_bounds(net, limits),
     )
 
 
@@ -101,11 +141,16 @@ def map_network(
 ) -> Mapping:
     """Map `network` onto `target`: core groups, splits, chips, placement, traffic, latency.
 
-    Raises `DesignRuleError` (layer, resource, demand, limit) when a rule fails under the
-    optimistic limits (or under exact limits); `MappingError` for a layout it cannot read.
+    On a target without graded spikes, what its neurocores cannot do runs on the embedded x86
+    cores or the host first (`Mapping.offloaded`). Raises `DesignRuleError` (layer, resource,
+    demand, limit) when a rule fails under the optimistic limits (or under exact limits);
+    `MappingError` for a layout it cannot read.
     """
     if not 0.0 <= spike_rate <= 1.0:
         raise MappingError(f"spike_rate must be in [0, 1], got {spike_rate}")
+    offloaded: tuple[Offload, ...] = ()
+    if target.limits("optimistic").graded_spike_bits == 0:
+        network, offloaded = offload_currents(network)
     traffic = traffic_per_image(network)
     depth = pipeline_depth(network)
     scenarios: dict[str, ScenarioMapping] = {}
@@ -131,4 +176,5 @@ def map_network(
         placement=placement_summary(network),
         traffic=traffic,
         assumptions=ASSUMPTIONS,
+        offloaded=offloaded,
     )

@@ -9,7 +9,14 @@ from types import MappingProxyType
 from hardware.mapping.grouping import IDENTITY_WEIGHT_BITS, CoreGroup
 from hardware.mapping.profiles import CoreLimits
 from hardware.mapping.records import GroupMapping
-from hardware.mapping.specs import GroupSplit, InputSpec, ceil_div, conv_connections, delay_bits
+from hardware.mapping.specs import (
+    GroupSplit,
+    InputSpec,
+    ceil_div,
+    conv_connections,
+    delay_bits,
+    min_stored_bits,
+)
 from hardware.mapping.splitting import Placed
 
 
@@ -21,9 +28,11 @@ def _mapped(
     inputs: tuple[InputSpec, ...],
     s: GroupSplit,
     first_core: int,
-    cores_per_chip: int,
+    limits: CoreLimits,
 ) -> GroupMapping:
     """The record of one group whose cores start at `first_core`."""
+    cores_per_chip = limits.cores_per_chip
+    shared = limits.conv_weight_sharing
     return GroupMapping(
         name=name,
         kind=kind,
@@ -41,6 +50,7 @@ def _mapped(
         first_core=first_core,
         chips=(first_core // cores_per_chip, (first_core + s.split.cores - 1) // cores_per_chip),
         allocated=s.allocated,
+        stored_bits=sum(min_stored_bits(i, spec_shape, shared) for i in inputs),
     )
 
 
@@ -63,35 +73,18 @@ def pack(placed: list[Placed], limits: CoreLimits) -> list[GroupMapping]:
     ``limits.cores_per_chip`` cores each."""
     mapped: list[GroupMapping] = []
     core = 0
-    per_chip = limits.cores_per_chip
     for p in placed:
         g = p.group
+        spec = g.spec
         mapped.append(
-            _mapped(
-                g.spec.name,
-                g.kind,
-                g.placement,
-                g.spec.shape,
-                g.spec.inputs,
-                p.split,
-                core,
-                per_chip,
-            )  # fmt: skip
+            _mapped(spec.name, g.kind, g.placement, spec.shape, spec.inputs, p.split, core, limits)
         )
         core += p.split.split.cores
         if p.repeaters is not None:
             shape, link = _repeater_link(g, p.repeat_fanout)
+            name = f"repeat:{g.anchor}"
             mapped.append(
-                _mapped(
-                    f"repeat:{g.anchor}",
-                    "repeater",
-                    "neurocore",
-                    shape,
-                    (link,),
-                    p.repeaters,
-                    core,
-                    per_chip,
-                )  # fmt: skip
+                _mapped(name, "repeater", "neurocore", shape, (link,), p.repeaters, core, limits)
             )
             core += p.repeaters.split.cores
     return mapped
@@ -107,7 +100,7 @@ def interchip_edges(groups: list[CoreGroup], mapped: list[GroupMapping]) -> int:
     """Edges (group inputs) whose source population's cores end on an earlier chip than the
     consumer's first chip."""
     chip_of = {m.name: m.chips for m in mapped}
-    group_of_source = {g.anchor: g.spec.name for g in groups if g.kind == "lif"}
+    group_of_source = {g.source: g.spec.name for g in groups if g.kind != "relay"}
     crossing = 0
     for g in groups:
         for spec in g.spec.inputs:

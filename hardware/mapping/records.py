@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 
+from hardware.mapping.bounds import LowerBounds
 from hardware.mapping.design_rules import DesignRuleError
+from hardware.mapping.offload import Offload
 from hardware.mapping.profiles import Bound, CoreLimits, Timing
 from hardware.mapping.specs import Split
 
@@ -25,7 +27,8 @@ class GroupMapping:
     ops) feeding it; demand: the worst core, per resource of the core's model; utilization:
     worst-core demand / limit per limited resource; binding: the most utilized one;
     first_core: index of its first core in packing order; chips: (first, last) chip index;
-    allocated: compartments allocated on its cores (0: as many as it holds).
+    allocated: compartments allocated on its cores (0: as many as it holds); stored_bits: the
+    fewest bits its synapses take (`specs.min_stored_bits`), for its own lower bound.
     """
 
     name: str
@@ -44,6 +47,7 @@ class GroupMapping:
     first_core: int
     chips: tuple[int, int]
     allocated: int = 0
+    stored_bits: int = 0
 
     @property
     def cores(self) -> int:
@@ -68,7 +72,15 @@ class Latency:
 
 @dataclass(frozen=True, kw_only=True)
 class ScenarioMapping:
-    """The mapping under one set of limits (`bound`)."""
+    """The mapping under one set of limits (`bound`).
+
+    residual: how sums of synapse layers shared by several populations are placed
+    (``replicas``: every consumer stores every synapse layer it sums; ``accumulators``: shared
+    sums materialized once by graded accumulators), the cheaper of the two where the target has
+    graded spikes; other_residual_cores: the cores of the other choice (None: not tried);
+    depth: the chip's pipeline depth in steps (the network's, plus one per accumulator on the
+    longest chain); lower: the lower bounds of the network on this bound's cores.
+    """
 
     bound: Bound
     limits: CoreLimits
@@ -80,6 +92,10 @@ class ScenarioMapping:
     cores_by_binding: AbcMapping[str, int]
     interchip_edges: int
     latency: Latency
+    residual: str = "replicas"
+    other_residual_cores: int | None = None
+    depth: int = 0
+    lower: LowerBounds | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,8 +114,9 @@ class Traffic:
     """Off-neurocore traffic of one image (bits, dense-equivalent: every element every step).
 
     host_bits: host↔chip bits per category (``input``, ``readout``, ``maxpool``, ``attention``,
-    ``other``); embedded_bits: neurocore↔embedded bits per category; round_trips_per_step:
-    off-neurocore ops on the per-step path (each a neurocore → x86/host → neurocore hop).
+    ``output``: spikes of populations nothing consumes, ``other``); embedded_bits:
+    neurocore↔embedded bits per category; round_trips_per_step: off-neurocore ops on the
+    per-step path (each a neurocore → x86/host → neurocore hop).
     """
 
     host_bits: AbcMapping[str, int]
@@ -123,7 +140,8 @@ class Mapping:
     scenarios: ``optimistic`` and ``pessimistic`` (the same object when the target's limits
     are exact); failures: scenario → the design rule that failed (pessimistic only; an
     optimistic failure raises); depth: pipeline depth in steps (``network.max_depth`` plus the
-    last layer's latency).
+    last layer's latency); offloaded: layers moved (or replicated) off the neurocores because
+    the target has no graded spikes (:mod:`hardware.mapping.offload`).
     """
 
     target: str
@@ -136,6 +154,7 @@ class Mapping:
     placement: tuple[PlacementShare, ...]
     traffic: Traffic
     assumptions: tuple[str, ...] = field(default=())
+    offloaded: tuple[Offload, ...] = field(default=())
 
     def chips_range(self) -> tuple[int, int | None]:
         """(chips under optimistic limits, chips under pessimistic limits or None = no fit)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hardware.mapping.design_rules import DesignRuleError
+from hardware.mapping.profiles import CoreLimits
 from hardware.mapping.records import GroupMapping, Mapping, ScenarioMapping, Traffic
 
 
@@ -34,11 +35,18 @@ def group_dict(g: GroupMapping) -> dict[str, Any]:
     }
 
 
+def limits_dict(limits: CoreLimits) -> dict[str, Any]:
+    """The limits of a scenario; a calibrated core model by its variant name."""
+    out = vars(limits).copy()
+    out["core_model"] = None if limits.core_model is None else limits.core_model.variant
+    return out
+
+
 def scenario_dict(s: ScenarioMapping) -> dict[str, Any]:
     """One scenario: its limits, timing, totals, latency and groups."""
     return {
         "bound": s.bound,
-        "limits": vars(s.limits).copy(),
+        "limits": limits_dict(s.limits),
         "timing": vars(s.timing).copy(),
         "cores": s.cores,
         "chips": s.chips,
@@ -46,6 +54,9 @@ def scenario_dict(s: ScenarioMapping) -> dict[str, Any]:
         "cores_by_binding": dict(s.cores_by_binding),
         "interchip_edges": s.interchip_edges,
         "latency": vars(s.latency).copy(),
+        "residual": s.residual,
+        "other_residual_cores": s.other_residual_cores,
+        "depth": s.depth,
         "groups": [group_dict(g) for g in s.groups],
     }
 

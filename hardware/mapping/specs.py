@@ -36,7 +36,9 @@ class InputSpec:
     one-to-one current input is a 1×1 conv with ``groups = C``. ``shared``: the kernel may be
     stored once per core (convolutional weight sharing) where the core supports it.
     ``weight_bits``: stored bits per weight; ``delay``: steps (0 = none); ``graded``: the
-    input arrives as graded spikes (a current), not binary spikes.
+    input arrives as graded spikes (a current), not binary spikes; ``host``: the host writes
+    it every step (no synapses where the core can take host input directly, as Intel's input
+    layer does).
     """
 
     name: str
@@ -52,6 +54,7 @@ class InputSpec:
     delay: int = 0
     shared: bool = False
     graded: bool = False
+    host: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +144,31 @@ def conv_connections(spec: InputSpec, shape: tuple[int, int, int]) -> int:
     py, _ = axis_tile_counts(*y)
     px, _ = axis_tile_counts(*x)
     return c * (spec.in_shape[0] // spec.groups) * int(py[0].sum()) * int(px[0].sum())
+
+
+def min_stored_bits(spec: InputSpec, shape: tuple[int, int, int], shared: bool) -> int:
+    """The fewest bits one input can be stored in on its group's cores: its weights at their
+    width (a shared kernel once, else every connection); no headers, index or delay bits."""
+    if spec.host:
+        return 0
+    if spec.kind == "conv" and shared:
+        kernel = shape[0] * (spec.in_shape[0] // spec.groups) * spec.kernel[0] * spec.kernel[1]
+        return kernel * spec.weight_bits
+    return conv_connections(spec, shape) * spec.weight_bits
+
+
+def fanout_reach(spec: InputSpec, consumer: GroupSpec, split: Split) -> int:
+    """Destination cores of `consumer` that one source neuron of `spec` reaches (worst case)."""
+    if spec.kind == "dense":
+        return split.cores
+    y, x = axis_args(spec, consumer.shape, (split.tiles_y, split.tiles_x))
+    _, ry = axis_tile_counts(*y)
+    _, rx = axis_tile_counts(*x)
+    c_out = consumer.shape[0]
+    slices = split.channel_groups
+    if spec.groups > 1:
+        slices = min(slices, ceil_div(c_out // spec.groups, ceil_div(c_out, slices)) + 1)
+    return slices * ry * rx
 
 
 @dataclass(frozen=True, kw_only=True)

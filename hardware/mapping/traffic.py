@@ -16,7 +16,7 @@ from hardware.ir import fixed
 from hardware.ir.layers import PLACEMENTS, Layer
 from hardware.ir.network import LoihiNetwork
 from hardware.mapping.grouping import RELAY_PLACEMENT, is_core_synapse, on_core
-from hardware.mapping.kinds import layer_ops_per_image, role, rule
+from hardware.mapping.kinds import category, layer_ops_per_image, role
 from hardware.mapping.records import PlacementShare, Traffic
 
 GRADED_PAYLOAD_BITS = 24
@@ -63,15 +63,15 @@ def _domain(layer: Layer) -> str:
 
 def _category(src: Layer, dst: Layer) -> str:
     """The traffic category of an edge: its source's if a source, else the sink's, else the
-    first off-core op's."""
+    first off-core op's, else the op the consumer (or else the producer) was moved to serve."""
     if role(src) == "source":
-        return rule(src).category
+        return category(src)
     if role(dst) == "sink":
-        return rule(dst).category
+        return category(dst)
     for layer in (src, dst):
         if role(layer) == "op":
-            return rule(layer).category
-    return "other"
+            return category(layer)
+    return next((c for c in (category(dst), category(src)) if c != "other"), "other")
 
 
 def _edge_bits(net: LoihiNetwork, src: Layer, dst: Layer, from_chip: bool) -> int:
@@ -111,6 +111,10 @@ def traffic_per_image(net: LoihiNetwork) -> Traffic:
         if src.OUTPUT != "bias":
             off = dst if a == "chip" else src
             exchanges["host" if off.placement == "host" else "embedded"].add(off.name)
+    outputs = [x for x in net.layers if role(x) == "neurons" and not net.out_edges(x.name)]
+    for x in outputs:  # the network's outputs: spikes streamed to the host every step
+        if on_core(x) or x.placement == "embedded":
+            host["output"] = host.get("output", 0) + math.prod(x.out_shape) * net.T
     return Traffic(
         host_bits=MappingProxyType(host),
         embedded_bits=MappingProxyType(embedded),
