@@ -93,12 +93,18 @@ def lower_bounds(net: LoihiNetwork, limits: CoreLimits) -> LowerBounds:
     axons = sum(_axons(s, shared) for s in synapses)
     return LowerBounds(
         bounds=(
-            LowerBound(resource="compartments", demand=neurons, per_core=limits.neurons,
-                       unit="neurons"),
-            LowerBound(resource="synaptic memory", demand=memory,
-                       per_core=limits.synaptic_memory_bits, unit="bits"),
-            LowerBound(resource="axons", demand=axons, per_core=limits.input_axons,
-                       unit="input axons"),
+            LowerBound(
+                resource="compartments", demand=neurons, per_core=limits.neurons, unit="neurons"
+            ),
+            LowerBound(
+                resource="synaptic memory",
+                demand=memory,
+                per_core=limits.synaptic_memory_bits,
+                unit="bits",
+            ),
+            LowerBound(
+                resource="axons", demand=axons, per_core=limits.input_axons, unit="input axons"
+            ),
         ),  # fmt: skip
         cores_per_chip=limits.cores_per_chip,
     )

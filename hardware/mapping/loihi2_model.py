@@ -226,4 +226,3 @@ def row_words(n_weights: int, bits: int, model: Loihi2CoreModel) -> int:
     if n_weights <= 0:
         return 0
     return -(-(n_weights * bits + model.row_header_bits) // model.syn_mem_word_bits)
-

@@ -34,22 +34,44 @@ from hardware.mapping.traffic import placement_summary, traffic_per_image
 DEFAULT_SPIKE_RATE = 0.1
 """Assumed fraction of neurons spiking per step, used only by the latency estimate."""
 
-ASSUMPTIONS = (
+COMMON_ASSUMPTIONS = (
     "Bit-accuracy refers to Lava 0.10's CPU fixed-point models, not Loihi 2 silicon "
     "(lava#322, lava#829).",
-    "Resource counts are functions of shapes only; not checked against Intel's compiler.",
+    "Ops are dense-equivalent (every connection every step, the Lava graph's synapse copies "
+    "counted); latency applies `spike_rate`.",
+    "Traffic counts every element every step (spike bitmaps, 24-bit currents).",
+    "One population per core group; a core holds one group (Intel's tables never co-locate "
+    "layers), so a small population still takes a whole core.",
+)
+LOIHI2_ASSUMPTIONS = (
+    "Per-core limits and synapse-memory costs: the calibrated Loihi 2 core model "
+    "(hardware/mapping/targets/loihi2-resources.json; reproduces Intel's PilotNet SNN, SDNN, "
+    "YOLO-KP and MNIST tables); its parameters and sources are listed below.",
+    "UNSOURCED: a synaptic delay of d steps costs ceil(log2(d + 1)) more bits per stored weight "
+    "(Loihi 1's format and netx's num_delay_bits; no Intel table has a delay).",
+    "UNSOURCED: a population feeding several consumer populations stores axon-map entries and "
+    "axon memory for each (Intel's tables have one consumer per layer).",
+    "UNSOURCED: relays and accumulators are graded pass-through neurons (Lava's GradedVec: the "
+    "summed input sent as a graded spike, 24-bit payload) costing one compartment each, and "
+    "a one-to-one graded input costs one shared-kernel row per channel.",
+    "A host-driven input (a current written every step, as Intel's input layer) costs one "
+    "input axon and no synaptic memory.",
+)
+LOIHI1_ASSUMPTIONS = (
     "Synaptic memory uses nengo-loihi's Loihi 1 layout (64-synapse groups, 10 header bits, "
     "64-bit words, no index bits): a lower bound for sparse conv connectivity.",
-    "A shared (Loihi 2) kernel costs its weights once per core; per-core worst case is the "
-    "sum over inputs of each input's worst tile.",
-    "Every edge into a neurocore group is a synapse replica on the destination's cores; "
-    "residual-stream consumers each store every upstream branch.",
-    "Ops are dense-equivalent (every connection every step); latency applies `spike_rate`.",
-    "Traffic counts every element every step (spike bitmaps, 24-bit currents).",
     "A population whose fan-out exceeds one core's output axons even at one neuron per core "
     "gets fan-out repeaters (64 destinations each; one extra step on those paths, not added "
     "to the depth).",
+    "Without graded spikes, ops that take or give currents run on the x86 cores or the host "
+    "with the synapse layers and populations next to them (hardware/mapping/offload.py).",
 )
+
+
+def assumptions(limits: CoreLimits) -> tuple[str, ...]:
+    """The assumptions a mapping onto cores of `limits` rests on."""
+    own = LOIHI2_ASSUMPTIONS if limits.core_model is not None else LOIHI1_ASSUMPTIONS
+    return COMMON_ASSUMPTIONS + own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,8 +139,14 @@ def _scenario(
         cores_by_binding=MappingProxyType(by_binding),
         interchip_edges=interchip_edges(best.groups, best.mapped),
         latency=latency(
-            best.mapped, net, limits, timing,
-            spike_rate=spike_rate, traffic=traffic, chips=best.chips, depth=best.depth,
+            best.mapped,
+            net,
+            limits,
+            timing,
+            spike_rate=spike_rate,
+            traffic=traffic,
+            chips=best.chips,
+            depth=best.depth,
         ),  # fmt: skip
         residual=best.residual,
         other_residual_cores=other,
@@ -175,6 +203,6 @@ def map_network(
         failures=MappingProxyType(failures),
         placement=placement_summary(network),
         traffic=traffic,
-        assumptions=ASSUMPTIONS,
+        assumptions=assumptions(target.limits("optimistic")),
         offloaded=offloaded,
     )

@@ -102,7 +102,6 @@ def offload_currents(net: LoihiNetwork) -> tuple[LoihiNetwork, tuple[Offload, ..
         net, made = step
         notes += made
     layers = tuple(
-        replace(x, placement="neurocore") if x.placement == L2_PLACEMENT else x
-        for x in net.layers
+        replace(x, placement="neurocore") if x.placement == L2_PLACEMENT else x for x in net.layers
     )
     return replace(net, layers=layers), tuple(notes)

@@ -29,6 +29,7 @@ def _mapped(
     s: GroupSplit,
     first_core: int,
     limits: CoreLimits,
+    source: str,
 ) -> GroupMapping:
     """The record of one group whose cores start at `first_core`."""
     cores_per_chip = limits.cores_per_chip
@@ -51,6 +52,8 @@ def _mapped(
         chips=(first_core // cores_per_chip, (first_core + s.split.cores - 1) // cores_per_chip),
         allocated=s.allocated,
         stored_bits=sum(min_stored_bits(i, spec_shape, shared) for i in inputs),
+        sources=tuple(i.source for i in inputs),
+        source=source,
     )
 
 
@@ -77,14 +80,26 @@ def pack(placed: list[Placed], limits: CoreLimits) -> list[GroupMapping]:
         g = p.group
         spec = g.spec
         mapped.append(
-            _mapped(spec.name, g.kind, g.placement, spec.shape, spec.inputs, p.split, core, limits)
+            _mapped(
+                spec.name,
+                g.kind,
+                g.placement,
+                spec.shape,
+                spec.inputs,
+                p.split,
+                core,
+                limits,
+                g.source,
+            )  # fmt: skip
         )
         core += p.split.split.cores
         if p.repeaters is not None:
             shape, link = _repeater_link(g, p.repeat_fanout)
             name = f"repeat:{g.anchor}"
             mapped.append(
-                _mapped(name, "repeater", "neurocore", shape, (link,), p.repeaters, core, limits)
+                _mapped(
+                    name, "repeater", "neurocore", shape, (link,), p.repeaters, core, limits, name
+                )  # fmt: skip
             )
             core += p.repeaters.split.cores
     return mapped

@@ -68,7 +68,7 @@ MODEL_CORE_KEYS = (
 CORE_MODELS = ("loihi2-resources",)
 """Calibrated core models a generation may name."""
 SPLIT_STRATEGIES = ("intel", "tight")
-CHIP_KEYS = ("cores", "embedded_cores")
+CHIP_KEYS = ("cores", "embedded_cores", "mesh_columns", "cores_per_tile")
 TIMING_KEYS = (
     "synaptic_op_s",
     "neuron_update_s",
@@ -124,9 +124,11 @@ class CoreLimits:
     `ceil_word(n·bits_per_synapse + header)` bits); conv_weight_sharing: a conv / token-shared
     kernel is stored once per core instead of once per connection; graded_spike_bits: payload
     bits of a graded spike (0 = binary spikes only); cores_per_chip, embedded_cores_per_chip;
-    chips: chips in the system (None = unlimited); core_model: the calibrated Loihi 2 core model
-    of this bound (None: explicit synapses in nengo-loihi's layout) and split_strategy, how its
-    splits are chosen (``intel``: Intel's 2022 compiler; ``tight``: fewest cores).
+    chips: chips in the system (None = unlimited); mesh_columns, cores_per_tile: the chip's
+    mesh (cores per mesh row, cores sharing one router: a hop is a router-to-router step);
+    core_model: the calibrated Loihi 2 core model of this bound (None: explicit synapses in
+    nengo-loihi's layout) and split_strategy, how its splits are chosen (``intel``: Intel's
+    2022 compiler; ``tight``: fewest cores).
     """
 
     neurons: int
@@ -144,6 +146,8 @@ class CoreLimits:
     cores_per_chip: int
     embedded_cores_per_chip: int
     chips: int | None
+    mesh_columns: int = 1
+    cores_per_tile: int = 1
     core_model: Loihi2CoreModel | None = None
     split_strategy: str = ""
 
@@ -206,6 +210,8 @@ class TargetProfile:
             embedded_cores_per_chip=int(
                 self.quantities["chip.embedded_cores"].pick(bound, more_is_better=True)
             ),
+            mesh_columns=int(self.quantities["chip.mesh_columns"].low),
+            cores_per_tile=int(self.quantities["chip.cores_per_tile"].low),
             chips=self.chips,
         )
 
@@ -330,8 +336,8 @@ def _generation_quantities(name: str, data: dict[str, Any]) -> dict[str, Quantit
     `core_model.*` parameters of its calibrated core model)."""
     out: dict[str, Quantity] = {}
     choice = _core_model(name, data)
-    core_keys = CORE_KEYS if choice is None else tuple(
-        k for k in CORE_KEYS if k not in MODEL_CORE_KEYS
+    core_keys = (
+        CORE_KEYS if choice is None else tuple(k for k in CORE_KEYS if k not in MODEL_CORE_KEYS)
     )
     for section, keys in (("core", core_keys), ("chip", CHIP_KEYS), ("timing", TIMING_KEYS)):
         block = data.get(section)

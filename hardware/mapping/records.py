@@ -28,7 +28,9 @@ class GroupMapping:
     worst-core demand / limit per limited resource; binding: the most utilized one;
     first_core: index of its first core in packing order; chips: (first, last) chip index;
     allocated: compartments allocated on its cores (0: as many as it holds); stored_bits: the
-    fewest bits its synapses take (`specs.min_stored_bits`), for its own lower bound.
+    fewest bits its synapses take (`specs.min_stored_bits`), for its own lower bound;
+    sources: the population (or accumulator, or off-core op) feeding each input; source: the
+    name its own consumers give as theirs (its population's, or its own for an accumulator).
     """
 
     name: str
@@ -48,6 +50,8 @@ class GroupMapping:
     chips: tuple[int, int]
     allocated: int = 0
     stored_bits: int = 0
+    sources: tuple[str, ...] = ()
+    source: str = ""
 
     @property
     def cores(self) -> int:

@@ -1,11 +1,13 @@
 """Mapping report in the shape of Intel's partition table: Markdown and JSON.
 
 Per core group (one row): AxonIn (presynaptic neurons of all incoming edges), Neurons,
-Synapses (dense-equivalent connections), worst-core synaptic memory (bits), delay bits, the
-split (channel slices × tiles), Cores, worst-core utilization % per resource and the binding
-resource; then totals (cores, chips) per scenario, so Loihi 2 results read as ranges. Also
-"what runs where", latency, host↔chip traffic, failures, assumptions and every target number
-with its source.
+Synapses (dense-equivalent connections), worst-core synaptic memory (bits or 64-bit words),
+delay bits, the split (channel slices × tiles), Cores, worst-core utilization % per resource of
+the core's model (Intel's columns on Loihi 2) and the binding resource; then totals (cores,
+chips) per scenario, so Loihi 2 results read as ranges. Also the lower bounds and how far the
+mapping is from them, "what runs where" (with what a target without graded spikes moves off
+the neurocores), where the chip mapping differs from the Lava graph, latency, host↔chip
+traffic, failures, assumptions and every target number with its source.
 """
 
 from __future__ import annotations
@@ -121,11 +123,26 @@ def _by_count(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def _ratio(s: ScenarioMapping) -> str:
+    if s.lower is None or not s.lower.cores:
+        return "—"
+    return f"{s.cores / s.lower.cores:.2f}× ({_int(s.lower.cores)} cores, {s.lower.binding})"
+
+
+def _residual(s: ScenarioMapping) -> str:
+    other = "replicas" if s.residual == "accumulators" else "accumulators"
+    alt = "" if s.other_residual_cores is None else f" ({other}: {s.other_residual_cores:,})"
+    return s.residual + alt
+
+
 def _summary_rows(mapping: Mapping) -> list[tuple[str, Callable[[ScenarioMapping], str]]]:
     lower = neuron_lower_bound_chips(mapping)
     return [
         ("cores", lambda s: _int(s.cores)),
         ("chips", lambda s: _int(s.chips)),
+        ("cores / lower bound", _ratio),
+        ("shared sums (residual stream)", _residual),
+        ("chip pipeline depth (steps)", lambda s: _int(s.depth)),
         ("binding resource (most cores)", lambda s: s.binding),
         ("cores per binding resource", lambda s: _by_count(dict(s.cores_by_binding))),
         ("chips by compartment count alone", lambda s: _int(lower[s.bound])),
@@ -155,6 +172,46 @@ def _summary(mapping: Mapping) -> list[str]:
     return lines + ["", f"**Chips needed: {_range(lo, hi)}.**", ""]
 
 
+def _lower_bounds(mapping: Mapping) -> list[str]:
+    """Each bound per scenario: the demand, the per-core limit, the cores it forces."""
+    lines = [
+        "## Lower bounds",
+        "",
+        "What any mapping onto these cores needs (`hardware/mapping/bounds.py`): every on-core "
+        "neuron, every on-core synapse layer stored once at its weight width, every "
+        "presynaptic neuron entering one core.",
+        "",
+        "| scenario | resource | demand | per core | cores | mapped cores / bound |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for bound, s in mapping.scenarios.items():
+        if s.lower is None:
+            continue
+        for b in s.lower.bounds:
+            ratio = f"{s.cores / b.cores:.2f}" if b.cores else "—"
+            lines.append(
+                f"| {bound} | {b.resource} | {_int(b.demand)} {b.unit} | {_int(b.per_core)} | "
+                f"{_int(b.cores)} | {ratio} |"
+            )
+    return lines + [""]
+
+
+def _offloaded(mapping: Mapping) -> list[str]:
+    if not mapping.offloaded:
+        return []
+    lines = [
+        "Moved off the neurocores (this target has no graded spikes: no current may leave or "
+        "enter a neurocore):",
+        "",
+        "| layer | runs on | why | serves |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {o.layer} | {o.placement} | {o.reason} | {o.category} |" for o in mapping.offloaded
+    ]
+    return lines + [""]
+
+
 def _placement(mapping: Mapping) -> list[str]:
     lines = [
         "## What runs where",
@@ -167,12 +224,50 @@ def _placement(mapping: Mapping) -> list[str]:
             f"| {p.placement} | {_int(p.ops)} | {100 * p.op_fraction:.2f} | {_int(p.neurons)} | "
             f"{100 * p.neuron_fraction:.2f} |"
         )
-    return lines + [
-        "",
-        "Ops are dense-equivalent (every connection every step, synapse replicas counted); "
-        "relay compartments (graded currents to max-pool/readout) count as `neurocore-L2`.",
-        "",
-    ]
+    return (
+        lines
+        + [
+            "",
+            "Ops are dense-equivalent (every connection every step, synapse replicas counted); "
+            "relay compartments (graded currents to max-pool/readout) count as `neurocore-L2`.",
+            "",
+        ]
+        + _offloaded(mapping)
+    )
+
+
+def _differences(mapping: Mapping) -> list[str]:
+    """Where the chip mapping and the Lava graph / simulator differ (same integers)."""
+    lines = ["## Chip mapping vs the Lava graph and the simulator", ""]
+    for bound, s in mapping.scenarios.items():
+        if s.residual == "accumulators":
+            acc = sum(1 for g in s.groups if g.kind == "accumulator")
+            lines.append(
+                f"- {bound}: sums of synapse layers that several populations receive (the "
+                f"residual stream) are materialized once on chip by {acc} graded accumulators, "
+                "each aligned with the next by a synaptic delay on its one-to-one input; the "
+                "Lava graph and the simulator sum every branch at each consumer (delayed "
+                "per-consumer copies). Same integer currents; the chip pipeline is "
+                f"{s.depth - mapping.depth} steps deeper ({s.depth} vs {mapping.depth})."
+            )
+        else:
+            lines.append(
+                f"- {bound}: each population stores every synapse layer it sums, delayed on chip "
+                "by per-synapse delays (delay bits priced per weight); the Lava graph delays "
+                "with its own processes (one copy per distinct delay)."
+            )
+    if any(g.kind == "relay" for s in mapping.scenarios.values() for g in s.groups):
+        lines.append(
+            "- Currents for off-neurocore ops (max-pool, readout) leave the chip through relay "
+            "compartments (graded spikes); in Lava the ops' processes take the synapses' output "
+            "ports directly."
+        )
+    if mapping.offloaded:
+        lines.append(
+            "- Layers listed under 'What runs where' as moved run on the x86 cores or the host "
+            "here; the Lava graph runs every layer as a CPU process anyway."
+        )
+    return lines + [""]
 
 
 def _latency(mapping: Mapping) -> list[str]:
@@ -249,7 +344,8 @@ def render_markdown(
         f"pipeline depth {mapping.depth} steps.",
         "",
     ]
-    lines += _summary(mapping) + _placement(mapping) + _latency(mapping) + _traffic(mapping)
+    lines += _summary(mapping) + _lower_bounds(mapping) + _placement(mapping)
+    lines += _differences(mapping) + _latency(mapping) + _traffic(mapping)
     lines += _tail(mapping, target)
     return "\n".join(lines) + "\n"
 
