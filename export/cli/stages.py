@@ -279,15 +279,19 @@ def stage_map(ctx: ExportContext) -> str:
     """Map the integer network onto cores and chips of the target generation."""
     from hardware.ir.timing import align_delays
     from hardware.mapping.mapper import map_network
+    from hardware.mapping.plots import write_plots
     from hardware.mapping.profiles import load_target
     from hardware.mapping.report import write_report
 
     target = load_target("loihi1" if ctx.options.target == "loihi1" else "loihi2")
     # The pipelined hardware needs the residual stream's aligning delays (DESIGN §4); the
-    # mapper counts their delay bits and per-consumer synapse replicas.
+    # mapper prices them as synaptic delays (and materializes shared sums where cheaper).
     ctx.mapping = map_network(align_delays(ctx.network), target)
-    write_report(ctx.mapping, target, ctx.folder, title=f"Mapping onto {target.name}")
+    title = f"Mapping onto {target.name}"
+    write_report(ctx.mapping, target, ctx.folder, title=title)
+    write_plots(ctx.mapping, ctx.folder, title=title)
     ctx.artifacts["mapping.md"] = f"cores, chips, placement, latency and I/O on {target.name}"
+    ctx.artifacts["mapping_cores.png"] = "cores per core group vs each group's lower bound"
     line = mapping_summary(ctx.mapping)
     ctx.summary_lines.append(f"- mapping ({target.name}): {line}")
     ctx.summary_lines.append("- what runs where: " + placement_summary(ctx.mapping))
@@ -301,23 +305,30 @@ def _span(lo: int, hi: int | None) -> str:
 
 
 def mapping_summary(mapping: Any) -> str:
-    """Cores and chips (ranges over the target's uncertain limits) and the binding resource."""
+    """Cores and chips (ranges over the target's uncertain limits), the binding resource and
+    the distance to the lower bound."""
     optimistic = mapping.scenarios["optimistic"]
     cores, chips = _span(*mapping.cores_range()), _span(*mapping.chips_range())
     image_ms = 1e3 * optimistic.latency.image_s
+    bound = optimistic.lower.cores if optimistic.lower is not None else 0
+    ratio = f", {optimistic.cores / bound:.2f}× the lower bound" if bound else ""
     return (
-        f"{cores} cores on {chips} chips (binds: {optimistic.binding}); "
+        f"{cores} cores on {chips} chips (binds: {optimistic.binding}{ratio}); "
         f"≈{image_ms:.2f} ms per image at the optimistic timing"
     )
 
 
 def placement_summary(mapping: Any) -> str:
-    """Fraction of operations (and neurons) per placement label."""
-    return ", ".join(
+    """Fraction of operations (and neurons) per placement label, and what a target without
+    graded spikes moved off the neurocores."""
+    line = ", ".join(
         f"{share.placement} {100 * share.op_fraction:.2f}% of ops"
         f" ({100 * share.neuron_fraction:.1f}% of neurons)"
         for share in mapping.placement
     )
+    if mapping.offloaded:
+        line += f"; {len(mapping.offloaded)} layer(s) moved off the neurocores (see mapping.md)"
+    return line
 
 
 def class_matrix_for(ctx: ExportContext) -> tuple[torch.Tensor, str]:
@@ -451,6 +462,7 @@ def stage_energy(ctx: ExportContext) -> str:
         activity=activity,
         presets=ctx.options.presets,
         ann_onnx_macs=ctx.ann_macs,
+        mapping=ctx.mapping,
     )
     write_report(report, ctx.folder)  # energy.md, energy.json and the two PNG plots
     ctx.energy = report
@@ -472,6 +484,11 @@ def energy_summary(report: Any) -> str:
     ratio = report.ratio_range()
     if ratio:
         parts.append(f"SNN/ANN ratio {ratio[0]:.3f}–{ratio[1]:.3f} over presets")
+    for moved in report.deployment:
+        parts.append(
+            f"data movement ({moved.scenario}, {moved.chips} chip(s)) "
+            f"{format_energy(moved.total_pj(0))}–{format_energy(moved.total_pj(1))}"
+        )
     return "; ".join(parts)
 
 

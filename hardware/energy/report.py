@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hardware.energy.counts import COUNT_FIELDS, LayerCounts
+from hardware.energy.deployment import CHIP_LINK, HOST_LINK, DeploymentEnergy
 from hardware.energy.presets import (
     PRESETS,
     Preset,
@@ -98,13 +99,17 @@ class PresetTotal:
 
 @dataclass(frozen=True, kw_only=True)
 class EnergyReport:
-    """Everything the Markdown, JSON and plots show (per sample)."""
+    """Everything the Markdown, JSON and plots show (per sample); ``deployment``: the data
+    movement of each mapping scenario (empty without a mapping), priced with the spike and hop
+    energies of ``deployment_preset``."""
 
     title: str
     layers: tuple[LayerCounts, ...]
     presets: tuple[Preset, ...]
     assumptions: Mapping[str, str]
     ann_onnx_macs: int | None = None
+    deployment: tuple[DeploymentEnergy, ...] = ()
+    deployment_preset: str = ""
 
     def layer_energy_pj(self, layer: LayerCounts, preset: Preset) -> tuple[float, float | None]:
         """(SNN, ANN) energy of one layer per sample in pJ."""
@@ -151,15 +156,24 @@ def build_report(
     presets: Sequence[str] | None = None,
     title: str = "Energy report",
     ann_onnx_macs: int | None = None,
+    hops: float = 0.0,
+    deployment: Sequence[DeploymentEnergy] = (),
+    deployment_preset: str = "",
 ) -> EnergyReport:
-    """Bundle counts, presets (default: all, in `PRESETS` order) and assumptions."""
-    chosen = tuple(PRESETS[name] for name in (presets or PRESETS))
+    """Bundle counts, presets (default: all, in `PRESETS` order) and assumptions; ``hops``:
+    mean mesh hops per spike for the Loihi presets (from a mapping; 0 without one)."""
+    chosen = tuple(
+        replace(PRESETS[name], hops=hops) if PRESETS[name].rule == "loihi" else PRESETS[name]
+        for name in (presets or PRESETS)
+    )
     return EnergyReport(
         title=title,
         layers=tuple(layers),
         presets=chosen,
         assumptions=dict(assumptions),
         ann_onnx_macs=ann_onnx_macs,
+        deployment=tuple(deployment),
+        deployment_preset=deployment_preset,
     )
 
 
@@ -205,6 +219,43 @@ def _energy_table(rep: EnergyReport) -> list[str]:
     return lines
 
 
+def _deployment_share(rep: EnergyReport, d: DeploymentEnergy, end: int) -> float:
+    """Data movement's share of (neurocore SNN energy of the deployment preset + movement)."""
+    snn = next((t.snn_pj for t in rep.totals() if t.preset == rep.deployment_preset), 0.0)
+    moved = d.total_pj(end)
+    return moved / (snn + moved) if snn + moved else 0.0
+
+
+def _deployment(rep: EnergyReport) -> list[str]:
+    """The multi-chip data-movement section (empty without a mapping)."""
+    if not rep.deployment:
+        return []
+    out = [
+        "## Multi-chip deployment: data movement per sample",
+        "",
+        f"Spike and hop energies of `{rep.deployment_preset}`; chip-to-chip links "
+        f"{CHIP_LINK.low:g}–{CHIP_LINK.high:g} {CHIP_LINK.unit}, host link "
+        f"{HOST_LINK.low:g}–{HOST_LINK.high:g} {HOST_LINK.unit} (sources below). Host and "
+        "embedded traffic: every element every step (an upper bound).",
+        "",
+        "| scenario | chips | mean hops | routed messages | chip-crossing bits | host bits | "
+        "embedded bits | routing | chip links | host link | embedded | share of total |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for d in rep.deployment:
+        lo, hi = _deployment_share(rep, d, 0), _deployment_share(rep, d, 1)
+        out.append(
+            f"| {d.scenario} | {d.chips} | {d.mean_hops:.2f} | {_num(d.messages)} | "
+            f"{_num(d.crossing_bits)} | {_num(d.host_bits)} | {_num(d.embedded_bits)} | "
+            f"{format_energy(d.routing_pj)} | {format_energy(d.crossing_pj[0])}–"
+            f"{format_energy(d.crossing_pj[1])} | {format_energy(d.host_pj[0])}–"
+            f"{format_energy(d.host_pj[1])} | {format_energy(d.embedded_pj)} | "
+            f"{100 * lo:.1f}–{100 * hi:.1f} % |"
+        )
+    out += ["", f"- chip links: {CHIP_LINK.source}", f"- host link: {HOST_LINK.source}", ""]
+    return out
+
+
 def to_markdown(rep: EnergyReport) -> str:
     """The report as Markdown (energies per sample, in readable units)."""
     tot = rep.count_totals()
@@ -234,7 +285,8 @@ def to_markdown(rep: EnergyReport) -> str:
     ]
     if rep.ann_onnx_macs is not None:
         out.append(f"ANN twin MACs counted from its ONNX file: {rep.ann_onnx_macs:,}.")
-    out += ["", "## Counts per layer (per sample)", "", *_counts_table(rep)]
+    out += ["", *_deployment(rep)]
+    out += ["## Counts per layer (per sample)", "", *_counts_table(rep)]
     out += ["", "## SNN energy per layer (per sample)", "", *_energy_table(rep), ""]
     return "\n".join(out)
 
@@ -281,6 +333,12 @@ def to_json(rep: EnergyReport) -> dict:
             "ratio_range": None if rr is None else list(rr),
             "literature_pj": rep.literature_pj(),
             "ann_onnx_macs": rep.ann_onnx_macs,
+        },
+        "deployment": {
+            "preset": rep.deployment_preset,
+            "chip_link_pj_per_bit": [CHIP_LINK.low, CHIP_LINK.high],
+            "host_link_pj_per_bit": [HOST_LINK.low, HOST_LINK.high],
+            "scenarios": [dataclasses.asdict(d) for d in rep.deployment],
         },
         "layers": layers,
     }

@@ -9,14 +9,11 @@ Each rule compares one demand with one limit of a `CoreLimits` scenario and rais
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from hardware.ir.layers import PLACEMENTS
 from hardware.mapping.profiles import CoreLimits
 from spikeclip.errors import DoesNotFitError
-
-PLACEMENTS = ("neurocore", "neurocore-L2", "embedded", "host")
-"""Where an op runs: a Loihi neurocore (binary spikes, explicit synapses), a neurocore using a
-Loihi 2 feature (graded spikes or conv weight sharing), an embedded x86 core, or the host."""
 
 ON_NEUROCORE = ("neurocore", "neurocore-L2")
 
@@ -55,6 +52,10 @@ class CoreDemand:
     synapses: int
     memory_bits: int
     neuron_groups: int
+
+    def as_dict(self) -> dict[str, int]:
+        """Every field by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _require(rule: str, layer: str, resource: str, demand: int, limit: int) -> None:

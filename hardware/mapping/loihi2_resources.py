@@ -54,72 +54,114 @@ AxonMem is an upper estimate (Intel's figures are 1.2-3.3x smaller). PilotNet's 
 >>> result.cores, result.split.tile_w, result.mean.neurons, result.mean.syn_mem_words
 (2, 16, 2048.0, 2880.0)
 
-Raises :class:`ResourceModelError` (usage, exit 2) for an invalid geometry, split or data file
-and :class:`~hardware.mapping.design_rules.DesignRuleError` (does not fit, exit 5) naming the layer,
-resource, demand and limit when no split fits.
+A :class:`Population` is the general case the mapper uses: one neuron population with any
+number of incoming synapse layers (:class:`SynapseInput`: dense, shared conv, depthwise pool;
+a delay costs ``ceil(log2(delay + 1))`` bits per weight, assumed) and consumers
+(:class:`Output`): per core, the axons and rows of every input add up, and so do the map
+entries of every consumer. A :class:`LayerGeometry` is the one-input population of Intel's
+tables. The limits and costs are :class:`~hardware.mapping.loihi2_model.Loihi2CoreModel`.
+
+Raises :class:`~hardware.mapping.loihi2_model.ResourceModelError` (usage, exit 2) for an
+invalid geometry or split and :class:`~hardware.mapping.design_rules.DesignRuleError` (does not
+fit, exit 5) naming the layer, resource, demand and limit when no split fits.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
-from importlib import resources
-from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 from hardware.mapping.design_rules import DesignRuleError
-from spikeclip.errors import UsageError
-
-FORMAT_VERSION = 1
-"""The ``format_version`` the data file must carry."""
-
-DATA_FILE = "loihi2-resources.json"
-"""The data file in ``hardware/mapping/targets/``."""
+from hardware.mapping.loihi2_model import (
+    MAX_WEIGHT_BITS,
+    RESOURCES,
+    RULES,
+    Loihi2CoreModel,
+    ResourceModelError,
+    ceil_log2,
+    is_int,
+    next_pow2,
+    row_words,
+)
+from hardware.mapping.specs import delay_bits
 
 Kind = Literal["dense", "conv", "pool", "input"]
 Consumer = Literal["dense", "conv", "host"]
-Variant = Literal["calibrated", "optimistic", "pessimistic"]
 Strategy = Literal["intel", "tight"]
+PopulationKind = Literal["dense", "conv", "input"]
 
 KINDS: tuple[str, ...] = ("dense", "conv", "pool", "input")
 CONSUMERS: tuple[str, ...] = ("dense", "conv", "host")
-VARIANTS: tuple[str, ...] = ("calibrated", "optimistic", "pessimistic")
 STRATEGIES: tuple[str, ...] = ("intel", "tight")
-
-RESOURCES: tuple[str, ...] = (
-    "axon_in",
-    "neuron_groups",
-    "neurons",
-    "syn_mem_words",
-    "axon_map",
-    "axon_mem",
-)
-"""The per-core resources, in the column order of Intel's table."""
-
-RULES: Mapping[str, str] = MappingProxyType(
-    {
-        "axon_in": "fan_in_within_axons",
-        "neuron_groups": "fits_neuron_groups",
-        "neurons": "fits_neurons_per_core",
-        "syn_mem_words": "fits_synaptic_memory",
-        "axon_map": "fits_axon_map",
-        "axon_mem": "fits_axon_memory",
-    }
-)
-"""The design-rule name a violation of each resource raises under."""
-
-MAX_WEIGHT_BITS = 8
-"""Loihi 2 stores 1..8-bit signed weight mantissas (Lava ``optimize_weight_bits(loihi2=True)``)."""
-
-
-class ResourceModelError(UsageError):
-    """An invalid layer geometry, split, variant or resource data file; the message says which."""
 
 
 # --------------------------------------------------------------------------------------------
-# Layer geometry
+# Populations
+
+
+@dataclass(frozen=True, kw_only=True)
+class SynapseInput:
+    """One synapse layer feeding a population, as its cores store it.
+
+    kind: ``dense`` (a row per presynaptic neuron, a target index per synapse), ``conv`` (a
+    shared kernel: a row per ``(c_in/groups, ky, kx)`` and channel group), ``pool`` (the same,
+    depthwise). in_shape: ``(C, H, W)`` of the presynaptic population (dense: flattened);
+    kernel, stride: ``(y, x)``; groups: conv groups; weight_bits: Lava ``num_weight_bits``;
+    sparse_synapses / sparsity: a dense layer stored sparse (only non-zero weights cost memory);
+    delay: synaptic delay in steps (0: none).
+    """
+
+    name: str = ""
+    kind: Literal["dense", "conv", "pool"]
+    in_shape: tuple[int, int, int]
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    groups: int = 1
+    weight_bits: int = MAX_WEIGHT_BITS
+    sparse_synapses: bool = False
+    sparsity: float = 0.0
+    delay: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output:
+    """One consumer of a population's spikes: ``dense`` or ``host`` (one map entry per neuron)
+    or ``conv`` (one per output position, x the population's own x-stride in the 2022
+    compiler); ``cores_per_position``: destination cores one position reaches (axon memory)."""
+
+    consumer: Consumer
+    cores_per_position: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Population:
+    """A neuron population with its incoming synapse layers and its consumers.
+
+    kind: how its cores allocate compartments: ``dense`` (a flat ``(N, 1, 1)`` grid, the
+    neurons each core holds), ``conv`` or ``input`` (a ``(C, H, W)`` grid whose cores allocate
+    whole power-of-two-column tiles where the model says so; ``input``: driven by the host
+    through one axon, no synapses). stride_x: the x-stride of its conv input (map entries per
+    position).
+    """
+
+    name: str
+    kind: PopulationKind
+    grid: tuple[int, int, int]
+    inputs: tuple[SynapseInput, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    stride_x: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind == "dense" and self.grid[1:] != (1, 1):
+            raise ResourceModelError(f"population {self.name!r}: a dense grid is (N, 1, 1)")
+        if len(self.grid) != 3 or any(not is_int(v) or v < 1 for v in self.grid):
+            raise ResourceModelError(f"population {self.name!r}: grid must be 3 integers >= 1")
+
+
+# --------------------------------------------------------------------------------------------
+# Layer geometry (one-input populations: the rows of Intel's tables)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +212,7 @@ class LayerGeometry:
             ("stride", self.stride, 2, 1),
             ("padding", self.padding, 2, 0),
         ):
-            if len(value) != n or any(not _is_int(v) or v < low for v in value):
+            if len(value) != n or any(not is_int(v) or v < low for v in value):
                 raise ResourceModelError(
                     f"{where}: {label} must be {n} integers >= {low}, got {value!r}"
                 )
@@ -179,7 +221,7 @@ class LayerGeometry:
             ("weight_bits", self.weight_bits, 1),
             ("consumer_cores_per_position", self.consumer_cores_per_position, 1),
         ):
-            if not _is_int(value) or value < low:
+            if not is_int(value) or value < low:
                 raise ResourceModelError(f"{where}: {label} must be an integer >= {low}")
         if self.weight_bits > MAX_WEIGHT_BITS:
             raise ResourceModelError(
@@ -218,6 +260,38 @@ class LayerGeometry:
                 f"{self.padding} (expected H, W = {expect})"
             )
 
+    def population(self) -> Population:
+        """This layer as a one-input :class:`Population`."""
+        shared = self.kind in ("conv", "pool")
+        inputs: tuple[SynapseInput, ...] = ()
+        if self.kind != "input":
+            inputs = (
+                SynapseInput(
+                    name=self.name,
+                    kind=self.kind,  # type: ignore[arg-type]
+                    in_shape=self.in_shape,
+                    kernel=self.kernel,
+                    stride=self.stride,
+                    groups=self.groups,
+                    weight_bits=self.weight_bits,
+                    sparse_synapses=self.sparse_synapses,
+                    sparsity=self.sparsity,
+                ),
+            )
+        return Population(
+            name=self.name,
+            kind="conv" if shared else self.kind,  # type: ignore[arg-type]
+            grid=self.grid,
+            inputs=inputs,
+            outputs=(
+                Output(
+                    consumer=self.consumer,
+                    cores_per_position=self.consumer_cores_per_position,
+                ),
+            ),
+            stride_x=self.stride[1] if shared else 1,
+        )
+
     @property
     def grid(self) -> tuple[int, int, int]:
         """The ``(C, H, W)`` population a split cuts: ``(N, 1, 1)`` for a dense layer."""
@@ -230,180 +304,49 @@ class LayerGeometry:
         return math.prod(self.out_shape)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# --------------------------------------------------------------------------------------------
-# The per-core model (limits and costs of one variant)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Loihi2CoreModel:
-    """Limits and costs of one variant of ``loihi2-resources.json`` (units in the field names).
-
-    Limits per core: neurons, axon_in, neuron_groups, syn_mem_words (of ``syn_mem_word_bits``),
-    axon_map, axon_mem. Costs: dense_index_bits per dense synapse, row_header_bits per synapse
-    row, conv_stride_phase_bits (``ceil(log2(stride_x))`` more bits per conv weight),
-    conv_axon_in_per_stride_phase (a conv input costs ``stride_x`` axons, else 1),
-    axon_map_per_stride_phase (a conv feeding a conv stores ``stride_x`` entries per position,
-    else 1), conv_tile_x_power_of_two (conv and input cores allocate ``tile_w`` columns even
-    past the layer's edge; else only the columns they hold).
-    """
-
-    variant: str
-    neurons: int
-    axon_in: int
-    neuron_groups: int
-    syn_mem_words: int
-    axon_map: int
-    axon_mem: int
-    syn_mem_word_bits: int
-    dense_index_bits: int
-    row_header_bits: int
-    conv_stride_phase_bits: bool
-    conv_axon_in_per_stride_phase: bool
-    axon_map_per_stride_phase: bool
-    conv_tile_x_power_of_two: bool
-
-    def limit(self, resource: str) -> int:
-        """The per-core limit of `resource` (one of :data:`RESOURCES`)."""
-        if resource not in RESOURCES:
-            raise ResourceModelError(f"unknown resource {resource!r}; known: {RESOURCES}")
-        return int(getattr(self, resource))
-
-
-_PARAMETER_FIELDS: Mapping[str, str] = MappingProxyType(
-    {
-        "neurons_per_core": "neurons",
-        "axon_in_per_core": "axon_in",
-        "neuron_groups_per_core": "neuron_groups",
-        "syn_mem_words_per_core": "syn_mem_words",
-        "axon_map_per_core": "axon_map",
-        "axon_mem_per_core": "axon_mem",
-        "syn_mem_word_bits": "syn_mem_word_bits",
-        "dense_index_bits": "dense_index_bits",
-        "row_header_bits": "row_header_bits",
-        "conv_stride_phase_bits": "conv_stride_phase_bits",
-        "conv_axon_in_per_stride_phase": "conv_axon_in_per_stride_phase",
-        "axon_map_per_stride_phase": "axon_map_per_stride_phase",
-        "conv_tile_x_power_of_two": "conv_tile_x_power_of_two",
-    }
-)
-"""Data-file parameter name -> `Loihi2CoreModel` field."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Parameter:
-    """One entry of the data file: its value per variant, unit and source."""
-
-    name: str
-    values: Mapping[str, int | bool]
-    unit: str
-    source: str
-
-
-def _read_data() -> dict[str, Any]:
-    path = resources.files("hardware.mapping") / "targets" / DATA_FILE
-    where = f"hardware/mapping/targets/{DATA_FILE}"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ResourceModelError(f"{where}: missing") from err
-    except json.JSONDecodeError as err:
-        raise ResourceModelError(f"{where}: invalid JSON ({err})") from err
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        raise ResourceModelError(f"{where}: format_version must be {FORMAT_VERSION}")
-    if tuple(data.get("variants", ())) != VARIANTS:
-        raise ResourceModelError(f"{where}: variants must be {list(VARIANTS)}")
-    return data
-
-
-def parameters() -> tuple[Parameter, ...]:
-    """Every parameter of the data file, validated (each variant present, a source given)."""
-    data = _read_data()
-    block = data.get("parameters")
-    if not isinstance(block, dict) or set(block) != set(_PARAMETER_FIELDS):
-        raise ResourceModelError(
-            f"hardware/mapping/targets/{DATA_FILE}: parameters must be exactly "
-            f"{sorted(_PARAMETER_FIELDS)}"
-        )
-    out = []
-    for name in _PARAMETER_FIELDS:
-        entry = block[name]
-        where = f"hardware/mapping/targets/{DATA_FILE} parameters.{name}"
-        source = entry.get("source") if isinstance(entry, dict) else None
-        if not isinstance(source, str) or not source.strip():
-            raise ResourceModelError(f"{where}: missing 'source'")
-        if "value" in entry:
-            values = {v: entry["value"] for v in VARIANTS}
-        elif all(v in entry for v in VARIANTS):
-            values = {v: entry[v] for v in VARIANTS}
-        else:
-            raise ResourceModelError(f"{where}: give 'value' or one value per variant {VARIANTS}")
-        for v, x in values.items():
-            if not isinstance(x, bool) and not (_is_int(x) and x >= 0):
-                raise ResourceModelError(f"{where}: {v} = {x!r} is not a non-negative integer")
-        out.append(
-            Parameter(
-                name=name,
-                values=MappingProxyType(values),
-                unit=str(entry.get("unit", "")),
-                source=source,
-            )
-        )
-    return tuple(out)
-
-
-def load_core_model(variant: Variant = "calibrated") -> Loihi2CoreModel:
-    """The limits and costs of `variant` (``calibrated``, ``optimistic``, ``pessimistic``)."""
-    if variant not in VARIANTS:
-        raise ResourceModelError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    kwargs: dict[str, Any] = {"variant": variant}
-    for p in parameters():
-        kwargs[_PARAMETER_FIELDS[p.name]] = p.values[variant]
-    model = Loihi2CoreModel(**kwargs)
-    for f in fields(model):
-        value = getattr(model, f.name)
-        if f.type == "int" and not (_is_int(value) and value >= 1):
-            raise ResourceModelError(f"{variant}: {f.name} must be a positive integer")
-        if f.type == "bool" and not isinstance(value, bool):
-            raise ResourceModelError(f"{variant}: {f.name} must be true or false")
-    return model
-
-
 # --------------------------------------------------------------------------------------------
 # Costs
 
 
-def ceil_log2(n: int) -> int:
-    """``ceil(log2(n))`` for ``n >= 1``: the bits that tell ``n`` cases apart."""
-    return (int(n) - 1).bit_length()
+def bits_per_weight(inp: SynapseInput, model: Loihi2CoreModel) -> int:
+    """Bits one stored weight of `inp` costs: dense ``weight_bits + dense_index_bits``; shared
+    conv or pool kernel ``weight_bits + ceil(log2(stride_x))`` (or ``+ 0`` without stride-phase
+    bits); plus ``ceil(log2(delay + 1))`` delay bits where the model stores them."""
+    if inp.kind == "dense":
+        bits = inp.weight_bits + model.dense_index_bits
+    else:
+        extra = ceil_log2(inp.stride[1]) if model.conv_stride_phase_bits else 0
+        bits = inp.weight_bits + extra
+    if model.delay_bits_per_weight:
+        bits += delay_bits(inp.delay)
+    return bits
 
 
-def next_pow2(n: int) -> int:
-    """The smallest power of two ``>= n`` (``n >= 1``)."""
-    return 1 << ceil_log2(n)
+def input_cost(
+    inp: SynapseInput, c: int, n: int, c_out: int, model: Loihi2CoreModel
+) -> tuple[int, int]:
+    """(input axons, synaptic-memory words) of `inp` on a core holding `c` of the population's
+    `c_out` channels and `n` of its neurons."""
+    if inp.kind == "dense":
+        axon_in = math.prod(inp.in_shape)
+        per_axon = math.ceil(n * (1.0 - inp.sparsity)) if inp.sparse_synapses else n
+        return axon_in, axon_in * row_words(per_axon, bits_per_weight(inp, model), model)
+    axon_in = inp.stride[1] if model.conv_axon_in_per_stride_phase else 1
+    c_in_g = inp.in_shape[0] // inp.groups
+    c_out_g = c_out // inp.groups
+    rows = -(-c // c_out_g) * c_in_g * inp.kernel[0] * inp.kernel[1]
+    return axon_in, rows * row_words(min(c, c_out_g), bits_per_weight(inp, model), model)
 
 
-def bits_per_weight(layer: LayerGeometry, model: Loihi2CoreModel) -> int:
-    """Bits one stored weight costs: dense ``weight_bits + dense_index_bits``; shared conv or
-    pool kernel ``weight_bits + ceil(log2(stride_x))`` (or ``+ 0`` without stride-phase bits);
-    an input layer stores none (0)."""
-    if layer.kind == "dense":
-        return layer.weight_bits + model.dense_index_bits
-    if layer.kind in ("conv", "pool"):
-        extra = ceil_log2(layer.stride[1]) if model.conv_stride_phase_bits else 0
-        return layer.weight_bits + extra
-    return 0
-
-
-def row_words(n_weights: int, bits: int, model: Loihi2CoreModel) -> int:
-    """64-bit words of one synapse row of `n_weights` weights of `bits` bits:
-    ``ceil((n_weights * bits + row_header_bits) / syn_mem_word_bits)``; 0 for an empty row."""
-    if n_weights <= 0:
-        return 0
-    return -(-(n_weights * bits + model.row_header_bits) // model.syn_mem_word_bits)
+def output_cost(
+    pop: Population, out: Output, h: int, w: int, n: int, model: Loihi2CoreModel
+) -> tuple[int, int]:
+    """(map entries, axon memory) for consumer `out` of a core holding ``h x w`` positions and
+    `n` neurons."""
+    if out.consumer != "conv":
+        return n, 0
+    phases = pop.stride_x if model.axon_map_per_stride_phase else 1
+    return h * w * phases, h * w * out.cores_per_position
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,35 +366,21 @@ class CoreDemand:
 
 
 def _core(
-    layer: LayerGeometry, c: int, h: int, w: int, alloc: int, model: Loihi2CoreModel
+    pop: Population, c: int, h: int, w: int, alloc: int, model: Loihi2CoreModel
 ) -> CoreDemand:
-    """Demand of a core holding ``c x h x w`` of the layer's grid and allocating `alloc`
-    neurons."""
-    sx = layer.stride[1]
+    """Demand of a core holding ``c x h x w`` of the population's grid and allocating `alloc`
+    neurons (a population without inputs is driven by the host through one axon)."""
     n = c * h * w
-    if layer.kind == "dense":
-        axon_in = math.prod(layer.in_shape)
-        per_axon = n
-        if layer.sparse_synapses:
-            per_axon = math.ceil(n * (1.0 - layer.sparsity))
-        syn = axon_in * row_words(per_axon, bits_per_weight(layer, model), model)
-    elif layer.kind in ("conv", "pool"):
-        axon_in = sx if model.conv_axon_in_per_stride_phase else 1
-        c_in_g = layer.in_shape[0] // layer.groups
-        c_out_g = layer.out_shape[0] // layer.groups
-        groups_here = -(-c // c_out_g)
-        rows = groups_here * c_in_g * layer.kernel[0] * layer.kernel[1]
-        syn = rows * row_words(min(c, c_out_g), bits_per_weight(layer, model), model)
-    else:  # input: driven by the host through one axon, no synapses
-        axon_in, syn = 1, 0
-    if layer.consumer == "conv":
-        phases = sx if (model.axon_map_per_stride_phase and layer.kind in ("conv", "pool")) else 1
-        axon_map = h * w * phases
-        axon_mem = h * w * layer.consumer_cores_per_position
-    else:
-        axon_map, axon_mem = n, 0
+    axon_in = syn = 0
+    for inp in pop.inputs:
+        a, s = input_cost(inp, c, n, pop.grid[0], model)
+        axon_in, syn = axon_in + a, syn + s
+    axon_map = axon_mem = 0
+    for out in pop.outputs:
+        m, mem = output_cost(pop, out, h, w, n, model)
+        axon_map, axon_mem = axon_map + m, axon_mem + mem
     return CoreDemand(
-        axon_in=axon_in,
+        axon_in=axon_in if pop.inputs else 1,
         neuron_groups=1,
         neurons=alloc,
         syn_mem_words=syn,
@@ -476,7 +405,7 @@ class CoreSplit:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ResourceModelError(f"split {f.name} must be an integer >= 1, got {value!r}")
 
     def cores(self, grid: tuple[int, int, int]) -> int:
@@ -515,18 +444,24 @@ def _parts(n: int, tile: int) -> list[tuple[int, int]]:
     return [(tile, full)] + ([(rem, 1)] if rem else [])
 
 
-def evaluate_split(layer: LayerGeometry, split: CoreSplit, model: Loihi2CoreModel) -> SplitResult:
+def _population(layer: LayerGeometry | Population) -> Population:
+    return layer if isinstance(layer, Population) else layer.population()
+
+
+def evaluate_split(
+    layer: LayerGeometry | Population, split: CoreSplit, model: Loihi2CoreModel
+) -> SplitResult:
     """Per-core demand of `layer` cut by `split`: worst core, mean core, cores, violations.
 
     A conv, pool or input core allocates ``tile_c' x tile_h' x tile_w`` neurons (``tile_c'``,
     ``tile_h'`` clipped to the layer) when ``model.conv_tile_x_power_of_two``, else the neurons
     it holds; a dense core allocates the neurons it holds.
     """
-    grid = layer.grid
-    c_all, h_all, w_all = grid
-    if layer.kind == "dense" and (split.tile_h, split.tile_w) != (1, 1):
-        raise ResourceModelError(f"layer {layer.name!r}: a dense split has tile_h = tile_w = 1")
-    full_x = layer.kind != "dense" and model.conv_tile_x_power_of_two
+    pop = _population(layer)
+    c_all, h_all, w_all = pop.grid
+    if pop.kind == "dense" and (split.tile_h, split.tile_w) != (1, 1):
+        raise ResourceModelError(f"layer {pop.name!r}: a dense split has tile_h = tile_w = 1")
+    full_x = pop.kind != "dense" and model.conv_tile_x_power_of_two
     cores = 0
     worst = dict.fromkeys(RESOURCES, 0.0)
     total = dict.fromkeys(RESOURCES, 0.0)
@@ -534,7 +469,7 @@ def evaluate_split(layer: LayerGeometry, split: CoreSplit, model: Loihi2CoreMode
         for h, nh in _parts(h_all, split.tile_h):
             for w, nw in _parts(w_all, split.tile_w):
                 alloc = c * h * (split.tile_w if full_x else w)
-                demand = _core(layer, c, h, w, alloc, model)
+                demand = _core(pop, c, h, w, alloc, model)
                 count = nc * nh * nw
                 cores += count
                 for r, v in demand.items():
@@ -542,7 +477,7 @@ def evaluate_split(layer: LayerGeometry, split: CoreSplit, model: Loihi2CoreMode
                     total[r] += v * count
     over = tuple(r for r in RESOURCES if worst[r] > model.limit(r))
     return SplitResult(
-        layer=layer.name,
+        layer=pop.name,
         split=split,
         cores=cores,
         worst=CoreDemand(**{r: int(v) for r, v in worst.items()}),
@@ -567,7 +502,7 @@ def _ratio(result: SplitResult, model: Loihi2CoreModel) -> int:
     return max(-(-int(getattr(result.worst, r)) // model.limit(r)) for r in result.over)
 
 
-def _intel_split(layer: LayerGeometry, model: Loihi2CoreModel) -> SplitResult:
+def _intel_split(layer: Population, model: Loihi2CoreModel) -> SplitResult:
     """Intel's 2022 partitioner (see the module docstring), which raises when a violation cannot
     be removed by splitting (input axons, or a single neuron or kernel row over a limit)."""
     c_all, h_all, w_all = layer.grid
@@ -614,7 +549,7 @@ def _axis_options(n: int) -> list[int]:
 
 
 def _largest_fitting(
-    layer: LayerGeometry, make: Callable[[int], CoreSplit], hi: int, model: Loihi2CoreModel
+    layer: Population, make: Callable[[int], CoreSplit], hi: int, model: Loihi2CoreModel
 ) -> SplitResult | None:
     """The fitting split ``make(t)`` with the largest ``t`` in ``1..hi`` (demand grows with t)."""
     if evaluate_split(layer, make(1), model).over:
@@ -634,7 +569,7 @@ def _tight_key(result: SplitResult, channels: int) -> tuple[int, int]:
     return (result.cores, -(-channels // result.split.tile_c))
 
 
-def _tight_split(layer: LayerGeometry, model: Loihi2CoreModel) -> SplitResult:
+def _tight_split(layer: Population, model: Loihi2CoreModel) -> SplitResult:
     """The fewest cores any tile sizes give (ties: fewer channel groups), without power-of-two
     columns; raises the violation of the finest split when nothing fits."""
     model = replace(model, conv_tile_x_power_of_two=False)
@@ -661,11 +596,11 @@ def _tight_split(layer: LayerGeometry, model: Loihi2CoreModel) -> SplitResult:
 
 
 def map_layer(
-    layer: LayerGeometry, model: Loihi2CoreModel, strategy: Strategy = "intel"
+    layer: LayerGeometry | Population, model: Loihi2CoreModel, strategy: Strategy = "intel"
 ) -> SplitResult:
     """The split `strategy` chooses for `layer` and its demand (``"intel"`` or ``"tight"``)."""
     if strategy == "intel":
-        return _intel_split(layer, model)
+        return _intel_split(_population(layer), model)
     if strategy == "tight":
-        return _tight_split(layer, model)
+        return _tight_split(_population(layer), model)
     raise ResourceModelError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")

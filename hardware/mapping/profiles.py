@@ -10,6 +10,12 @@ computed from a profile is therefore produced for two scenarios:
 A *generation* file (`loihi1`, `loihi2`) holds per-core limits, per-chip counts and per-op
 times; a *system* file (`loihi2-kapoho-point`, …) names its generation and a chip count. Loading
 a generation by name gives a target with no chip limit (used to ask "how many chips?").
+
+A generation whose cores are described by a calibrated core model (``"core_model"``: Loihi 2,
+:mod:`hardware.mapping.loihi2_model`) takes the per-core limits of the model's variant for each
+bound (``optimistic``/``pessimistic``) and the split strategy named there; its ``core`` section
+then holds only what the model does not (delays, weight bits, weight sharing, graded spikes),
+and the model's parameters appear in `TargetProfile.quantities` as ``core_model.<name>``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,12 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal
 
+from hardware.mapping.loihi2_model import (
+    VARIANTS,
+    Loihi2CoreModel,
+    load_core_model,
+    parameters,
+)
 from spikeclip.errors import UsageError
 
 FORMAT_VERSION = 1
@@ -42,7 +54,21 @@ CORE_KEYS = (
     "conv_weight_sharing",
     "graded_spike_bits",
 )
-CHIP_KEYS = ("cores", "embedded_cores")
+MODEL_CORE_KEYS = (
+    "neurons",
+    "input_axons",
+    "output_axons",
+    "synaptic_memory_bits",
+    "neuron_groups",
+    "synapses_per_block",
+    "synapse_block_header_bits",
+    "memory_word_bits",
+)
+"""The `CORE_KEYS` a calibrated core model supplies (a generation with a core model omits them)."""
+CORE_MODELS = ("loihi2-resources",)
+"""Calibrated core models a generation may name."""
+SPLIT_STRATEGIES = ("intel", "tight")
+CHIP_KEYS = ("cores", "embedded_cores", "mesh_columns", "cores_per_tile")
 TIMING_KEYS = (
     "synaptic_op_s",
     "neuron_update_s",
@@ -52,6 +78,7 @@ TIMING_KEYS = (
     "embedded_op_s",
     "host_round_trip_s",
     "host_link_bits_per_s",
+    "host_op_s",
 )
 _COST_KEYS = frozenset(TIMING_KEYS) - {"host_link_bits_per_s"}
 """Timing entries where more is worse (a bandwidth is a capacity: more is better)."""
@@ -97,7 +124,11 @@ class CoreLimits:
     `ceil_word(n·bits_per_synapse + header)` bits); conv_weight_sharing: a conv / token-shared
     kernel is stored once per core instead of once per connection; graded_spike_bits: payload
     bits of a graded spike (0 = binary spikes only); cores_per_chip, embedded_cores_per_chip;
-    chips: chips in the system (None = unlimited).
+    chips: chips in the system (None = unlimited); mesh_columns, cores_per_tile: the chip's
+    mesh (cores per mesh row, cores sharing one router: a hop is a router-to-router step);
+    core_model: the calibrated Loihi 2 core model of this bound (None: explicit synapses in
+    nengo-loihi's layout) and split_strategy, how its splits are chosen (``intel``: Intel's
+    2022 compiler; ``tight``: fewest cores).
     """
 
     neurons: int
@@ -115,6 +146,10 @@ class CoreLimits:
     cores_per_chip: int
     embedded_cores_per_chip: int
     chips: int | None
+    mesh_columns: int = 1
+    cores_per_tile: int = 1
+    core_model: Loihi2CoreModel | None = None
+    split_strategy: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +164,7 @@ class Timing:
     embedded_op_s: float
     host_round_trip_s: float
     host_link_bits_per_s: float
+    host_op_s: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +179,7 @@ class TargetProfile:
     generation: str
     description: str
     quantities: MappingProxyType[str, Quantity] = field(repr=False)
+    core_model: CoreModelChoice | None = None
 
     @property
     def is_range(self) -> bool:
@@ -157,14 +194,24 @@ class TargetProfile:
 
     def limits(self, bound: Bound) -> CoreLimits:
         """Per-core/per-chip limits for `bound` (capacities high when optimistic)."""
-        core = {k: self.quantities[f"core.{k}"].pick(bound, more_is_better=True) for k in CORE_KEYS}
+        keys = [k for k in CORE_KEYS if f"core.{k}" in self.quantities]
+        core = {k: self.quantities[f"core.{k}"].pick(bound, more_is_better=True) for k in keys}
         ints = {k: (bool(v) if k == "conv_weight_sharing" else int(v)) for k, v in core.items()}
+        model, strategy = None, ""
+        if self.core_model is not None:
+            model = load_core_model(self.core_model.variant[bound])  # type: ignore[arg-type]
+            strategy = self.core_model.strategy[bound]
+            ints.update(model_limits(model))
         return CoreLimits(
             **ints,
+            core_model=model,
+            split_strategy=strategy,
             cores_per_chip=int(self.quantities["chip.cores"].pick(bound, more_is_better=True)),
             embedded_cores_per_chip=int(
                 self.quantities["chip.embedded_cores"].pick(bound, more_is_better=True)
             ),
+            mesh_columns=int(self.quantities["chip.mesh_columns"].low),
+            cores_per_tile=int(self.quantities["chip.cores_per_tile"].low),
             chips=self.chips,
         )
 
@@ -175,6 +222,72 @@ class TargetProfile:
             for k in TIMING_KEYS
         }
         return Timing(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreModelChoice:
+    """Which calibrated core model a generation uses: the model's name, and per bound its
+    variant and split strategy, with the reason (``source``)."""
+
+    name: str
+    variant: MappingProxyType[str, str]
+    strategy: MappingProxyType[str, str]
+    source: str
+
+
+def model_limits(model: Loihi2CoreModel) -> dict[str, int]:
+    """The `MODEL_CORE_KEYS` of `CoreLimits` from a calibrated core model: output axons are
+    its axon-map entries, synaptic memory its words × word bits, the synapse-row header its
+    row header (a "block" is a row of any length: ``synapses_per_block`` 0)."""
+    return {
+        "neurons": model.neurons,
+        "input_axons": model.axon_in,
+        "output_axons": model.axon_map,
+        "synaptic_memory_bits": model.syn_mem_words * model.syn_mem_word_bits,
+        "neuron_groups": model.neuron_groups,
+        "synapses_per_block": 0,
+        "synapse_block_header_bits": model.row_header_bits,
+        "memory_word_bits": model.syn_mem_word_bits,
+    }
+
+
+def _core_model(name: str, data: dict[str, Any]) -> CoreModelChoice | None:
+    """The ``core_model`` entry of a generation file (None when absent)."""
+    entry = data.get("core_model")
+    if entry is None:
+        return None
+    where = f"{_file(name)} core_model"
+    if not isinstance(entry, dict) or entry.get("name") not in CORE_MODELS:
+        raise TargetProfileError(f"{where}: 'name' must be one of {CORE_MODELS}")
+    if not isinstance(entry.get("source"), str):
+        raise TargetProfileError(f"{where}: missing 'source'")
+    variant, strategy = {}, {}
+    for bound in BOUNDS:
+        pick = entry.get(bound)
+        if not isinstance(pick, dict) or pick.get("variant") not in VARIANTS:
+            raise TargetProfileError(f"{where}.{bound}: 'variant' must be one of {VARIANTS}")
+        if pick.get("strategy") not in SPLIT_STRATEGIES:
+            raise TargetProfileError(
+                f"{where}.{bound}: 'strategy' must be one of {SPLIT_STRATEGIES}"
+            )
+        variant[bound], strategy[bound] = pick["variant"], pick["strategy"]
+    return CoreModelChoice(
+        name=entry["name"],
+        variant=MappingProxyType(variant),
+        strategy=MappingProxyType(strategy),
+        source=entry["source"],
+    )
+
+
+def _model_quantities(choice: CoreModelChoice) -> dict[str, Quantity]:
+    """The core model's parameters as quantities (low/high over the two bounds' variants)."""
+    out = {}
+    for p in parameters():
+        values = [p.values[choice.variant[b]] for b in BOUNDS]
+        out[f"core_model.{p.name}"] = Quantity(
+            low=min(values), high=max(values), unit=p.unit, source=p.source
+        )
+    return out
 
 
 def parse_quantity(entry: Any, where: str) -> Quantity:
@@ -219,9 +332,14 @@ def _read(name: str) -> dict[str, Any]:
 
 
 def _generation_quantities(name: str, data: dict[str, Any]) -> dict[str, Quantity]:
-    """All `core.*`, `chip.*`, `timing.*` quantities of a generation file."""
+    """All `core.*`, `chip.*`, `timing.*` quantities of a generation file (and the
+    `core_model.*` parameters of its calibrated core model)."""
     out: dict[str, Quantity] = {}
-    for section, keys in (("core", CORE_KEYS), ("chip", CHIP_KEYS), ("timing", TIMING_KEYS)):
+    choice = _core_model(name, data)
+    core_keys = (
+        CORE_KEYS if choice is None else tuple(k for k in CORE_KEYS if k not in MODEL_CORE_KEYS)
+    )
+    for section, keys in (("core", core_keys), ("chip", CHIP_KEYS), ("timing", TIMING_KEYS)):
         block = data.get(section)
         if not isinstance(block, dict):
             raise TargetProfileError(f"{_file(name)}: missing section '{section}'")
@@ -229,6 +347,8 @@ def _generation_quantities(name: str, data: dict[str, Any]) -> dict[str, Quantit
             if key not in block:
                 raise TargetProfileError(f"{_file(name)}: missing {section}.{key}")
             out[f"{section}.{key}"] = parse_quantity(block[key], f"{name}.json {section}.{key}")
+    if choice is not None:
+        out.update(_model_quantities(choice))
     return out
 
 
@@ -246,6 +366,7 @@ def load_target(name: str) -> TargetProfile:
             generation=name,
             description=str(data.get("description", "")),
             quantities=MappingProxyType(quantities),
+            core_model=_core_model(name, data),
         )
     if kind == "system":
         generation = data.get("generation")
@@ -266,15 +387,15 @@ def load_target(name: str) -> TargetProfile:
             generation=generation,
             description=str(data.get("description", "")),
             quantities=MappingProxyType(quantities),
+            core_model=_core_model(generation, gen),
         )
-    raise TargetProfileError(
-        f"{_file(name)}: kind must be 'generation' or 'system', got {kind!r}"
-    )
+    raise TargetProfileError(f"{_file(name)}: kind must be 'generation' or 'system', got {kind!r}")
 
 
-NOT_TARGET_KINDS = ("resource-model",)
+NOT_TARGET_KINDS = ("resource-model", "compiler-table")
 """`kind`s of data files in `hardware/mapping/targets/` that are not target profiles (the Loihi 2
-resource model `loihi2-resources.json` of `hardware.mapping.loihi2_resources`)."""
+core model `loihi2-resources.json` of `hardware.mapping.loihi2_model`, Intel's compiler tables
+of `hardware.mapping.intel_tables`)."""
 
 
 def _file(name: str) -> str:

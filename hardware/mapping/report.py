@@ -1,11 +1,13 @@
 """Mapping report in the shape of Intel's partition table: Markdown and JSON.
 
 Per core group (one row): AxonIn (presynaptic neurons of all incoming edges), Neurons,
-Synapses (dense-equivalent connections), worst-core synaptic memory (bits), delay bits, the
-split (channel slices × tiles), Cores, worst-core utilization % per resource and the binding
-resource; then totals (cores, chips) per scenario, so Loihi 2 results read as ranges. Also
-"what runs where", latency, host↔chip traffic, failures, assumptions and every target number
-with its source.
+Synapses (dense-equivalent connections), worst-core synaptic memory (bits or 64-bit words),
+delay bits, the split (channel slices × tiles), Cores, worst-core utilization % per resource of
+the core's model (Intel's columns on Loihi 2) and the binding resource; then totals (cores,
+chips) per scenario, so Loihi 2 results read as ranges. Also the lower bounds and how far the
+mapping is from them, "what runs where" (with what a target without graded spikes moves off
+the neurocores), where the chip mapping differs from the Lava graph, latency, host↔chip
+traffic, failures, assumptions and every target number with its source.
 """
 
 from __future__ import annotations
@@ -13,24 +15,19 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hardware.mapping.mapper import Mapping, ScenarioMapping, summary_dict
 from hardware.mapping.profiles import TargetProfile
+from hardware.mapping.records import GroupMapping, Mapping, ScenarioMapping
+from hardware.mapping.serialize import summary_dict
 from spikeclip.atomic_io import write_text_atomic
 
 REPORT_FORMAT_VERSION = 1
 BIT_ACCURACY_NOTE = (
     "Bit-accurate here means bit-exact to Lava 0.10's CPU fixed-point models "
     "(Loihi-1-style); not verified against Loihi 2 silicon (lava#322, lava#829)."
-)
-_UTIL_COLUMNS = (
-    ("neurons", "Neurons%"),
-    ("input_axons", "AxonIn%"),
-    ("output_axons", "AxonOut%"),
-    ("memory_bits", "SynMem%"),
-    ("neuron_groups", "NeuronGr%"),
 )
 
 
@@ -69,19 +66,41 @@ def _cores_by_kind(s: ScenarioMapping) -> dict[str, int]:
     return out
 
 
+_RESOURCE_LABELS = {
+    "neurons": "Neurons",
+    "input_axons": "AxonIn",
+    "output_axons": "AxonOut",
+    "memory_bits": "SynMem",
+    "neuron_groups": "NeuronGr",
+    "axon_in": "AxonIn",
+    "syn_mem_words": "SynMem",
+    "axon_map": "AxonMap",
+    "axon_mem": "AxonMem",
+}
+"""Column labels of the per-core resources (Intel's partition-table names)."""
+
+
+def _memory(g: GroupMapping) -> str:
+    """Worst-core synaptic memory with its unit."""
+    if "memory_bits" in g.demand:
+        return f"{int(g.demand['memory_bits']):,} bits"
+    return f"{int(g.demand.get('syn_mem_words', 0)):,} words"
+
+
 def _partition_table(s: ScenarioMapping) -> list[str]:
+    resources = list(s.groups[0].utilization) if s.groups else []
     head = (
-        "| layer | kind | placement | AxonIn | Neurons | Synapses | SynMem/core (bits) | "
+        "| layer | kind | placement | AxonIn | Neurons | Synapses | SynMem/core | "
         "delay bits | split C×Ty×Tx | Cores | "
-        + " | ".join(label for _, label in _UTIL_COLUMNS)
+        + " | ".join(f"{_RESOURCE_LABELS.get(r, r)}%" for r in resources)
         + " | binding |"
     )
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for g in s.groups:
-        util = " | ".join(f"{100 * g.utilization[k]:.1f}" for k, _ in _UTIL_COLUMNS)
+        util = " | ".join(f"{100 * g.utilization[r]:.1f}" for r in resources)
         rows.append(
             f"| {g.name} | {g.kind} | {g.placement} | {_int(g.input_axons)} | {_int(g.neurons)} "
-            f"| {_int(g.synapses)} | {_int(g.demand.memory_bits)} | {g.max_delay_bits} | "
+            f"| {_int(g.synapses)} | {_memory(g)} | {g.max_delay_bits} | "
             f"{g.split.channel_groups}×{g.split.tiles_y}×{g.split.tiles_x} | {_int(g.cores)} | "
             f"{util} | {g.binding} |"
         )
@@ -89,45 +108,43 @@ def _partition_table(s: ScenarioMapping) -> list[str]:
     rows.append(
         f"| **total** | | | {_int(sum(g.input_axons for g in s.groups))} | "
         f"{_int(sum(g.neurons for g in s.groups))} | {_int(total_syn)} | | | | "
-        f"**{_int(s.cores)}** | " + " | ".join("" for _ in _UTIL_COLUMNS) + f" | {s.binding} |"
+        f"**{_int(s.cores)}** | " + " | ".join("" for _ in resources) + f" | {s.binding} |"
     )
     return rows
 
 
-def render_markdown(
-    mapping: Mapping, target: TargetProfile, *, title: str, note: str | None = None
-) -> str:
-    """The report as Markdown (`note`, e.g. "structure only (placeholder weights)", on top)."""
-    lines = [f"# {title}", ""]
-    if note:
-        lines += [f"> **{note}**", ""]
-    lines += [f"> {BIT_ACCURACY_NOTE}", ""]
-    lines += [
-        f"Target `{mapping.target}` (generation `{mapping.generation}`); T = {mapping.T} steps, "
-        f"pipeline depth {mapping.depth} steps.",
-        "",
-        "## Summary",
-        "",
-    ]
-    bounds = list(mapping.scenarios) + [b for b in mapping.failures if b not in mapping.scenarios]
-    lines += ["| | " + " | ".join(bounds) + " |", "|---|" + "---|" * len(bounds)]
+def _cell(mapping: Mapping, bound: str, fn: Callable[[ScenarioMapping], str]) -> str:
+    if bound in mapping.scenarios:
+        return fn(mapping.scenarios[bound])
+    return "does not fit (see below)"
 
-    def cell(bound: str, fn: Any) -> str:
-        if bound in mapping.scenarios:
-            return fn(mapping.scenarios[bound])
-        return "does not fit (see below)"
 
+def _by_count(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _ratio(s: ScenarioMapping) -> str:
+    if s.lower is None or not s.lower.cores:
+        return "—"
+    return f"{s.cores / s.lower.cores:.2f}× ({_int(s.lower.cores)} cores, {s.lower.binding})"
+
+
+def _residual(s: ScenarioMapping) -> str:
+    other = "replicas" if s.residual == "accumulators" else "accumulators"
+    alt = "" if s.other_residual_cores is None else f" ({other}: {s.other_residual_cores:,})"
+    return s.residual + alt
+
+
+def _summary_rows(mapping: Mapping) -> list[tuple[str, Callable[[ScenarioMapping], str]]]:
     lower = neuron_lower_bound_chips(mapping)
-    for label, fn in (
+    return [
         ("cores", lambda s: _int(s.cores)),
         ("chips", lambda s: _int(s.chips)),
+        ("cores / lower bound", _ratio),
+        ("shared sums (residual stream)", _residual),
+        ("chip pipeline depth (steps)", lambda s: _int(s.depth)),
         ("binding resource (most cores)", lambda s: s.binding),
-        (
-            "cores per binding resource",
-            lambda s: ", ".join(
-                f"{k}: {v:,}" for k, v in sorted(s.cores_by_binding.items(), key=lambda kv: -kv[1])
-            ),
-        ),
+        ("cores per binding resource", lambda s: _by_count(dict(s.cores_by_binding))),
         ("chips by compartment count alone", lambda s: _int(lower[s.bound])),
         (
             "cores by group kind",
@@ -143,11 +160,60 @@ def render_markdown(
         ("time per step", lambda s: _seconds(s.latency.step_s)),
         ("time per image (T + depth steps)", lambda s: _seconds(s.latency.image_s)),
         ("images/s streaming", lambda s: f"{s.latency.images_per_s:.3g}"),
-    ):
-        lines.append(f"| {label} | " + " | ".join(cell(b, fn) for b in bounds) + " |")
+    ]
+
+
+def _summary(mapping: Mapping) -> list[str]:
+    bounds = list(mapping.scenarios) + [b for b in mapping.failures if b not in mapping.scenarios]
+    lines = ["## Summary", "", "| | " + " | ".join(bounds) + " |", "|---|" + "---|" * len(bounds)]
+    for label, fn in _summary_rows(mapping):
+        lines.append(f"| {label} | " + " | ".join(_cell(mapping, b, fn) for b in bounds) + " |")
     lo, hi = mapping.chips_range()
-    lines += ["", f"**Chips needed: {_range(lo, hi)}.**", ""]
+    return lines + ["", f"**Chips needed: {_range(lo, hi)}.**", ""]
+
+
+def _lower_bounds(mapping: Mapping) -> list[str]:
+    """Each bound per scenario: the demand, the per-core limit, the cores it forces."""
+    lines = [
+        "## Lower bounds",
+        "",
+        "What any mapping onto these cores needs (`hardware/mapping/bounds.py`): every on-core "
+        "neuron, every on-core synapse layer stored once at its weight width, every "
+        "presynaptic neuron entering one core.",
+        "",
+        "| scenario | resource | demand | per core | cores | mapped cores / bound |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for bound, s in mapping.scenarios.items():
+        if s.lower is None:
+            continue
+        for b in s.lower.bounds:
+            ratio = f"{s.cores / b.cores:.2f}" if b.cores else "—"
+            lines.append(
+                f"| {bound} | {b.resource} | {_int(b.demand)} {b.unit} | {_int(b.per_core)} | "
+                f"{_int(b.cores)} | {ratio} |"
+            )
+    return lines + [""]
+
+
+def _offloaded(mapping: Mapping) -> list[str]:
+    if not mapping.offloaded:
+        return []
+    lines = [
+        "Moved off the neurocores (this target has no graded spikes: no current may leave or "
+        "enter a neurocore):",
+        "",
+        "| layer | runs on | why | serves |",
+        "|---|---|---|---|",
+    ]
     lines += [
+        f"| {o.layer} | {o.placement} | {o.reason} | {o.category} |" for o in mapping.offloaded
+    ]
+    return lines + [""]
+
+
+def _placement(mapping: Mapping) -> list[str]:
+    lines = [
         "## What runs where",
         "",
         "| placement | ops / image | % ops | neurons | % neurons |",
@@ -158,11 +224,54 @@ def render_markdown(
             f"| {p.placement} | {_int(p.ops)} | {100 * p.op_fraction:.2f} | {_int(p.neurons)} | "
             f"{100 * p.neuron_fraction:.2f} |"
         )
-    lines += [
-        "",
-        "Ops are dense-equivalent (every connection every step, synapse replicas counted); "
-        "relay compartments (graded currents to max-pool/readout) count as `neurocore-L2`.",
-        "",
+    return (
+        lines
+        + [
+            "",
+            "Ops are dense-equivalent (every connection every step, synapse replicas counted); "
+            "relay compartments (graded currents to max-pool/readout) count as `neurocore-L2`.",
+            "",
+        ]
+        + _offloaded(mapping)
+    )
+
+
+def _differences(mapping: Mapping) -> list[str]:
+    """Where the chip mapping and the Lava graph / simulator differ (same integers)."""
+    lines = ["## Chip mapping vs the Lava graph and the simulator", ""]
+    for bound, s in mapping.scenarios.items():
+        if s.residual == "accumulators":
+            acc = sum(1 for g in s.groups if g.kind == "accumulator")
+            lines.append(
+                f"- {bound}: sums of synapse layers that several populations receive (the "
+                f"residual stream) are materialized once on chip by {acc} graded accumulators, "
+                "each aligned with the next by a synaptic delay on its one-to-one input; the "
+                "Lava graph and the simulator sum every branch at each consumer (delayed "
+                "per-consumer copies). Same integer currents; the chip pipeline is "
+                f"{s.depth - mapping.depth} steps deeper ({s.depth} vs {mapping.depth})."
+            )
+        else:
+            lines.append(
+                f"- {bound}: each population stores every synapse layer it sums, delayed on chip "
+                "by per-synapse delays (delay bits priced per weight); the Lava graph delays "
+                "with its own processes (one copy per distinct delay)."
+            )
+    if any(g.kind == "relay" for s in mapping.scenarios.values() for g in s.groups):
+        lines.append(
+            "- Currents for off-neurocore ops (max-pool, readout) leave the chip through relay "
+            "compartments (graded spikes); in Lava the ops' processes take the synapses' output "
+            "ports directly."
+        )
+    if mapping.offloaded:
+        lines.append(
+            "- Layers listed under 'What runs where' as moved run on the x86 cores or the host "
+            "here; the Lava graph runs every layer as a CPU process anyway."
+        )
+    return lines + [""]
+
+
+def _latency(mapping: Mapping) -> list[str]:
+    lines = [
         "## Latency",
         "",
         f"Assumed spike rate {mapping.spike_rate:g} per neuron per step (latency only).",
@@ -179,31 +288,34 @@ def render_markdown(
     ):
         vals = " | ".join(_seconds(getattr(s.latency, attr)) for s in mapping.scenarios.values())
         lines.append(f"| {label} | {vals} |")
+    return lines + [""]
+
+
+def _traffic(mapping: Mapping) -> list[str]:
     t = mapping.traffic
+    lines = ["## Off-neurocore traffic per image", "", "| path | category | bits / image |"]
+    lines.append("|---|---|---|")
+    lines += [f"| host ↔ chip | {cat} | {_int(bits)} |" for cat, bits in t.host_bits.items()]
     lines += [
-        "",
-        "## Off-neurocore traffic per image",
-        "",
-        "| path | category | bits / image |",
-        "|---|---|---|",
+        f"| neurocore ↔ embedded x86 | {cat} | {_int(bits)} |"
+        for cat, bits in t.embedded_bits.items()
     ]
-    for cat, bits in t.host_bits.items():
-        lines.append(f"| host ↔ chip | {cat} | {_int(bits)} |")
-    for cat, bits in t.embedded_bits.items():
-        lines.append(f"| neurocore ↔ embedded x86 | {cat} | {_int(bits)} |")
-    lines += [
+    return lines + [
         "",
         f"Per step: {t.host_round_trips_per_step} host exchange(s), "
         f"{t.embedded_round_trips_per_step} neurocore → x86 → neurocore round trip(s).",
         "",
     ]
+
+
+def _tail(mapping: Mapping, target: TargetProfile) -> list[str]:
+    """Partition tables, failures, assumptions and every target number with its source."""
+    lines: list[str] = []
     for bound, s in mapping.scenarios.items():
         lines += [f"## Partition table ({bound})", ""] + _partition_table(s) + [""]
     if mapping.failures:
         lines += ["## Design rules that failed", ""]
-        for bound, err in mapping.failures.items():
-            lines.append(f"- {bound}: {err}")
-        lines.append("")
+        lines += [f"- {bound}: {err}" for bound, err in mapping.failures.items()] + [""]
     lines += ["## Assumptions", ""] + [f"- {a}" for a in mapping.assumptions] + [""]
     lines += [
         "## Target numbers and sources",
@@ -211,8 +323,30 @@ def render_markdown(
         "| key | low | high | unit | source |",
         "|---|---|---|---|---|",
     ]
-    for key, q in target.quantities.items():
-        lines.append(f"| {key} | {q.low} | {q.high} | {q.unit} | {q.source} |")
+    lines += [
+        f"| {key} | {q.low} | {q.high} | {q.unit} | {q.source} |"
+        for key, q in target.quantities.items()
+    ]
+    return lines
+
+
+def render_markdown(
+    mapping: Mapping, target: TargetProfile, *, title: str, note: str | None = None
+) -> str:
+    """The report as Markdown (`note`, e.g. "structure only (placeholder weights)", on top)."""
+    lines = [f"# {title}", ""]
+    if note:
+        lines += [f"> **{note}**", ""]
+    lines += [
+        f"> {BIT_ACCURACY_NOTE}",
+        "",
+        f"Target `{mapping.target}` (generation `{mapping.generation}`); T = {mapping.T} steps, "
+        f"pipeline depth {mapping.depth} steps.",
+        "",
+    ]
+    lines += _summary(mapping) + _lower_bounds(mapping) + _placement(mapping)
+    lines += _differences(mapping) + _latency(mapping) + _traffic(mapping)
+    lines += _tail(mapping, target)
     return "\n".join(lines) + "\n"
 
 

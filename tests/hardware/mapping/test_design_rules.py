@@ -10,9 +10,10 @@ import pytest
 from hardware.ir.layers import DenseLayer, LIFLayer, MaxPoolLayer, SpikeInputLayer
 from hardware.ir.network import Edge, LoihiNetwork
 from hardware.mapping import design_rules as dr
-from hardware.mapping.core_split import GroupSpec, InputSpec, split_group
+from hardware.mapping.core_split import split_group
 from hardware.mapping.mapper import map_network
 from hardware.mapping.profiles import load_target
+from hardware.mapping.specs import GroupSpec, InputSpec
 
 L1 = load_target("loihi1").limits("optimistic")
 L2 = load_target("loihi2").limits("optimistic")
@@ -106,7 +107,7 @@ def test_mapper_raises_fan_in_when_one_neuron_needs_too_many_axons() -> None:
     assert (info.value.layer, info.value.demand) == ("lif", 4097)
 
 
-def test_mapper_raises_graded_spikes_for_a_maxpool_relay_on_loihi1() -> None:
+def test_loihi1_runs_the_maxpool_path_on_the_embedded_cores() -> None:
     from hardware.ir.layers import ConvLayer
 
     net = LoihiNetwork(
@@ -129,9 +130,23 @@ def test_mapper_raises_graded_spikes_for_a_maxpool_relay_on_loihi1() -> None:
             Edge(src="pool", dst="lif"),
         ),
     )
-    with pytest.raises(dr.DesignRuleError, match="graded_spikes_supported"):
-        map_network(net, load_target("loihi1"))
-    map_network(net, load_target("loihi2"))  # Loihi 2 has graded spikes
+    # Loihi 1 has no graded spikes: the conv's currents cannot leave a neurocore, nor can the
+    # pooled currents enter one, so the conv and the LIF run with the max-pool on the x86
+    # cores, fed by the host's spikes: nothing is left on the neurocores.
+    m = map_network(net, load_target("loihi1"))
+    moved = [(o.layer, o.placement, o.category) for o in m.offloaded]
+    assert moved == [("conv", "embedded", "maxpool"), ("lif", "embedded", "maxpool")]
+    assert m.cores_range() == (0, 0)
+    # Embedded ops per image (T = 2): conv 1·1·(2+3+3+2)² = 100 connections, 200; pool
+    # 2·2 outputs × 9 taps, 72; lif 4 updates, 8. The host sends 16 input spikes per step and
+    # reads the output LIF's 4.
+    by = {p.placement: p.ops for p in m.placement}
+    assert by["embedded"] == 200 + 72 + 8
+    assert dict(m.traffic.host_bits) == {"input": 16 * 2, "output": 4 * 2}
+    # Loihi 2 sends graded spikes: the conv sums into relay compartments on a neurocore.
+    m2 = map_network(net, load_target("loihi2"))
+    assert [g.name for g in m2.scenarios["optimistic"].groups] == ["relay:pool", "lif"]
+    assert m2.offloaded == ()
 
 
 def test_mapper_raises_when_the_system_has_too_few_chips() -> None:
@@ -148,7 +163,7 @@ def test_split_search_enforces_neuron_groups() -> None:
     group = GroupSpec(name="g", shape=(16, 1, 1), inputs=(), neuron_groups=9)
     result = split_group(group, L1, 1)
     assert result.split.cores == 2
-    assert result.demand.neuron_groups == 8
+    assert result.demand["neuron_groups"] == 8
 
 
 def test_split_search_raises_memory_when_one_neuron_does_not_fit() -> None:

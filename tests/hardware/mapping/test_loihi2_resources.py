@@ -18,16 +18,18 @@ import pytest
 from _paths import TESTS
 
 from hardware.mapping.design_rules import DesignRuleError
-from hardware.mapping.loihi2_resources import (
+from hardware.mapping.loihi2_model import (
     RESOURCES,
     VARIANTS,
+    ResourceModelError,
+    load_core_model,
+    parameters,
+)
+from hardware.mapping.loihi2_resources import (
     CoreSplit,
     LayerGeometry,
-    ResourceModelError,
     evaluate_split,
-    load_core_model,
     map_layer,
-    parameters,
 )
 from hardware.mapping.profiles import available_targets
 

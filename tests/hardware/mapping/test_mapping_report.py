@@ -23,7 +23,7 @@ def test_report_files_carry_the_table_ranges_and_the_structure_only_label(tmp_pa
     assert "structure only (placeholder weights)" in text
     assert "| layer | kind | placement | AxonIn | Neurons | Synapses |" in text
     assert "Chips needed:" in text and "not verified against Loihi 2 silicon" in text
-    for key in ("core.neurons", "timing.host_round_trip_s"):
+    for key in ("core_model.neurons_per_core", "core.max_delay", "timing.host_round_trip_s"):
         assert f"| {key} |" in text  # every target number is listed with its source
     data = json.loads(js.read_text())
     assert data["note"] == STRUCTURE_ONLY and data["format_version"] == 1
