@@ -227,13 +227,17 @@ def stage_onnx(ctx: ExportContext) -> str:
 
 def stage_quantize(ctx: ExportContext) -> str:
     """Quantize the image tower of the model.nir just written (the file is the contract between
-    stages) to Loihi fixed point, scales from the calibration images streamed in batches sized
+    stages; without one, the checkpoint's image encoder converted in memory) to Loihi fixed point, scales from the calibration images streamed in batches sized
     before anything runs (not enough memory for one batch: InsufficientMemoryError, exit 9)."""
-    from export.nir import read_nir
+    from export.nir import read_nir, to_nir
     from hardware.quantize.calibrate import plan_batches
     from hardware.quantize.image import image_graph, quantize_graph
 
-    graph = image_graph(read_nir(ctx.folder / "model.nir"))
+    written = ctx.folder / "model.nir"
+    if written.is_file():  # the export: read back what stage_nir wrote
+        graph = image_graph(read_nir(written))
+    else:  # spikeclip-energy --data writes no model.nir: the same graph, in memory
+        graph = image_graph(to_nir(ctx.checkpoint.model.image_encoder))
     batching = plan_batches(graph, len(ctx.data.calib))
     ctx.network, record = quantize_graph(graph, ctx.data.calib, batch_size=batching.batch_size)
     ctx.quant_record = record
