@@ -227,8 +227,9 @@ def stage_onnx(ctx: ExportContext) -> str:
 
 def stage_quantize(ctx: ExportContext) -> str:
     """Quantize the image tower of the model.nir just written (the file is the contract between
-    stages; without one, the checkpoint's image encoder converted in memory) to Loihi fixed point, scales from the calibration images streamed in batches sized
-    before anything runs (not enough memory for one batch: InsufficientMemoryError, exit 9)."""
+    stages; without one, the checkpoint's image encoder converted in memory) to Loihi fixed
+    point, scales from the calibration images streamed in batches sized before anything runs
+    (not enough memory for one batch: InsufficientMemoryError, exit 9)."""
     from export.nir import read_nir, to_nir
     from hardware.quantize.calibrate import plan_batches
     from hardware.quantize.image import image_graph, quantize_graph
