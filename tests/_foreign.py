@@ -1,0 +1,134 @@
+"""Small networks built in snnTorch 1.0.0 and Norse 1.1.0, exported with their own NIR exporters,
+and run by the frameworks themselves (the independent reference of the NIR import tests).
+
+Each ``*_net`` returns ``(module, nir graph)``; each ``run_*`` takes an input raster
+``[T, B, *shape]`` and returns ``{layer index: spikes [T, B, *shape]}`` for every neuron layer,
+from zero state (float32, as the frameworks compute).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import torch
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Norse's torch.jit.script FutureWarning at import
+    import norse.torch as norse
+import snntorch as snn
+from snntorch.export_nir import export_to_nir
+
+
+def quiet(fn, *args, **kwargs):
+    """Call an exporter that prints on stdout (snnTorch) or warns (the deprecated tracer)."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def leaky(shape, beta: float, thr: float = 1.0, **kw) -> snn.Leaky:
+    """An snnTorch Leaky with per-neuron β and threshold (scalars break its exporter)."""
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, thr),
+                     init_hidden=True, **kw)
+
+
+def _louder(net, factor: float = 3.0):
+    """Scale every weight by ``factor`` (default inits leave deep layers silent)."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
+                m.weight.mul_(factor)
+    return net
+
+
+def snntorch_mlp(seed: int = 0, *, beta: float = 0.5, **kw):
+    """Linear(8→16) → Leaky → Linear(16→4) → Leaky, exported with ``ignore_dims=[0]``."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), leaky((16,), beta, **kw),
+                              torch.nn.Linear(16, 4), leaky((4,), beta, **kw))
+    _louder(net)
+    return net, quiet(export_to_nir, net, torch.zeros(1, 8), ignore_dims=[0])
+
+
+def snntorch_cnn(seed: int = 0, *, beta: float = 0.5, **kw):
+    """Conv(1→4, 3, pad 1) → Leaky → AvgPool(2) → Flatten → Linear(64→5) → Leaky on 1×8×8."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), leaky((4, 8, 8), beta, **kw), torch.nn.AvgPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(64, 5), leaky((5,), beta, **kw),
+    )  # fmt: skip
+    _louder(net)
+    return net, quiet(export_to_nir, net, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
+
+
+def snntorch_synaptic_mlp(seed: int = 0):
+    """Linear(8→12) → Synaptic(α 0.75, β 0.5) → Linear(12→4) → Leaky(β 0.5)."""
+    torch.manual_seed(seed)
+    syn = snn.Synaptic(alpha=torch.full((12,), 0.75), beta=torch.full((12,), 0.5),
+                       threshold=torch.ones(12), init_hidden=True)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 12), syn, torch.nn.Linear(12, 4),
+                              leaky((4,), 0.5))
+    _louder(net)
+    return net, quiet(export_to_nir, net, torch.zeros(1, 8), ignore_dims=[0])
+
+
+def run_sequential(net: torch.nn.Module, x: torch.Tensor, neuron_types) -> dict[int, torch.Tensor]:
+    """Step a ``Sequential`` whose neurons keep their own state (snnTorch ``init_hidden``)."""
+    for m in net:
+        if isinstance(m, snn.SpikingNeuron):
+            for attr in ("mem", "syn"):
+                if hasattr(m, attr):
+                    setattr(m, attr, torch.zeros(0))
+    out: dict[int, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            h = x[t].float()
+            for i, m in enumerate(net):
+                h = m(h)
+                if isinstance(m, neuron_types):
+                    out.setdefault(i, []).append(h)
+    return {i: torch.stack(v) for i, v in out.items()}
+
+
+def run_snntorch(net, x):
+    return run_sequential(net, x, snn.SpikingNeuron)
+
+
+def norse_mlp(seed: int = 0, *, dt: float = 1e-3, cuba: bool = False):
+    """Linear(8→16) → LIFBoxCell → Linear(16→4) → LIFBoxCell (or LIFCell when ``cuba``);
+    τ_mem = 4 ms, τ_syn = 4 ms at dt = 1 ms (4 steps), v_th = 0.5."""
+    torch.manual_seed(seed)
+    box = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(250.0),
+                                                  v_th=torch.tensor(0.5)))
+    last = (norse.LIFCell(norse.LIFParameters(tau_mem_inv=torch.tensor(250.0),
+                                              tau_syn_inv=torch.tensor(250.0),
+                                              v_th=torch.tensor(0.5)))
+            if cuba else norse.LIFBoxCell(norse.LIFBoxParameters(
+                tau_mem_inv=torch.tensor(250.0), v_th=torch.tensor(0.5))))
+    net = norse.SequentialState(torch.nn.Linear(8, 16), box, torch.nn.Linear(16, 4), last)
+    _louder(net)
+    return net, quiet(norse.to_nir, net, torch.zeros(1, 8), dt=dt)
+
+
+def run_norse(net, x) -> dict[int, torch.Tensor]:
+    """Norse cells with explicit state, stepped one layer at a time."""
+    state: list = [None] * len(net)
+    out: dict[int, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            h = x[t].float()
+            for i, m in enumerate(net):
+                if isinstance(m, torch.nn.Linear):
+                    h = m(h)
+                else:
+                    h, state[i] = m(h, state[i])
+                    out.setdefault(i, []).append(h)
+    return {i: torch.stack(v) for i, v in out.items()}
+
+
+def raster(shape, T: int, B: int, rate: float, seed: int) -> torch.Tensor:
+    """Bernoulli 0/1 spikes ``[T, B, *shape]`` (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((T, B, *shape), generator=g) < rate).to(torch.float64)
