@@ -38,6 +38,7 @@ from hardware.ir.layers import (
     LIFLayer,
     MaxPoolLayer,
     ReadoutLayer,
+    SpikeInputLayer,
     TokenLinearLayer,
 )
 from hardware.ir.network import Edge, LoihiNetwork
@@ -46,9 +47,11 @@ from hardware.lower.float_graph import (
     FAttention,
     FHostInput,
     FloatGraph,
+    FloatGraphError,
     FMaxPool,
     FNode,
     FReadout,
+    FSpikeInput,
     FSynapse,
 )
 from hardware.quantize.plan import (
@@ -184,7 +187,25 @@ def _lif_bias(b: _Build, node: FLIF, shape: tuple[int, ...]) -> tuple[np.ndarray
     return (q / (1 << exp)).to(torch.int64).numpy().reshape(shape), exp
 
 
+def _spike_input(b: _Build, node: FSpikeInput) -> SpikeInputLayer:
+    return SpikeInputLayer(name=node.name, shape=node.shape)
+
+
+def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
+    """Loihi's LIF (one τ for the graph, ``du = 4095``, reset to 0, spiking): else a typed
+    refusal naming the node (foreign neurons, :mod:`hardware.lower.from_foreign_nir`)."""
+    reasons = [why for bad, why in (
+        (node.tau != graph.tau, f"τ = {node.tau} steps differs from the graph's τ = {graph.tau}"),
+        (node.tau_syn is not None, "a synaptic current (CUBA τ_syn) is not quantized yet"),
+        (node.reset_sub is not None, "reset by subtraction (Loihi's LIF resets to 0)"),
+        (node.role == "li", "a non-spiking (LI / linear readout) node"),
+    ) if bad]
+    if reasons:
+        raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))
+
+
 def _lif(b: _Build, node: FLIF) -> LIFLayer:
+    _loihi_lif_check(b.graph, node)
     s, tau = b.plan.scales[node.name], b.graph.tau
     shape = _token_shape(b.graph, node)
     mant, exp = _lif_bias(b, node, shape)
@@ -210,7 +231,7 @@ def _readout(b: _Build, node: FReadout) -> ReadoutLayer:
 #: Float node kind → its integer layer builder (the quantizer's build backend).
 BUILD: Mapping[type[FNode], Callable[[_Build, FNode], Layer]] = {
     FHostInput: _host, FSynapse: _synapse, FMaxPool: _maxpool, FAttention: _attention,
-    FLIF: _lif, FReadout: _readout,
+    FLIF: _lif, FReadout: _readout, FSpikeInput: _spike_input,
 }
 
 
