@@ -1,5 +1,6 @@
-"""Small networks built in snnTorch 1.0.0 and Norse 1.1.0, exported with their own NIR exporters,
-and run by the frameworks themselves (the independent reference of the NIR import tests).
+"""Small networks built in snnTorch 1.0.0, Norse 1.1.0 and sinabs 3.1.3, exported with their
+own NIR exporters, and run by the frameworks themselves (the independent reference of the NIR
+import tests).
 
 Each ``*_net`` returns ``(module, nir graph)``; each ``run_*`` takes an input raster
 ``[T, B, *shape]`` and returns ``{layer index: spikes [T, B, *shape]}`` for every neuron layer,
@@ -132,3 +133,61 @@ def raster(shape, T: int, B: int, rate: float, seed: int) -> torch.Tensor:
     """Bernoulli 0/1 spikes ``[T, B, *shape]`` (float64)."""
     g = torch.Generator().manual_seed(seed)
     return (torch.rand((T, B, *shape), generator=g) < rate).to(torch.float64)
+
+
+def sinabs_mlp(seed: int = 0, batch: int = 32):
+    """Linear(8→16) → IAFSqueeze → Linear(16→4) → LIFSqueeze(τ = 4 steps), single spikes per
+    step (``SingleSpike``: compare ≥) and reset by subtraction (sinabs' default)."""
+    import sinabs
+    import sinabs.layers as sl
+    from sinabs.activation import SingleSpike
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), sl.IAFSqueeze(batch_size=batch, spike_fn=SingleSpike),
+        torch.nn.Linear(16, 4),
+        sl.LIFSqueeze(tau_mem=torch.full((4,), 4.0), spike_threshold=torch.ones(4),
+                      spike_fn=SingleSpike, batch_size=batch),
+    )  # fmt: skip
+    _louder(net)
+    x = torch.zeros(batch, 8)
+    net(x)
+    g = quiet(sinabs.to_nir, net, x)
+    sinabs.reset_states(net)
+    return net, g
+
+
+def sinabs_cnn(seed: int = 0, batch: int = 32):
+    """Conv(1→4, 3, pad 1) → IAFSqueeze → SumPool2d(2) → Flatten → Linear(64→5) → IAFSqueeze."""
+    import sinabs
+    import sinabs.layers as sl
+    from sinabs.activation import SingleSpike
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), sl.IAFSqueeze(batch_size=batch, spike_fn=SingleSpike),
+        sl.SumPool2d(2), torch.nn.Flatten(), torch.nn.Linear(64, 5),
+        sl.IAFSqueeze(batch_size=batch, spike_fn=SingleSpike),
+    )  # fmt: skip
+    _louder(net)
+    x = torch.zeros(batch, 1, 8, 8)
+    net(x)
+    g = quiet(sinabs.to_nir, net, x)
+    sinabs.reset_states(net)
+    return net, g
+
+
+def run_sinabs(net, x) -> dict[int, torch.Tensor]:
+    """sinabs ``…Squeeze`` layers take ``[B·T, …]`` batch-major; one call runs all T steps."""
+    import sinabs
+
+    sinabs.reset_states(net)
+    T, B = x.shape[:2]
+    recorded: dict[int, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, i=i: recorded.__setitem__(i, out))
+             for i, m in enumerate(net) if isinstance(m, sinabs.layers.StatefulLayer)]
+    with torch.no_grad():
+        net(x.float().transpose(0, 1).reshape(B * T, *x.shape[2:]))
+    for h in hooks:
+        h.remove()
+    return {i: s.reshape(B, T, *s.shape[1:]).transpose(0, 1) for i, s in recorded.items()}

@@ -45,6 +45,10 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
 FOREIGN_TARGETS = frozenset({"loihi", "loihi1", "sim"})
 DEFAULT_STEPS = 16
+#: ``hardware.lower.from_foreign_nir``'s conventions and resets, spelled here so that ``--help``
+#: does not import nir (tests/export/cli/test_cli_foreign.py checks they agree).
+CONVENTIONS = ("nir", "snntorch", "norse", "sinabs")
+RESETS = ("zero", "subtract", "subtract-delayed")
 
 
 class UnknownModelFormat(UnsupportedError):
@@ -98,9 +102,9 @@ def add_foreign_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the Bernoulli inputs")
     g.add_argument("--dt", type=float, default=None,
                    help="NIR: the step in seconds (default: the graph's, or the convention's)")
-    g.add_argument("--nir-convention", choices=("nir", "snntorch", "norse"), default="nir",
+    g.add_argument("--nir-convention", choices=CONVENTIONS, default="nir",
                    help="NIR: how the exporter wrote τ, r, w_in (export/nir/FOREIGN.md)")
-    g.add_argument("--reset", choices=("zero", "subtract", "subtract-delayed"), default="zero",
+    g.add_argument("--reset", choices=RESETS, default="zero",
                    help="NIR: the neurons' reset (files record only v_reset; Loihi resets to 0)")
 
 
@@ -262,12 +266,13 @@ class LayerAgreement:
 
 
 def _foreign_fidelity(ctx: ForeignContext) -> tuple[list[LayerAgreement], bool]:
-    """Float executor (``>``) and fake-quant twin vs the simulator, per spiking layer."""
+    """Float executor (the framework's spike rule) and fake-quant twin vs the simulator, per
+    spiking layer."""
     from hardware.lower.graph_run import run_graph
     from hardware.quantize.twin import run_twin
 
     x = torch.as_tensor(np.swapaxes(ctx.inputs, 0, 1))
-    flt = run_graph(ctx.foreign.graph, x, compare=">", keep_states=True)
+    flt = run_graph(ctx.foreign.graph, x, compare=ctx.foreign.graph.compare, keep_states=True)
     twin = run_twin(ctx.network, x, keep_states=True)
     rows, twin_exact = [], True
     for name, s in ctx.sim.spikes.items():
@@ -290,8 +295,9 @@ def _write_fidelity(ctx: ForeignContext, rows: list[LayerAgreement], twin_exact:
     write_text_atomic(ctx.folder / "fidelity.json", json.dumps(data, indent=2) + "\n")
     lines = ["# Fidelity: float NIR executor vs bit-accurate simulator", "",
              f"Inputs: {ctx.input_note}. Float executor: the NIR graph's forward-Euler semantics "
-             "in float64 with Loihi's strict `>`; differences come from weight, bias and "
-             "threshold rounding.", "",
+             f"in float64, spike `H {ctx.foreign.graph.compare} θ`; the simulator (Loihi) "
+             "fires on `>`; differences come from weight, bias and threshold rounding (and "
+             "ties).", "",
              f"Fake-quant twin == simulator bit for bit: {twin_exact}.", "",
              "| layer | neuron-steps | simulator spikes | differing | agreement |",
              "|---|---:|---:|---:|---:|",

@@ -25,9 +25,14 @@ Exporter conventions (``convention``; facts and source lines in ``export/nir/FOR
 ``"snntorch"`` dt = 1e-4 (hard-coded by ``export_to_nir``; ``r = τ/dt``, ``w_in = τ_syn/dt``);
 ``"norse"`` dt = 1e-3 (``to_nir``'s default) and Norse writes ``tau = dt·τ`` (so ``τ_s =
 tau/dt²``), its CUBA input jumps with gain 1 (``w_in`` ×= ``τ_syn,s``), and its Input keeps the
-batch axis (dropped). Time constants, ``r`` and ``w_in`` within 1e-5 of an integer are snapped to
-it (float32 noise of the exporters' ``τ = dt/(1 − β)``). Recurrent graphs (cycles), nested
-graphs, ``Delay``, non-uniform ``τ`` or ``v_threshold`` per node and ``v_reset ≠ 0`` raise
+batch axis (dropped); ``"sinabs"`` ``tau`` in steps with exponential decay ``α = exp(−1/tau)``
+(τ_s = 1/(1 − α), exact: ``v ← α·v + (1 − α)·I`` is sinabs' LIF with ``norm_input=True``, its
+default, which the exporter does not record), IAF ``v ← v + I`` (dt = 1), spike ``v ≥ θ``
+(``SingleSpike``; sinabs' default ``MultiSpike`` emits ⌊v/θ⌋ spikes per step, which no NIR
+neuron or Loihi LIF can), reset by subtraction (pass ``reset="subtract"``).
+Time constants, ``r`` and ``w_in`` within 1e-5 of an integer are snapped to it (float32 noise
+of the exporters' ``τ = dt/(1 − β)``). Recurrent graphs (cycles), nested graphs, ``Delay``,
+non-uniform ``τ`` or ``v_threshold`` per node and ``v_reset ≠ 0`` raise
 :class:`ForeignNIRError` (exit 4) naming the node and the reason.
 """
 
@@ -44,10 +49,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hardware.lower.float_graph import FLIF, FloatGraph, FloatGraphError, FSpikeInput, FSynapse
+from hardware.lower.from_nir import nir_order
 from spikeclip.errors import UsageError
 
 #: Default dt (seconds) per exporter convention (``None``: must be given or in the metadata).
-CONVENTION_DT: Mapping[str, float | None] = {"nir": None, "snntorch": 1e-4, "norse": 1e-3}
+CONVENTION_DT: Mapping[str, float | None] = {
+    "nir": None, "snntorch": 1e-4, "norse": 1e-3, "sinabs": 1.0,
+}
+#: The spike rule each convention's framework applies (sinabs' SingleSpike: ``v ≥ θ``).
+CONVENTION_COMPARE: Mapping[str, str] = {"sinabs": ">="}
 RESETS = ("zero", "subtract", "subtract-delayed")
 #: Largest dense matrix (entries) a chain of linear nodes is probed into.
 PROBE_MAX = 1 << 25
@@ -148,9 +158,13 @@ def _uniform(name: str, field: str, a: np.ndarray) -> float:
 
 
 def _steps(name: str, field: str, tau, shape, ctx: _Ctx) -> float:
-    """τ in steps: ``tau/dt`` (Norse: ``tau/dt²``, its exporter writes dt·τ)."""
+    """τ in steps: ``tau/dt`` (Norse: ``tau/dt²``, its exporter writes dt·τ; sinabs: the
+    Euler τ of its exponential decay ``α = exp(−dt/tau)``, ``1/(1 − α)``)."""
     a = _per_neuron(name, field, tau, shape)
-    a = a / (ctx.dt * ctx.dt if ctx.convention == "norse" else ctx.dt)
+    if ctx.convention == "sinabs":
+        a = 1.0 / -np.expm1(-ctx.dt / a)
+    else:
+        a = a / (ctx.dt * ctx.dt if ctx.convention == "norse" else ctx.dt)
     t = _uniform(name, field, _snap(a))
     if not t > 0:
         raise ForeignNIRError(name, f"{field} must be positive, got {t} steps")
@@ -365,23 +379,10 @@ def _synapse(name: str, src_shape, dst_shape, ops, gain: np.ndarray) -> FSynapse
 
 
 def _order(graph: nir.NIRGraph) -> list[str]:
-    indeg = dict.fromkeys(graph.nodes, 0)
-    for _, d in graph.edges:
-        indeg[d] += 1
-    ready = [n for n in graph.nodes if indeg[n] == 0]
-    order: list[str] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for s, d in graph.edges:
-            if s == n:
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    ready.append(d)
-    if len(order) != len(graph.nodes):
-        cycle = sorted(set(graph.nodes) - set(order))
-        raise ForeignNIRError(cycle[0], f"recurrent graph (a cycle through {cycle}) is not "
-                                        "supported")
+    order, left = nir_order(graph)
+    if left:
+        raise ForeignNIRError(left[0], f"recurrent graph (a cycle through {sorted(left)}) is not "
+                                       "supported")
     return order
 
 
@@ -516,9 +517,10 @@ def float_graph_from_foreign(
     if len(inputs) != 1:
         raise ForeignNIRError("<graph>", f"needs exactly one Input node, has {len(inputs)}")
     taus = [n.tau for n in w.nodes if isinstance(n, FLIF) and n.role != "li"]
+    compare = CONVENTION_COMPARE.get(convention, ">")
     fg = FloatGraph(nodes=tuple(w.nodes), edges=tuple(w.edges), T=int(T),
-                    tau=taus[0] if taus else 1.0, input_shape=inputs[0].shape, compare=">")
+                    tau=taus[0] if taus else 1.0, input_shape=inputs[0].shape, compare=compare)
     notes = (f"NIR import: convention {convention}, dt = {ctx.dt:g} s, reset {reset}, forward "
-             "Euler, spike H > θ",)
+             f"Euler, spike H {compare} θ",)
     return ForeignGraph(graph=fg, outputs=tuple(w.outputs), dt=ctx.dt, convention=convention,
                         reset=reset, notes=notes)

@@ -44,7 +44,9 @@ def _pair(v) -> tuple[int, int]:
     return (int(arr[0]), int(arr[-1]))
 
 
-def _order(graph: nir.NIRGraph) -> list[str]:
+def nir_order(graph: nir.NIRGraph) -> tuple[list[str], list[str]]:
+    """Kahn's topological order of ``graph``'s nodes (ties in insertion order) and the nodes
+    left out of it (on or behind a cycle; empty for an acyclic graph)."""
     indeg = dict.fromkeys(graph.nodes, 0)
     for _, d in graph.edges:
         indeg[d] += 1
@@ -58,7 +60,12 @@ def _order(graph: nir.NIRGraph) -> list[str]:
                 indeg[d] -= 1
                 if indeg[d] == 0:
                     ready.append(d)
-    if len(order) != len(graph.nodes):
+    return order, [n for n in graph.nodes if n not in set(order)]
+
+
+def _order(graph: nir.NIRGraph) -> list[str]:
+    order, left = nir_order(graph)
+    if left:
         raise FloatGraphError("lower_nir: the NIR graph has a cycle")
     return order
 

@@ -22,7 +22,9 @@ from _foreign import snntorch_mlp
 from _paths import DEFAULT_MODEL, PILOTNET_NET
 
 from export.cli import export as cli
+from export.cli import foreign
 from export.cli.foreign import model_kind
+from hardware.lower import from_foreign_nir
 from spikeclip.errors import EXIT_BAD_MODEL, EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -33,6 +35,11 @@ def snn_nir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("nir") / "mlp.weights"  # the extension says nothing
     nir.write(path, snntorch_mlp(reset_mechanism="zero")[1])
     return path
+
+
+def test_cli_choices_are_the_importers() -> None:
+    assert foreign.CONVENTIONS == tuple(from_foreign_nir.CONVENTION_DT)
+    assert foreign.RESETS == from_foreign_nir.RESETS
 
 
 def test_model_kind_is_read_from_content(snn_nir: Path, tmp_path: Path) -> None:

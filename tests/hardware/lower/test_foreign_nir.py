@@ -1,9 +1,10 @@
 """`hardware.lower.from_foreign_nir`: foreign NIR graphs → FloatGraph, run by `graph_run`.
 
-References: each framework's own simulation of the network it exported (snnTorch 1.0.0, Norse
-1.1.0; `tests/_foreign.py`), compared spike for spike on every neuron layer except at counted
-threshold ties (|H − θ| below 1e-5: float32 there vs float64 here may round across θ); and
-hand-derived values for the node kinds no framework exports (IF, Threshold, LI, Scale).
+References: each framework's own simulation of the network it exported (snnTorch 1.0.0,
+Norse 1.1.0, sinabs 3.1.3; `tests/_foreign.py`), compared spike for spike on every neuron layer
+except at counted threshold ties (|H − θ| below 1e-5: float32 there vs float64 here may round
+across θ); and hand-derived values for the node kinds no framework exports (IF, Threshold, LI,
+Scale).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from _foreign import (
     quiet,
     raster,
     run_norse,
+    run_sinabs,
     run_snntorch,
+    sinabs_cnn,
+    sinabs_mlp,
     snntorch_cnn,
     snntorch_mlp,
     snntorch_synaptic_mlp,
@@ -41,7 +45,7 @@ def fidelity(net, graph, run, *, convention: str, reset: str, rate: float = 0.3)
     fg = float_graph_from_foreign(graph, T=T, convention=convention, reset=reset)
     x = raster(fg.graph.input_shape, T, B, rate, seed=1)
     ref = run(net, x)
-    ours = run_graph(fg.graph, x.transpose(0, 1), compare=">", keep_states=True)
+    ours = run_graph(fg.graph, x.transpose(0, 1), compare=fg.graph.compare, keep_states=True)
     lifs = [n for n in fg.graph.nodes if isinstance(n, FLIF)]
     assert len(lifs) == len(ref)
     rows = []
@@ -60,6 +64,9 @@ CASES = {
     "snntorch-synaptic": (snntorch_synaptic_mlp, run_snntorch, "snntorch", "subtract-delayed"),
     "norse-lifbox": (norse_mlp, run_norse, "norse", "zero"),
     "norse-lifcell": (lambda: norse_mlp(cuba=True), run_norse, "norse", "zero"),
+    # sinabs: IAF and exponential LIF, SingleSpike (≥), reset by subtraction.
+    "sinabs-mlp": (sinabs_mlp, run_sinabs, "sinabs", "subtract"),
+    "sinabs-cnn": (sinabs_cnn, run_sinabs, "sinabs", "subtract"),
 }
 
 
