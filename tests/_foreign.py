@@ -79,7 +79,7 @@ def run_sequential(net: torch.nn.Module, x: torch.Tensor, neuron_types) -> dict[
     """Step a ``Sequential`` whose neurons keep their own state (snnTorch ``init_hidden``)."""
     for m in net:
         if isinstance(m, snn.SpikingNeuron):
-            for attr in ("mem", "syn"):
+            for attr in ("mem", "syn", "spk"):
                 if hasattr(m, attr):
                     setattr(m, attr, torch.zeros(0))
     out: dict[int, list[torch.Tensor]] = {}
@@ -191,3 +191,18 @@ def run_sinabs(net, x) -> dict[int, torch.Tensor]:
     for h in hooks:
         h.remove()
     return {i: s.reshape(B, T, *s.shape[1:]).transpose(0, 1) for i, s in recorded.items()}
+
+
+def snntorch_recurrent(seed: int = 0, *, kind: str = "RLeaky"):
+    """Linear(8→12) → RLeaky / RSynaptic (all-to-all recurrent Linear(12→12)) → Linear(12→4) →
+    Leaky; β = 0.5 (α = 0.75), default reset (subtract, one step late)."""
+    torch.manual_seed(seed)
+    n = 12
+    rec = (snn.RLeaky(beta=torch.full((n,), 0.5), linear_features=n, init_hidden=True)
+           if kind == "RLeaky" else
+           snn.RSynaptic(alpha=torch.full((n,), 0.75), beta=torch.full((n,), 0.5),
+                         linear_features=n, init_hidden=True))
+    net = torch.nn.Sequential(torch.nn.Linear(8, n), rec, torch.nn.Linear(n, 4),
+                              leaky((4,), 0.5))
+    _louder(net)
+    return net, quiet(export_to_nir, net, torch.zeros(1, 8), ignore_dims=[0])

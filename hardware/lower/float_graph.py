@@ -133,12 +133,13 @@ class FLIF(FNode):
     compare: str | None = None
     tau_syn: float | None = None
     reset_sub: float | None = None
+    recurrent: Tensor | None = None
 
     @property
     def is_plain(self) -> bool:
         """True for the SpikeCLIP LIF (leaky, no synaptic current, reset to 0, spiking)."""
         return (self.tau_syn is None and self.reset_sub is None and self.role != "li"
-                and 1 < self.tau < float("inf"))
+                and self.recurrent is None and 1 < self.tau < float("inf"))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

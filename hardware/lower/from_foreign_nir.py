@@ -31,16 +31,18 @@ default, which the exporter does not record), IAF ``v ← v + I`` (dt = 1), spik
 (``SingleSpike``; sinabs' default ``MultiSpike`` emits ⌊v/θ⌋ spikes per step, which no NIR
 neuron or Loihi LIF can), reset by subtraction (pass ``reset="subtract"``).
 Time constants, ``r`` and ``w_in`` within 1e-5 of an integer are snapped to it (float32 noise
-of the exporters' ``τ = dt/(1 − β)``). Recurrent graphs (cycles), nested graphs, ``Delay``,
-non-uniform ``τ`` or ``v_threshold`` per node and ``v_reset ≠ 0`` raise
-:class:`ForeignNIRError` (exit 4) naming the node and the reason.
+of the exporters' ``τ = dt/(1 − β)``). A loop that feeds a neuron's own spikes back into it
+(snnTorch's ``RLeaky``/``RSynaptic``) adds ``recurrent @ s[t−1]`` to its input (a one-step
+delay, as snnTorch and nirtorch run it). Other loops, nested graphs, ``Delay``, non-uniform
+``τ`` or ``v_threshold`` per node and ``v_reset ≠ 0`` raise :class:`ForeignNIRError` (exit 4)
+naming the node and the reason.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nir
 import numpy as np
@@ -344,6 +346,16 @@ def _conv_window(ops: tuple[_Lin, ...]) -> tuple[tuple[int, int], ...] | None:
     return k, s, p
 
 
+def _dense_matrix(name: str, src_shape, dst_shape, ops: tuple[_Lin, ...]) -> Tensor:
+    """The ``(N_out, N_in)`` matrix of the bias-free chain ``ops`` (probed with the identity)."""
+    n_in, n_out = math.prod(src_shape), math.prod(dst_shape)
+    if n_in * n_out > PROBE_MAX:
+        raise ForeignNIRError(name, f"the chain {n_in} → {n_out} is not one conv and too large "
+                                    f"for a dense matrix ({n_in * n_out} > {PROBE_MAX} entries)")
+    eye = torch.eye(n_in, dtype=torch.float64).view(n_in, *src_shape)
+    return _apply(ops, eye).reshape(n_in, n_out).T.contiguous()
+
+
 def _synapse(name: str, src_shape, dst_shape, ops, gain: np.ndarray) -> FSynapse:
     """One synapse for the chain ``ops`` from a ``src_shape`` spike source, scaled by ``gain``."""
     g = torch.as_tensor(gain)
@@ -363,12 +375,7 @@ def _synapse(name: str, src_shape, dst_shape, ops, gain: np.ndarray) -> FSynapse
             if tuple(out) == tuple(dst_shape):
                 return FSynapse(name=name, kind="conv", weight=w, in_shape=tuple(src_shape),
                                 out_shape=tuple(dst_shape), stride=stride, padding=pad)
-    n_in, n_out = math.prod(src_shape), math.prod(dst_shape)
-    if n_in * n_out > PROBE_MAX:
-        raise ForeignNIRError(name, f"the chain {n_in} → {n_out} is not one conv and too large "
-                                    f"for a dense matrix ({n_in * n_out} > {PROBE_MAX} entries)")
-    eye = torch.eye(n_in, dtype=torch.float64).view(n_in, *src_shape)
-    w = _apply(ops, eye).reshape(n_in, n_out).T * g.reshape(-1, 1)
+    w = _dense_matrix(name, src_shape, dst_shape, ops) * g.reshape(-1, 1)
     return FSynapse(name=name, kind="dense", weight=w.contiguous(), in_shape=tuple(src_shape),
                     out_shape=tuple(dst_shape))
 
@@ -378,8 +385,40 @@ def _synapse(name: str, src_shape, dst_shape, ops, gain: np.ndarray) -> FSynapse
 # ---------------------------------------------------------------------------------------------
 
 
-def _order(graph: nir.NIRGraph) -> list[str]:
-    order, left = nir_order(graph)
+def _recurrent_edges(graph: nir.NIRGraph) -> list[tuple[str, str]]:
+    """Edges ``a → n`` into a neuron ``n`` from a node ``a`` that ``n`` reaches through linear
+    nodes only: the edges that close a self-recurrent loop (a one-step delay, as snnTorch's
+    RLeaky and nirtorch run them). A loop through another neuron raises."""
+    succ: dict[str, list[str]] = {}
+    for s, d in graph.edges:
+        succ.setdefault(s, []).append(d)
+
+    def is_neuron(n: str) -> bool:
+        return REGISTRY.get(type(graph.nodes[n])) == "neuron"
+
+    def reach(start: str, *, through_neurons: bool) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for d in succ.get(todo.pop(), []):
+                if d not in seen:
+                    seen.add(d)
+                    if through_neurons or not is_neuron(d):
+                        todo.append(d)
+        return seen
+
+    loops = []
+    for a, n in graph.edges:
+        if not is_neuron(n) or a not in reach(n, through_neurons=True):
+            continue
+        if a not in reach(n, through_neurons=False):
+            raise ForeignNIRError(n, f"a recurrent loop through {a!r} and other neurons is not "
+                                     "supported (self-recurrence only)")
+        loops.append((a, n))
+    return loops
+
+
+def _order(graph: nir.NIRGraph, edges: list[tuple[str, str]]) -> list[str]:
+    order, left = nir_order(graph, edges)
     if left:
         raise ForeignNIRError(left[0], f"recurrent graph (a cycle through {sorted(left)}) is not "
                                        "supported")
@@ -453,6 +492,7 @@ class _Walk:
     nodes: list
     edges: list[tuple[str, str]]
     outputs: list[str]
+    neurons: dict[str, _Neuron]
 
 
 def _add_neuron(w: _Walk, name: str, neuron: _Neuron, val: _Val) -> None:
@@ -461,6 +501,7 @@ def _add_neuron(w: _Walk, name: str, neuron: _Neuron, val: _Val) -> None:
                        w.shapes[src], val.shape, ops, neuron.gain)
         w.nodes.append(syn)
         w.edges += [(src, syn.name), (syn.name, name)]
+    w.neurons[name] = neuron
     bias = torch.as_tensor(neuron.gain) * val.const + torch.as_tensor(neuron.leak)
     w.nodes.append(FLIF(name=name, shape=val.shape, theta=neuron.theta, tau=neuron.tau,
                         bias=bias.to(torch.float64), role=neuron.role, tau_syn=neuron.tau_syn,
@@ -468,6 +509,22 @@ def _add_neuron(w: _Walk, name: str, neuron: _Neuron, val: _Val) -> None:
     w.shapes[name] = val.shape
     w.vals[name] = _Val(terms=[(name, ())], const=torch.zeros(val.shape, dtype=torch.float64),
                         shape=val.shape)
+
+
+def _add_recurrence(w: _Walk, src: str, name: str) -> None:
+    """The loop ``name → … → src → name`` as the neuron's ``recurrent`` matrix (gain-scaled) and
+    its constant as bias (snnTorch applies ``recurrent(spk)`` from t = 0 with ``spk = 0``)."""
+    val, neuron = w.vals[src], w.neurons[name]
+    if val.shape != w.shapes[name] or any(s != name for s, _ in val.terms):
+        raise ForeignNIRError(name, f"a recurrent loop through {src!r} from other neurons or of "
+                                    "another shape is not supported (self-recurrence only)")
+    g = torch.as_tensor(neuron.gain).reshape(-1, 1)
+    rec = sum(_dense_matrix(name, val.shape, val.shape, ops) for _, ops in val.terms) * g
+    i = next(k for k, n in enumerate(w.nodes) if n.name == name)
+    old = w.nodes[i]
+    if old.recurrent is not None:
+        rec = rec + old.recurrent
+    w.nodes[i] = replace(old, recurrent=rec, bias=old.bias + g.reshape(val.shape) * val.const)
 
 
 def _visit(w: _Walk, name: str, node, ins: list[_Val]) -> None:
@@ -509,10 +566,14 @@ def float_graph_from_foreign(
     ctx = _ctx(graph, dt, convention, reset)
     if int(T) < 1:
         raise UsageError(f"NIR import: T must be ≥ 1, got {T}")
-    w = _Walk(ctx=ctx, vals={}, shapes={}, nodes=[], edges=[], outputs=[])
-    for name in _order(graph):
-        ins = [w.vals[s] for s, d in graph.edges if d == name]
+    w = _Walk(ctx=ctx, vals={}, shapes={}, nodes=[], edges=[], outputs=[], neurons={})
+    loops = _recurrent_edges(graph)
+    forward = [e for e in graph.edges if e not in loops]
+    for name in _order(graph, forward):
+        ins = [w.vals[s] for s, d in forward if d == name]
         _visit(w, name, graph.nodes[name], ins)
+    for src, dst in loops:
+        _add_recurrence(w, src, dst)
     inputs = [n for n in w.nodes if isinstance(n, FSpikeInput)]
     if len(inputs) != 1:
         raise ForeignNIRError("<graph>", f"needs exactly one Input node, has {len(inputs)}")

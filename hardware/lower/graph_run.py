@@ -104,18 +104,22 @@ def neuron_steps(
 ) -> tuple[Tensor, Tensor, float]:
     """A foreign neuron (``not node.is_plain``) over ``cur [T, B, *shape]`` from zero state.
 
-    Per step (:class:`FLIF`): ``X = cur + bias``; CUBA: ``I ← I + (X − I)/τ_syn``, ``X ← I``;
-    ``H = V + X`` (τ = inf), ``X`` (τ = 1) or ``V + (X − V)/τ``; spike ``H > θ`` (``strict``)
-    or ``H ≥ θ``; ``V = H − reset_sub`` or 0 where spiked, else ``H``. Returns ``(out, v,
-    max |H|)`` with ``out`` the spikes (``H`` for an ``li`` node) and ``v`` the post-reset
-    membranes, both ``[T, B, *shape]``.
+    Per step (:class:`FLIF`): ``X = cur + bias (+ recurrent @ s[t−1])``; CUBA:
+    ``I ← I + (X − I)/τ_syn``, ``X ← I``; ``H = V + X`` (τ = inf), ``X`` (τ = 1) or
+    ``V + (X − V)/τ``; spike ``H > θ`` (``strict``) or ``H ≥ θ``; ``V = H − reset_sub`` or 0
+    where spiked, else ``H``. Returns ``(out, v, max |H|)`` with ``out`` the spikes (``H`` for
+    an ``li`` node) and ``v`` the post-reset membranes, both ``[T, B, *shape]``.
     """
     x = cur + node.bias
     v = torch.zeros_like(x[0])
     i = torch.zeros_like(x[0])
     outs, volts, hmax = [], [], 0.0
+    s_prev = torch.zeros_like(x[0])
     for t in range(x.shape[0]):
         xt = x[t]
+        if node.recurrent is not None:
+            rec = s_prev.flatten(1) @ node.recurrent.to(x.dtype).T
+            xt = xt + rec.reshape(xt.shape)
         if node.tau_syn is not None:
             i = i + (xt - i) / node.tau_syn
             xt = i
@@ -134,6 +138,7 @@ def neuron_steps(
             reset = torch.zeros_like(h) if node.reset_sub is None else h - node.reset_sub
             v = torch.where(s_t.detach() > 0, reset, h)
             outs.append(s_t)
+            s_prev = s_t
         volts.append(v)
     return torch.stack(outs), torch.stack(volts), hmax
 

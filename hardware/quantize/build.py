@@ -199,6 +199,7 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
         (node.tau_syn is not None, "a synaptic current (CUBA τ_syn) is not quantized yet"),
         (node.reset_sub is not None, "reset by subtraction (Loihi's LIF resets to 0)"),
         (node.role == "li", "a non-spiking (LI / linear readout) node"),
+        (node.recurrent is not None, "a recurrent connection (the network must be acyclic)"),
     ) if bad]
     if reasons:
         raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))

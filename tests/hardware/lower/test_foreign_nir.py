@@ -17,7 +17,6 @@ import pytest
 import torch
 from _foreign import (
     norse_mlp,
-    quiet,
     raster,
     run_norse,
     run_sinabs,
@@ -26,6 +25,7 @@ from _foreign import (
     sinabs_mlp,
     snntorch_cnn,
     snntorch_mlp,
+    snntorch_recurrent,
     snntorch_synaptic_mlp,
 )
 
@@ -64,6 +64,9 @@ CASES = {
     "snntorch-synaptic": (snntorch_synaptic_mlp, run_snntorch, "snntorch", "subtract-delayed"),
     "norse-lifbox": (norse_mlp, run_norse, "norse", "zero"),
     "norse-lifcell": (lambda: norse_mlp(cuba=True), run_norse, "norse", "zero"),
+    "snntorch-rleaky": (snntorch_recurrent, run_snntorch, "snntorch", "subtract-delayed"),
+    "snntorch-rsynaptic": (lambda: snntorch_recurrent(kind="RSynaptic"), run_snntorch,
+                           "snntorch", "subtract-delayed"),
     # sinabs: IAF and exponential LIF, SingleSpike (≥), reset by subtraction.
     "sinabs-mlp": (sinabs_mlp, run_sinabs, "sinabs", "subtract"),
     "sinabs-cnn": (sinabs_cnn, run_sinabs, "sinabs", "subtract"),
@@ -164,15 +167,29 @@ def test_if_threshold_li_and_scale_by_hand() -> None:
     assert run.spikes["li"].flatten().tolist() == [1.5, 2.25, 2.625]
 
 
-def test_recurrent_graph_is_refused_naming_the_cycle() -> None:
-    import snntorch as snn
-    from snntorch.export_nir import export_to_nir
+def test_snntorch_recurrent_loop_becomes_the_neurons_recurrent_matrix() -> None:
+    """RLeaky's ``recurrent`` Linear (β = 0.5: r = 2, τ = 2) → ``2·W_rec``, its bias → 2·b."""
+    net, graph = snntorch_recurrent()
+    fg = float_graph_from_foreign(graph, T=4, convention="snntorch", reset="subtract-delayed")
+    lif = fg.graph.node("1.lif")
+    rec = net[1].recurrent
+    assert torch.allclose(lif.recurrent, 2 * rec.weight.double(), rtol=1e-12, atol=0)
+    assert torch.allclose(lif.bias, 2 * (net[0].bias + rec.bias).double(), rtol=1e-6)
 
-    rec = snn.RLeaky(beta=torch.full((4,), 0.5), linear_features=4, init_hidden=True)
-    g = quiet(export_to_nir, torch.nn.Sequential(torch.nn.Linear(6, 4), rec), torch.zeros(1, 6),
-              ignore_dims=[0])
-    with pytest.raises(ForeignNIRError, match=r"'1\.lif'.*recurrent") as err:
-        float_graph_from_foreign(g, T=4, convention="snntorch")
+
+def test_loop_between_two_neurons_is_refused() -> None:
+    one = np.ones(2)
+
+    def lif():
+        return nir.LIF(tau=2 * one, r=one, v_leak=0 * one, v_threshold=one, v_reset=0 * one)
+
+    g = nir.NIRGraph(
+        nodes={"in": nir.Input(np.array([2])), "a": lif(), "w": nir.Linear(np.eye(2)),
+               "b": lif(), "back": nir.Linear(np.eye(2)), "out": nir.Output(np.array([2]))},
+        edges=[("in", "a"), ("a", "w"), ("w", "b"), ("b", "back"), ("back", "a"), ("b", "out")],
+    )
+    with pytest.raises(ForeignNIRError, match=r"node '[ab]'.*self-recurrence only") as err:
+        float_graph_from_foreign(g, T=4, dt=1.0)
     assert err.value.exit_code == EXIT_UNSUPPORTED
 
 

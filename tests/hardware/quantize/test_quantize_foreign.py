@@ -12,7 +12,14 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-from _foreign import norse_mlp, raster, snntorch_cnn, snntorch_mlp, snntorch_synaptic_mlp
+from _foreign import (
+    norse_mlp,
+    raster,
+    snntorch_cnn,
+    snntorch_mlp,
+    snntorch_recurrent,
+    snntorch_synaptic_mlp,
+)
 
 from hardware.ir.layers import LIFLayer, SpikeInputLayer
 from hardware.lower.float_graph import FloatGraphError
@@ -74,6 +81,10 @@ def _refused(build, convention: str, reset: str, match: str) -> None:
 
 def test_subtract_reset_is_refused_not_changed() -> None:
     _refused(snntorch_mlp, "snntorch", "subtract-delayed", r"neuron '1'.*reset by subtraction")
+
+
+def test_recurrent_neurons_are_refused() -> None:
+    _refused(lambda: snntorch_recurrent(), "snntorch", "zero", r"neuron '1.lif'.*recurrent")
 
 
 def test_cuba_neurons_are_refused() -> None:
