@@ -1,6 +1,6 @@
-"""Small networks built in snnTorch 1.0.0, Norse 1.1.0 and sinabs 3.1.3, exported with their
-own NIR exporters, and run by the frameworks themselves (the independent reference of the NIR
-import tests).
+"""Small networks built in snnTorch 1.0.0, Norse 1.1.0, sinabs 3.1.3 and Rockpool 3.1.0,
+exported with their own NIR exporters, and run by the frameworks themselves (the independent
+reference of the NIR import tests).
 
 Each ``*_net`` returns ``(module, nir graph)``; each ``run_*`` takes an input raster
 ``[T, B, *shape]`` and returns ``{layer index: spikes [T, B, *shape]}`` for every neuron layer,
@@ -206,3 +206,32 @@ def snntorch_recurrent(seed: int = 0, *, kind: str = "RLeaky"):
                               leaky((4,), 0.5))
     _louder(net)
     return net, quiet(export_to_nir, net, torch.zeros(1, 8), ignore_dims=[0])
+
+
+def rockpool_mlp(seed: int = 0, *, neuron: str = "LIFTorch"):
+    """LinearTorch(8→12) → LIFTorch → LinearTorch(12→4) → LIFTorch (or ``LIFNeuronTorch``),
+    τ_mem = τ_syn = 4 ms at dt = 1 ms, one spike per step at most (``max_spikes_per_dt=1``)."""
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFNeuronTorch, LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    torch.manual_seed(seed)
+
+    def cell(n: int):
+        if neuron == "LIFNeuronTorch":
+            return LIFNeuronTorch(n, tau_mem=0.004, max_spikes_per_dt=1)
+        return LIFTorch(n, tau_mem=0.004, tau_syn=0.004, max_spikes_per_dt=1)
+
+    net = Sequential(LinearTorch((8, 12)), cell(12), LinearTorch((12, 4)), cell(4))
+    with torch.no_grad():
+        net[0].weight.mul_(2.0)
+    return net, quiet(to_nir, net)
+
+
+def run_rockpool(net, x) -> dict[int, torch.Tensor]:
+    """Rockpool modules take ``[B, T, N]`` and record every layer's output spikes."""
+    net.reset_state()
+    with torch.no_grad():
+        _, _, rec = net(x.float().transpose(0, 1), record=True)
+    return {i: rec[f"{name}_output"].transpose(0, 1)
+            for i, name in enumerate(net.modules()) if "LIF" in name}

@@ -47,7 +47,7 @@ FOREIGN_TARGETS = frozenset({"loihi", "loihi1", "sim"})
 DEFAULT_STEPS = 16
 #: ``hardware.lower.from_foreign_nir``'s conventions and resets, spelled here so that ``--help``
 #: does not import nir (tests/export/cli/test_cli_foreign.py checks they agree).
-CONVENTIONS = ("nir", "snntorch", "norse", "sinabs")
+CONVENTIONS = ("nir", "snntorch", "norse", "sinabs", "rockpool")
 RESETS = ("zero", "subtract", "subtract-delayed")
 
 

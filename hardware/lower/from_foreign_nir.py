@@ -29,7 +29,13 @@ batch axis (dropped); ``"sinabs"`` ``tau`` in steps with exponential decay ``α 
 (τ_s = 1/(1 − α), exact: ``v ← α·v + (1 − α)·I`` is sinabs' LIF with ``norm_input=True``, its
 default, which the exporter does not record), IAF ``v ← v + I`` (dt = 1), spike ``v ≥ θ``
 (``SingleSpike``; sinabs' default ``MultiSpike`` emits ⌊v/θ⌋ spikes per step, which no NIR
-neuron or Loihi LIF can), reset by subtraction (pass ``reset="subtract"``).
+neuron or Loihi LIF can), reset by subtraction (pass ``reset="subtract"``); ``"rockpool"``
+dt = 1e-3 (not written), τ in seconds with exact decays ``α = exp(−dt/τ_mem)``, ``β =
+exp(−dt/τ_syn)``: ``LIFTorch`` (→ CubaLIF) runs ``i ← β·(i + I)``, ``v ← α·v + i`` and
+``LIFNeuronTorch`` (→ LIF) ``v ← α·v + I``, so the input gain is ``β·τ_syn,s·τ_mem,s`` resp.
+``τ_s`` (the file's ``r = τ·α/dt`` is not used), spike ``v ≥ θ`` (``max_spikes_per_dt=1``;
+more spikes per step cannot be represented), reset by subtraction, the Input's batch axis
+dropped; the module's ``bias`` and ``w_rec`` are not exported (FOREIGN.md).
 Time constants, ``r`` and ``w_in`` within 1e-5 of an integer are snapped to it (float32 noise
 of the exporters' ``τ = dt/(1 − β)``). A loop that feeds a neuron's own spikes back into it
 (snnTorch's ``RLeaky``/``RSynaptic``) adds ``recurrent @ s[t−1]`` to its input (a one-step
@@ -56,10 +62,14 @@ from spikeclip.errors import UsageError
 
 #: Default dt (seconds) per exporter convention (``None``: must be given or in the metadata).
 CONVENTION_DT: Mapping[str, float | None] = {
-    "nir": None, "snntorch": 1e-4, "norse": 1e-3, "sinabs": 1.0,
+    "nir": None, "snntorch": 1e-4, "norse": 1e-3, "sinabs": 1.0, "rockpool": 1e-3,
 }
-#: The spike rule each convention's framework applies (sinabs' SingleSpike: ``v ≥ θ``).
-CONVENTION_COMPARE: Mapping[str, str] = {"sinabs": ">="}
+#: The spike rule each convention's framework applies (sinabs' SingleSpike, Rockpool: ``≥``).
+CONVENTION_COMPARE: Mapping[str, str] = {"sinabs": ">=", "rockpool": ">="}
+#: Conventions whose frameworks decay exactly, ``α = exp(−dt/τ)`` (Euler τ_s = 1/(1 − α)).
+EXPONENTIAL = ("sinabs", "rockpool")
+#: Conventions whose exporters keep the batch axis on the Input node.
+BATCHED_INPUT = ("norse", "rockpool")
 RESETS = ("zero", "subtract", "subtract-delayed")
 #: Largest dense matrix (entries) a chain of linear nodes is probed into.
 PROBE_MAX = 1 << 25
@@ -163,7 +173,7 @@ def _steps(name: str, field: str, tau, shape, ctx: _Ctx) -> float:
     """τ in steps: ``tau/dt`` (Norse: ``tau/dt²``, its exporter writes dt·τ; sinabs: the
     Euler τ of its exponential decay ``α = exp(−dt/tau)``, ``1/(1 − α)``)."""
     a = _per_neuron(name, field, tau, shape)
-    if ctx.convention == "sinabs":
+    if ctx.convention in EXPONENTIAL:
         a = 1.0 / -np.expm1(-ctx.dt / a)
     else:
         a = a / (ctx.dt * ctx.dt if ctx.convention == "norse" else ctx.dt)
@@ -193,9 +203,12 @@ def _lif(name: str, node, shape, ctx: _Ctx, *, role: str = "lif") -> _Neuron:
     _no_reset_value(name, node)
     theta = math.inf if role == "li" else _uniform(
         name, "v_threshold", _per_neuron(name, "v_threshold", node.v_threshold, shape))
-    return _Neuron(gain=_snap(_per_neuron(name, "r", node.r, shape)),
-                   leak=_per_neuron(name, "v_leak", node.v_leak, shape),
-                   tau=_steps(name, "tau", node.tau, shape, ctx), theta=theta, role=role)
+    tau = _steps(name, "tau", node.tau, shape, ctx)
+    gain = _snap(_per_neuron(name, "r", node.r, shape))
+    if ctx.convention == "rockpool":  # LIFNeuronTorch: v ← α·v + I, i.e. X = I/(1 − α) = τ_s·I
+        gain = np.full(shape, tau)
+    return _Neuron(gain=gain, leak=_per_neuron(name, "v_leak", node.v_leak, shape), tau=tau,
+                   theta=theta, role=role)
 
 
 def _cuba(name: str, node, shape, ctx: _Ctx, *, role: str = "lif") -> _Neuron:
@@ -207,9 +220,12 @@ def _cuba(name: str, node, shape, ctx: _Ctx, *, role: str = "lif") -> _Neuron:
         w_in = w_in * tau_syn
     theta = math.inf if role == "li" else _uniform(
         name, "v_threshold", _per_neuron(name, "v_threshold", node.v_threshold, shape))
-    return _Neuron(gain=_snap(_per_neuron(name, "r", node.r, shape)) * w_in,
-                   leak=np.zeros(shape), tau=_steps(name, "tau_mem", node.tau_mem, shape, ctx),
-                   theta=theta, tau_syn=tau_syn, role=role)
+    tau = _steps(name, "tau_mem", node.tau_mem, shape, ctx)
+    gain = _snap(_per_neuron(name, "r", node.r, shape)) * w_in
+    if ctx.convention == "rockpool":  # i ← β·(i + I), v ← α·v + i (module doc)
+        gain = np.full(shape, (1.0 - 1.0 / tau_syn) * tau_syn * tau)
+    return _Neuron(gain=gain, leak=np.zeros(shape), tau=tau, theta=theta, tau_syn=tau_syn,
+                   role=role)
 
 
 def _if(name: str, node, shape, ctx: _Ctx) -> _Neuron:
@@ -435,8 +451,8 @@ def _role(name: str, node) -> str:
 
 def _input_shape(name: str, node, ctx: _Ctx) -> tuple[int, ...]:
     shape = tuple(int(v) for v in np.atleast_1d(node.input_type["input"]))
-    if ctx.convention == "norse" and len(shape) > 1 and shape[0] == 1:
-        shape = shape[1:]  # Norse's to_nir keeps the batch axis
+    if ctx.convention in BATCHED_INPUT and len(shape) > 1 and shape[0] == 1:
+        shape = shape[1:]  # Norse's and Rockpool's to_nir keep the batch axis
     if not shape or min(shape) < 1:
         raise ForeignNIRError(name, f"input shape {shape} is not a positive shape")
     return shape

@@ -1,10 +1,10 @@
 """`hardware.lower.from_foreign_nir`: foreign NIR graphs → FloatGraph, run by `graph_run`.
 
 References: each framework's own simulation of the network it exported (snnTorch 1.0.0,
-Norse 1.1.0, sinabs 3.1.3; `tests/_foreign.py`), compared spike for spike on every neuron layer
-except at counted threshold ties (|H − θ| below 1e-5: float32 there vs float64 here may round
-across θ); and hand-derived values for the node kinds no framework exports (IF, Threshold, LI,
-Scale).
+Norse 1.1.0, sinabs 3.1.3, Rockpool 3.1.0; `tests/_foreign.py`), compared spike for spike on
+every neuron layer except at counted threshold ties (|H − θ| below 1e-5: float32 there vs
+float64 here may round across θ); and hand-derived values for the node kinds no framework
+exports (IF, Threshold, LI, Scale).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import torch
 from _foreign import (
     norse_mlp,
     raster,
+    rockpool_mlp,
     run_norse,
+    run_rockpool,
     run_sinabs,
     run_snntorch,
     sinabs_cnn,
@@ -70,6 +72,10 @@ CASES = {
     # sinabs: IAF and exponential LIF, SingleSpike (≥), reset by subtraction.
     "sinabs-mlp": (sinabs_mlp, run_sinabs, "sinabs", "subtract"),
     "sinabs-cnn": (sinabs_cnn, run_sinabs, "sinabs", "subtract"),
+    # Rockpool: exact exponential decays, one spike per step at most, subtract reset.
+    "rockpool-liftorch": (rockpool_mlp, run_rockpool, "rockpool", "subtract"),
+    "rockpool-lifneuron": (lambda: rockpool_mlp(neuron="LIFNeuronTorch"), run_rockpool,
+                           "rockpool", "subtract"),
 }
 
 
