@@ -295,7 +295,8 @@ def _conv2d(name: str, node) -> _Lin:
 
     fusable = dil == (1, 1) and not isinstance(pad, str)
     window = (tuple(w.shape[2:]), stride, pad) if fusable else None
-    return _Lin(lin=conv(pad), bias=_t(node.bias).view(-1, 1, 1), window=window,
+    bias = None if node.bias is None else _t(node.bias).view(-1, 1, 1)
+    return _Lin(lin=conv(pad), bias=bias, window=window,
                 probe=conv(0) if fusable else None)
 
 
@@ -304,7 +305,7 @@ def _conv1d(name: str, node) -> _Lin:
     pad = node.padding if isinstance(node.padding, str) else _pair(node.padding, 1)
     return _Lin(lin=lambda x: F.conv1d(x, w, stride=_pair(node.stride, 1), padding=pad,
                                        dilation=_pair(node.dilation, 1), groups=int(node.groups)),
-                bias=_t(node.bias).view(-1, 1))
+                bias=None if node.bias is None else _t(node.bias).view(-1, 1))
 
 
 def _pool(name: str, node) -> _Lin:

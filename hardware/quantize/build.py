@@ -196,6 +196,8 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
     refusal naming the node (foreign neurons, :mod:`hardware.lower.from_foreign_nir`)."""
     reasons = [why for bad, why in (
         (node.tau != graph.tau, f"τ = {node.tau} steps differs from the graph's τ = {graph.tau}"),
+        (node.tau == float("inf"), "an integrator (IF, τ = inf: dv = 0) is not quantized yet"),
+        (node.tau == 1, "a stateless neuron (Threshold, τ = 1: dv = 4096 > 4095)"),
         (node.tau_syn is not None, "a synaptic current (CUBA τ_syn) is not quantized yet"),
         (node.reset_sub is not None, "reset by subtraction (Loihi's LIF resets to 0)"),
         (node.role == "li", "a non-spiking (LI / linear readout) node"),
@@ -206,7 +208,6 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
 
 
 def _lif(b: _Build, node: FLIF) -> LIFLayer:
-    _loihi_lif_check(b.graph, node)
     s, tau = b.plan.scales[node.name], b.graph.tau
     shape = _token_shape(b.graph, node)
     mant, exp = _lif_bias(b, node, shape)
@@ -241,9 +242,13 @@ def build_network(
 ) -> tuple[LoihiNetwork, list[SynapseQuant], dict[str, BiasStats]]:
     """The integer network for ``plan``; also per-synapse records and per-LIF bias stats.
 
-    Raises :class:`QuantizationRangeError` when τ gives a non-integer ``dv = 4096/τ``, and
+    Raises :class:`FloatGraphError` for a neuron Loihi's LIF cannot run (foreign neurons),
+    :class:`QuantizationRangeError` when τ gives a non-integer ``dv = 4096/τ``, and
     :class:`hardware.quantize.registry.NoRuleError` for a node kind without a builder.
     """
+    for node in graph.nodes:
+        if isinstance(node, FLIF):
+            _loihi_lif_check(graph, node)
     dv = round(fixed.DECAY_UNITY / graph.tau)
     if dv * graph.tau != fixed.DECAY_UNITY:
         raise QuantizationRangeError("<graph>", f"τ = {graph.tau} gives a non-integer dv = 4096/τ")

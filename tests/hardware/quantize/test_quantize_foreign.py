@@ -15,6 +15,7 @@ import pytest
 from _foreign import (
     norse_mlp,
     raster,
+    sinabs_mlp,
     snntorch_cnn,
     snntorch_mlp,
     snntorch_recurrent,
@@ -85,6 +86,10 @@ def test_subtract_reset_is_refused_not_changed() -> None:
 
 def test_recurrent_neurons_are_refused() -> None:
     _refused(lambda: snntorch_recurrent(), "snntorch", "zero", r"neuron '1.lif'.*recurrent")
+
+
+def test_sinabs_integrators_are_refused() -> None:
+    _refused(lambda: sinabs_mlp(batch=4), "sinabs", "zero", r"neuron '1'.*integrator")
 
 
 def test_cuba_neurons_are_refused() -> None:
