@@ -18,7 +18,7 @@ import h5py
 import nir
 import numpy as np
 import pytest
-from _foreign import snntorch_mlp
+from _foreign import norse_mlp, snntorch_cnn, snntorch_mlp
 from _paths import DEFAULT_MODEL, PILOTNET_NET
 
 from export.cli import export as cli
@@ -69,6 +69,31 @@ def test_snntorch_nir_to_loihi(snn_nir: Path, tmp_path: Path) -> None:
     assert "skipped: text tower and zero-shot classes" in report
     for name in ("mapping.md", "energy.md", "quantization.md", "network.npz"):
         assert (out / name).is_file(), name
+
+
+@pytest.mark.lava
+def test_snntorch_cnn_nir_to_loihi(tmp_path: Path) -> None:
+    nir.write(tmp_path / "cnn.nir", snntorch_cnn(reset_mechanism="zero")[1])
+    out = tmp_path / "out"
+    code = cli.main([str(tmp_path / "cnn.nir"), "--target", "loihi", "--out", str(out),
+                     "--quiet", "--nir-convention", "snntorch", "--samples", "8", "--steps", "8",
+                     "--rate", "0.3", "--run-lava", "1"])
+    assert code == EXIT_OK
+    assert json.loads((out / "manifest.json").read_text())["checks"]["lava"]["identical"] is True
+    fid = json.loads((out / "fidelity.json").read_text())
+    assert fid["twin_equals_simulator"] is True and [r["name"] for r in fid["layers"]] == ["1", "5"]
+
+
+def test_norse_nir_file_with_batch_axis_and_scalar_parameters(tmp_path: Path) -> None:
+    """Norse writes 0-d parameters (only uncompressed) and keeps the batch axis on the Input."""
+    nir.write(tmp_path / "norse.nir", norse_mlp()[1], compression=None)
+    out = tmp_path / "out"
+    code = cli.main([str(tmp_path / "norse.nir"), "--target", "sim", "--out", str(out),
+                     "--quiet", "--nir-convention", "norse", "--samples", "16", "--rate", "0.3"])
+    assert code == EXIT_OK
+    fid = json.loads((out / "fidelity.json").read_text())
+    assert fid["layers"][0]["neuron_steps"] == 16 * 16 * 16  # T = 16 default, 16 samples, (16,)
+    assert fid["twin_equals_simulator"] is True
 
 
 def test_calib_file_sets_inputs_and_steps(snn_nir: Path, tmp_path: Path) -> None:
