@@ -31,6 +31,13 @@ from export.cli.exit_codes import (
     ExportFailure,
     classify,
 )
+from export.cli.foreign import (
+    ForeignContext,
+    ForeignOptions,
+    add_foreign_arguments,
+    foreign_stages,
+    model_kind,
+)
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import STAGES, TARGETS, ExportContext, ExportOptions
 from spikeclip.errors import SpikeCLIPError
@@ -50,6 +57,10 @@ Targets:
   onnx     only the ANN twin as ONNX (model.onnx) and its MAC count
 
 The number of time steps T comes from the checkpoint (its time weights are learned per step).
+
+MODEL may also be a NIR graph (.nir, e.g. from snnTorch or Norse) or a lava-dl netx network
+(.net), recognised by content: targets loihi, loihi1 and sim, with the SpikeCLIP-only stages
+(text tower, zero-shot, ONNX twin) skipped and said so in the report.
 """
 
 EXAMPLES = """\
@@ -58,6 +69,8 @@ examples:
   spikeclip-export model.pt --target sim --calib digits --samples 256 --out out/
   spikeclip-export model.pt --target nir
   spikeclip-export model.pt --target sim --require-agreement 0.99 --require-twin-exact
+  spikeclip-export net.nir --nir-convention snntorch --target loihi --rate 0.2 --steps 16
+  spikeclip-export pilotnet.net --target loihi --samples 4 --run-lava 0
 """
 
 WRITES = (
@@ -79,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("model", type=Path, help="a SpikeCLIP checkpoint (model.pt)")
+    parser.add_argument("model", type=Path, help="a SpikeCLIP checkpoint (model.pt), a NIR graph "
+                        "or a lava-dl netx file (recognised by content)")
     parser.add_argument(
         "--target", choices=sorted(TARGETS), default="loihi", help="what to produce (see above)"
     )
@@ -99,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--templates", nargs="+", help="prompt templates with '{}' for the class")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_gates(parser)
+    add_foreign_arguments(parser)
     return parser
 
 
@@ -212,19 +227,34 @@ def _checks_status(context: ExportContext) -> int:
     return EXIT_CHECK_FAILED if failed else EXIT_OK
 
 
+def _pipeline(options: ExportOptions, args: argparse.Namespace):
+    """The stages and a context factory for MODEL's kind (:func:`export.cli.foreign.model_kind`)."""
+    kind = model_kind(options.model_path)
+    if kind == "checkpoint":
+        stages = [s for s in STAGES if options.target in s.targets]
+        return stages, lambda folder: ExportContext(options=options, folder=folder)
+    foreign = ForeignOptions.from_args(kind, args)
+    return foreign_stages(options.target, options.model_path), lambda folder: ForeignContext(
+        options=options, folder=folder, foreign_options=foreign)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the export; returns the exit status (0 only when every stage succeeded)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     options = _options(parser, args, argv)
     say = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
-    stages = [s for s in STAGES if options.target in s.targets]
+    try:
+        stages, make_context = _pipeline(options, args)
+    except SpikeCLIPError as failure:
+        print(f"spikeclip-export: {failure}", file=sys.stderr)
+        return failure.exit_code
     try:
         with (
             exit_on_signals(),
             atomic_directory(options.out, inputs=(options.model_path,)) as staging,
         ):
-            context = ExportContext(options=options, folder=staging)
+            context = make_context(staging)
             for number, stage in enumerate(stages, start=1):
                 say(f"[{number}/{len(stages)}] {stage.title} ...")
                 start = time.perf_counter()

@@ -18,7 +18,11 @@ Float semantics per logical step t (τ = ``tau``, forward Euler, hard reset to 0
   consumer);
 - ``FMaxPool``: max over windows of the current, padding −∞;
 - ``FAttention``: ``c = qk_scale · Q_h (K_hᵀ V_h)`` per head, input q|k|v stacked on channels;
+- ``FSpikeInput``: an external 0/1 raster (foreign networks), ``[B, T, *shape]`` per batch;
 - ``FLIF``: ``X = Σ in-currents + bias``; ``H = V + (X − V)/τ``; spike ``H ≥ θ`` (or ``>``);
+  foreign neurons (:mod:`hardware.lower.from_foreign_nir`) may add a synaptic current
+  (``tau_syn``), reset by subtraction (``reset_sub``), no leak (``τ = inf``: ``H = V + X``),
+  ``τ = 1`` (stateless: ``H = X``) or no spikes (``role = "li"``: the output is ``H``);
 - ``FReadout``: ``X_t = Σ in-currents + bias``; feature ``= head_weight · Σ_t w_t·mean_tok X_t
   + head_bias``.
 """
@@ -66,6 +70,14 @@ class FHostInput(FNode):
     bias_exp: int = 0
     ste: bool = False
     op: str = "conv2d"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class FSpikeInput(FNode):
+    """External spike raster (a foreign network's input): ``shape`` per step, values 0/1 (or
+    graded); the executor takes ``[B, T, *shape]`` (batch first, like calibration data)."""
+
+    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -119,6 +131,15 @@ class FLIF(FNode):
     bias: Tensor
     role: str = "lif"
     compare: str | None = None
+    tau_syn: float | None = None
+    reset_sub: float | None = None
+    recurrent: Tensor | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """True for the SpikeCLIP LIF (leaky, no synaptic current, reset to 0, spiking)."""
+        return (self.tau_syn is None and self.reset_sub is None and self.role != "li"
+                and self.recurrent is None and 1 < self.tau < float("inf"))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -44,21 +44,32 @@ def _pair(v) -> tuple[int, int]:
     return (int(arr[0]), int(arr[-1]))
 
 
-def _order(graph: nir.NIRGraph) -> list[str]:
+def nir_order(
+    graph: nir.NIRGraph, edges: list[tuple[str, str]] | None = None
+) -> tuple[list[str], list[str]]:
+    """Kahn's topological order of ``graph``'s nodes (ties in insertion order) and the nodes
+    left out of it (on or behind a cycle; empty for an acyclic graph). ``edges``: use these
+    instead of the graph's (e.g. without its recurrent edges)."""
+    edges = list(graph.edges) if edges is None else edges
     indeg = dict.fromkeys(graph.nodes, 0)
-    for _, d in graph.edges:
+    for _, d in edges:
         indeg[d] += 1
     ready = [n for n in graph.nodes if indeg[n] == 0]
     order = []
     while ready:
         n = ready.pop(0)
         order.append(n)
-        for s, d in graph.edges:
+        for s, d in edges:
             if s == n:
                 indeg[d] -= 1
                 if indeg[d] == 0:
                     ready.append(d)
-    if len(order) != len(graph.nodes):
+    return order, [n for n in graph.nodes if n not in set(order)]
+
+
+def _order(graph: nir.NIRGraph) -> list[str]:
+    order, left = nir_order(graph)
+    if left:
         raise FloatGraphError("lower_nir: the NIR graph has a cycle")
     return order
 

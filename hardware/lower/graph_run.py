@@ -26,9 +26,10 @@ from hardware.lower.float_graph import (
     FloatGraph,
     FMaxPool,
     FReadout,
+    FSpikeInput,
     FSynapse,
 )
-from spikeclip.neurons import lif_step
+from spikeclip.neurons import lif_step, spike_fn
 
 COMPARES = (">=", ">")
 
@@ -98,6 +99,50 @@ def attention_current(spikes: Tensor, channels: int, heads: int) -> Tensor:
     return p.reshape(*lead, channels, n)
 
 
+def neuron_steps(
+    node: FLIF, cur: Tensor, *, strict: bool, alpha: float = 4.0
+) -> tuple[Tensor, Tensor, float]:
+    """A foreign neuron (``not node.is_plain``) over ``cur [T, B, *shape]`` from zero state.
+
+    Per step (:class:`FLIF`): ``X = cur + bias (+ recurrent @ s[t−1])``; CUBA:
+    ``I ← I + (X − I)/τ_syn``, ``X ← I``; ``H = V + X`` (τ = inf), ``X`` (τ = 1) or
+    ``V + (X − V)/τ``; spike ``H > θ`` (``strict``) or ``H ≥ θ``; ``V = H − reset_sub`` or 0
+    where spiked, else ``H``. Returns ``(out, v, max |H|)`` with ``out`` the spikes (``H`` for
+    an ``li`` node) and ``v`` the post-reset membranes, both ``[T, B, *shape]``.
+    """
+    x = cur + node.bias
+    v = torch.zeros_like(x[0])
+    i = torch.zeros_like(x[0])
+    outs, volts, hmax = [], [], 0.0
+    s_prev = torch.zeros_like(x[0])
+    for t in range(x.shape[0]):
+        xt = x[t]
+        if node.recurrent is not None:
+            rec = s_prev.flatten(1) @ node.recurrent.to(x.dtype).T
+            xt = xt + rec.reshape(xt.shape)
+        if node.tau_syn is not None:
+            i = i + (xt - i) / node.tau_syn
+            xt = i
+        if node.tau == float("inf"):
+            h = v + xt
+        elif node.tau == 1:
+            h = xt
+        else:
+            h = v + (xt - v) / node.tau
+        hmax = max(hmax, float(h.detach().abs().max()))
+        if node.role == "li":
+            outs.append(h)
+            v = h
+        else:
+            s_t = spike_fn(h - node.theta, alpha=alpha, strict=strict)
+            reset = torch.zeros_like(h) if node.reset_sub is None else h - node.reset_sub
+            v = torch.where(s_t.detach() > 0, reset, h)
+            outs.append(s_t)
+            s_prev = s_t
+        volts.append(v)
+    return torch.stack(outs), torch.stack(volts), hmax
+
+
 def _tb(fn, x: Tensor) -> Tensor:
     return fn(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
@@ -125,7 +170,9 @@ def run_graph(
     run = GraphRun(features=torch.empty(0))
     for node in graph.nodes:
         srcs = graph.inputs(node.name)
-        if isinstance(node, FHostInput):
+        if isinstance(node, FSpikeInput):
+            out[node.name] = torch.as_tensor(images).to(torch.float64).transpose(0, 1)
+        elif isinstance(node, FHostInput):
             x = host_current(node, images)
             if node.bias_scale is not None:
                 x = bias_grid(x * node.bias_scale, node.bias_exp, ste=node.ste) / node.bias_scale
@@ -136,6 +183,10 @@ def run_graph(
                 out[node.name] = _tb(
                     lambda z, n=node: F.conv2d(z, n.weight.to(z.dtype), stride=n.stride,
                                                padding=n.padding), s)
+            elif node.kind == "dense":  # Lava's Dense: on the C-order flattened input
+                out[node.name] = torch.einsum("oc,tbc->tbo", node.weight.to(s.dtype),
+                                              s.flatten(2)).reshape(*s.shape[:2],
+                                                                    *node.out_shape)
             else:
                 out[node.name] = torch.einsum("oc,tbc...->tbo...", node.weight.to(s.dtype), s)
         elif isinstance(node, FMaxPool):
@@ -147,8 +198,17 @@ def run_graph(
             out[node.name] = node.qk_scale * p.reshape(*s_in.shape[:2], *node.out_shape)
         elif isinstance(node, FLIF):
             cur = sum(out[s].reshape(T, -1, *node.shape) for s in srcs)
-            x = cur + node.bias
             strict = (node.compare or compare) == ">"
+            if not node.is_plain:
+                out[node.name], volts_t, hmax = neuron_steps(node, cur, strict=strict,
+                                                             alpha=alpha)
+                run.max_abs_current[node.name] = float(cur.detach().abs().max())
+                run.max_abs_h[node.name] = hmax
+                if keep_states:
+                    run.spikes[node.name] = out[node.name].detach()
+                    run.v[node.name] = volts_t.detach()
+                continue
+            x = cur + node.bias
             v = torch.zeros_like(x[0])
             spikes, volts, hmax = [], [], 0.0
             for t in range(T):

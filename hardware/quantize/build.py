@@ -38,6 +38,7 @@ from hardware.ir.layers import (
     LIFLayer,
     MaxPoolLayer,
     ReadoutLayer,
+    SpikeInputLayer,
     TokenLinearLayer,
 )
 from hardware.ir.network import Edge, LoihiNetwork
@@ -46,9 +47,11 @@ from hardware.lower.float_graph import (
     FAttention,
     FHostInput,
     FloatGraph,
+    FloatGraphError,
     FMaxPool,
     FNode,
     FReadout,
+    FSpikeInput,
     FSynapse,
 )
 from hardware.quantize.plan import (
@@ -184,6 +187,26 @@ def _lif_bias(b: _Build, node: FLIF, shape: tuple[int, ...]) -> tuple[np.ndarray
     return (q / (1 << exp)).to(torch.int64).numpy().reshape(shape), exp
 
 
+def _spike_input(b: _Build, node: FSpikeInput) -> SpikeInputLayer:
+    return SpikeInputLayer(name=node.name, shape=node.shape)
+
+
+def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
+    """Loihi's LIF (one τ for the graph, ``du = 4095``, reset to 0, spiking): else a typed
+    refusal naming the node (foreign neurons, :mod:`hardware.lower.from_foreign_nir`)."""
+    reasons = [why for bad, why in (
+        (node.tau != graph.tau, f"τ = {node.tau} steps differs from the graph's τ = {graph.tau}"),
+        (node.tau == float("inf"), "an integrator (IF, τ = inf: dv = 0) is not quantized yet"),
+        (node.tau == 1, "a stateless neuron (Threshold, τ = 1: dv = 4096 > 4095)"),
+        (node.tau_syn is not None, "a synaptic current (CUBA τ_syn) is not quantized yet"),
+        (node.reset_sub is not None, "reset by subtraction (Loihi's LIF resets to 0)"),
+        (node.role == "li", "a non-spiking (LI / linear readout) node"),
+        (node.recurrent is not None, "a recurrent connection (the network must be acyclic)"),
+    ) if bad]
+    if reasons:
+        raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))
+
+
 def _lif(b: _Build, node: FLIF) -> LIFLayer:
     s, tau = b.plan.scales[node.name], b.graph.tau
     shape = _token_shape(b.graph, node)
@@ -210,7 +233,7 @@ def _readout(b: _Build, node: FReadout) -> ReadoutLayer:
 #: Float node kind → its integer layer builder (the quantizer's build backend).
 BUILD: Mapping[type[FNode], Callable[[_Build, FNode], Layer]] = {
     FHostInput: _host, FSynapse: _synapse, FMaxPool: _maxpool, FAttention: _attention,
-    FLIF: _lif, FReadout: _readout,
+    FLIF: _lif, FReadout: _readout, FSpikeInput: _spike_input,
 }
 
 
@@ -219,9 +242,13 @@ def build_network(
 ) -> tuple[LoihiNetwork, list[SynapseQuant], dict[str, BiasStats]]:
     """The integer network for ``plan``; also per-synapse records and per-LIF bias stats.
 
-    Raises :class:`QuantizationRangeError` when τ gives a non-integer ``dv = 4096/τ``, and
+    Raises :class:`FloatGraphError` for a neuron Loihi's LIF cannot run (foreign neurons),
+    :class:`QuantizationRangeError` when τ gives a non-integer ``dv = 4096/τ``, and
     :class:`hardware.quantize.registry.NoRuleError` for a node kind without a builder.
     """
+    for node in graph.nodes:
+        if isinstance(node, FLIF):
+            _loihi_lif_check(graph, node)
     dv = round(fixed.DECAY_UNITY / graph.tau)
     if dv * graph.tau != fixed.DECAY_UNITY:
         raise QuantizationRangeError("<graph>", f"τ = {graph.tau} gives a non-integer dv = 4096/τ")

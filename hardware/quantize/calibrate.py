@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 import torch
 
+from hardware.ir.layers import SpikeInputLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.float_graph import FLIF, FHostInput, FloatGraph, FSynapse
 from hardware.lower.graph_run import run_graph
@@ -188,10 +189,19 @@ def float_stats(graph: FloatGraph, calibration, batch_size: int) -> FloatStats:
     return stats
 
 
+def sim_input(network: LoihiNetwork, x):
+    """The simulator's input for a batch-first calibration batch: rasters of a
+    ``SpikeInputLayer`` are ``[B, T, *shape]`` here (like ``--calib`` files), ``[T, B, *shape]``
+    in :func:`hardware.simulate.engine.simulate`; images and token ids pass unchanged."""
+    if any(isinstance(ly, SpikeInputLayer) for ly in network.layers):
+        return torch.as_tensor(x).transpose(0, 1)
+    return x
+
+
 def sim_stats(network: LoihiNetwork, calibration, batch_size: int) -> SimStats:
     """:class:`SimStats` of the bit-accurate simulation of ``network`` on ``calibration``."""
     stats = SimStats.none()
     for x in batches(calibration, batch_size):
-        stats = stats.merge(SimStats.of(simulate(network, x)))
+        stats = stats.merge(SimStats.of(simulate(network, sim_input(network, x))))
     return stats
 

@@ -40,6 +40,7 @@ from hardware.lower.float_graph import (
     FMaxPool,
     FNode,
     FReadout,
+    FSpikeInput,
     FSynapse,
 )
 from hardware.lower.graph_run import GraphRun, run_graph
@@ -152,6 +153,10 @@ def _dq_lif(c: _Net, ly) -> FNode:
                            tie_break=role == "attention" and bool((beta == 1).all()))
 
 
+def _dq_spike_input(c: _Net, ly) -> FNode:
+    return FSpikeInput(name=ly.name, shape=ly.shape)
+
+
 def _dq_readout(c: _Net, ly) -> FNode:
     if abs(ly.input_scale - c.tau / _scale(c.network, ly.name)) > 0:
         raise FloatGraphError(f"twin: readout {ly.name!r} input_scale != τ/s")
@@ -165,7 +170,7 @@ def _dq_readout(c: _Net, ly) -> FNode:
 DEQUANTIZE: Mapping[str, Callable[[_Net, Layer], FNode]] = {
     "host_input": _dq_host, "conv": _dq_synapse, "token_linear": _dq_synapse,
     "dense": _dq_synapse, "maxpool": _dq_maxpool, "attention": _dq_attention, "lif": _dq_lif,
-    "readout": _dq_readout,
+    "readout": _dq_readout, "spike_input": _dq_spike_input,
 }
 
 
@@ -183,11 +188,15 @@ def dequantize(network: LoihiNetwork) -> FloatGraph:
     for name in network.topological_order():
         ly = network.layer(name)
         nodes.append(rule_for(DEQUANTIZE, ly.KIND, backend=BACKEND_DEQUANTIZE, layer=name)(ctx, ly))
-    hosts = [n for n in nodes if isinstance(n, FHostInput)]
+    hosts = [n for n in nodes if isinstance(n, FHostInput | FSpikeInput)]
     order = {n.name: i for i, n in enumerate(nodes)}
     edges = tuple(sorted(((e.src, e.dst) for e in network.edges), key=lambda e: order[e[1]]))
     return FloatGraph(nodes=tuple(nodes), edges=edges, T=network.T, tau=ctx.tau,
-                      input_shape=hosts[-1].in_shape if hosts else ())
+                      input_shape=_input_shape(hosts[-1]) if hosts else ())
+
+
+def _input_shape(node: FHostInput | FSpikeInput) -> tuple[int, ...]:
+    return node.shape if isinstance(node, FSpikeInput) else node.in_shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +250,7 @@ def _fq_keep(c: _Plan, node: FNode) -> FNode:
 #: Float node kind → its fake-quantized node (the twin's fake_quantize backend).
 FAKE_QUANTIZE: Mapping[type[FNode], Callable[[_Plan, FNode], FNode]] = {
     FSynapse: _fq_synapse, FHostInput: _fq_host, FLIF: _fq_lif, FMaxPool: _fq_keep,
-    FAttention: _fq_keep, FReadout: _fq_keep,
+    FAttention: _fq_keep, FReadout: _fq_keep, FSpikeInput: _fq_keep,
 }
 
 

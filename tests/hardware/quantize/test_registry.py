@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from hardware.ir.layers import DenseLayer, LIFLayer, SpikeInputLayer
+from hardware.ir.layers import CurrentInputLayer, LIFLayer
 from hardware.ir.network import Edge, LoihiNetwork
 from hardware.lower.float_graph import FLIF, FloatGraph, FNode
 from hardware.quantize.build import BUILD, build_network
@@ -50,17 +50,16 @@ def test_fake_quantize_names_kind_layer_and_backend():
 
 def test_dequantize_names_kind_layer_and_backend():
     net = LoihiNetwork(
-        layers=(SpikeInputLayer(name="spikes", shape=(2,)),
-                DenseLayer(name="fc", weights=[[2, 0], [0, 2]]),
+        layers=(CurrentInputLayer(name="currents", shape=(2,)),
                 LIFLayer(name="lif", shape=(2,), du=4095, dv=2048, vth=1, meta={"scale": 1.0})),
-        edges=(Edge(src="spikes", dst="fc"), Edge(src="fc", dst="lif")), T=2,
+        edges=(Edge(src="currents", dst="lif"),), T=2,
     )
-    with pytest.raises(NoRuleError, match=r"twin.dequantize: no rule for layer kind 'spike_input' "
-                                          r"\(layer 'spikes'\)"):
+    with pytest.raises(NoRuleError, match=r"twin.dequantize: no rule for layer kind "
+                                          r"'current_input' \(layer 'currents'\)"):
         dequantize(net)
 
 
 def test_every_float_node_kind_has_a_builder_and_a_fake_quantizer():
     assert set(BUILD) == set(FAKE_QUANTIZE)
     assert {"host_input", "conv", "token_linear", "dense", "maxpool", "attention", "lif",
-            "readout"} == set(DEQUANTIZE)
+            "readout", "spike_input"} == set(DEQUANTIZE)

@@ -1,0 +1,421 @@
+"""`spikeclip-export` for foreign networks: a NIR graph (snnTorch, Norse, … exports) or a lava-dl
+netx ``.net`` file, recognised by content (:func:`model_kind`), not by extension.
+
+    load → inputs → quantize (NIR) / imported as is (netx) → map → simulate (+ fidelity) → Lava
+    check → energy → report
+
+The SpikeCLIP-only stages are skipped and the report says so: no text tower, no zero-shot
+classes, no ONNX ANN twin (energy counts the ReLU twin's MACs from the layer shapes). NIR graphs
+become a float graph (:mod:`hardware.lower.from_foreign_nir`) that the quantizer maps to
+integers; netx files are already fixed point and are imported exactly
+(:func:`hardware.lower.from_netx.load_netx`, no re-quantization). Inputs: ``--calib FILE.npz``
+(one array ``[N, T, *input_shape]`` of spikes, or integer currents for a netx current input),
+else Bernoulli spikes at ``--rate`` for ``--steps`` steps (netx with an input transform:
+Bernoulli 0/1 frames encoded as lava-dl's PilotNet dataset encodes images, held for T steps),
+seeded by ``--seed``; the report states which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.cli.args import nonnegative_int, positive_int, probability
+from export.cli.stages import (
+    ExportContext,
+    ExportUsageError,
+    Stage,
+    mapping_summary,
+    stage_map,
+    stage_report,
+)
+from hardware.ir.layers import CurrentInputLayer, LIFLayer, SpikeInputLayer
+from spikeclip.atomic_io import write_text_atomic
+from spikeclip.errors import ModelFileError, UnsupportedError
+
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: Offsets where HDF5 looks for its signature (0, then 512·2^k: a user block may precede it).
+HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
+FOREIGN_TARGETS = frozenset({"loihi", "loihi1", "sim"})
+DEFAULT_STEPS = 16
+#: ``hardware.lower.from_foreign_nir``'s conventions and resets, spelled here so that ``--help``
+#: does not import nir (tests/export/cli/test_cli_foreign.py checks they agree).
+CONVENTIONS = ("nir", "snntorch", "norse", "sinabs", "rockpool")
+RESETS = ("zero", "subtract", "subtract-delayed")
+
+
+class UnknownModelFormat(UnsupportedError):
+    """An HDF5 file that is neither a NIR graph nor a lava-dl netx network (exit 4)."""
+
+
+class UnreadableModelFile(ModelFileError):
+    """A file with an HDF5 signature that h5py cannot open (exit 3)."""
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as f:
+        for offset in HDF5_OFFSETS:
+            f.seek(offset)
+            if f.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
+                return True
+    return False
+
+
+def model_kind(path: Path) -> str:
+    """``"checkpoint"`` (a torch zip, or anything not HDF5: the checkpoint loader reports it),
+    ``"netx"`` (HDF5 with a ``layer`` group) or ``"nir"`` (HDF5 with a ``node`` group)."""
+    if not path.is_file() or not _is_hdf5(path):
+        return "checkpoint"
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            keys = sorted(f.keys())
+    except OSError as err:
+        raise UnreadableModelFile(f"{path}: HDF5 signature but unreadable: {err}") from err
+    if "layer" in keys:
+        return "netx"
+    if "node" in keys:
+        return "nir"
+    raise UnknownModelFormat(
+        f"{path}: an HDF5 file that is neither a NIR graph (group 'node') nor a lava-dl netx "
+        f"network (group 'layer'); its top-level keys are {keys}"
+    )
+
+
+def add_foreign_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that only NIR / netx inputs use."""
+    g = parser.add_argument_group("NIR graphs and lava-dl netx files (MODEL is recognised by "
+                                  "content; --calib then takes FILE.npz, [N, T, *input_shape])")
+    g.add_argument("--rate", type=probability, default=0.1,
+                   help="Bernoulli input spike rate when there is no --calib file")
+    g.add_argument("--steps", type=positive_int, default=None,
+                   help=f"time steps T (default: the --calib file's, netx: the file's tSample, "
+                        f"else {DEFAULT_STEPS})")
+    g.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the Bernoulli inputs")
+    g.add_argument("--dt", type=float, default=None,
+                   help="NIR: the step in seconds (default: the graph's, or the convention's)")
+    g.add_argument("--nir-convention", choices=CONVENTIONS, default="nir",
+                   help="NIR: how the exporter wrote τ, r, w_in (export/nir/FOREIGN.md)")
+    g.add_argument("--reset", choices=RESETS, default="zero",
+                   help="NIR: the neurons' reset (files record only v_reset; Loihi resets to 0)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForeignOptions:
+    """The foreign-network options (:func:`add_foreign_arguments`)."""
+
+    kind: str
+    rate: float = 0.1
+    steps: int | None = None
+    seed: int = 0
+    dt: float | None = None
+    convention: str = "nir"
+    reset: str = "zero"
+
+    @classmethod
+    def from_args(cls, kind: str, args: argparse.Namespace) -> ForeignOptions:
+        return cls(kind=kind, rate=args.rate, steps=args.steps, seed=args.seed, dt=args.dt,
+                   convention=args.nir_convention, reset=args.reset)
+
+
+@dataclass(kw_only=True)
+class ForeignContext(ExportContext):
+    """:class:`ExportContext` plus the foreign network: ``foreign`` (its float graph, NIR only),
+    ``inputs`` (the simulator's ``[T, N, *shape]``), ``input_note`` (how they were made) and
+    ``sim`` (the simulator's run on them)."""
+
+    foreign_options: ForeignOptions
+    foreign: Any = None
+    inputs: np.ndarray | None = None
+    input_note: str = ""
+    sim: Any = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def _opts(ctx: ForeignContext) -> ForeignOptions:
+    return ctx.foreign_options
+
+
+def _calib(ctx: ForeignContext) -> np.ndarray | None:
+    """The ``--calib`` file's one array ``[N, T, *shape]`` (``np.load``, no pickles)."""
+    if ctx.options.calib is None:
+        return None
+    path = Path(ctx.options.calib)
+    if not path.is_file():
+        raise ExportUsageError(f"--calib {path}: for a NIR/netx model --calib is a .npz file "
+                               "holding one array [N, T, *input_shape]")
+    with np.load(path, allow_pickle=False) as data:
+        names = list(data.keys())
+        if len(names) != 1:
+            raise ExportUsageError(f"--calib {path}: holds {names}; expected exactly one array")
+        arr = np.asarray(data[names[0]])
+    if arr.ndim < 3:
+        raise ExportUsageError(f"--calib {path}: array of shape {arr.shape}; expected "
+                               "[N, T, *input_shape]")
+    return arr
+
+
+def _steps(ctx: ForeignContext) -> int | None:
+    calib = _calib(ctx)
+    return _opts(ctx).steps or (int(calib.shape[1]) if calib is not None else None)
+
+
+def stage_foreign_load(ctx: ForeignContext) -> str:
+    """Read the NIR graph (lowered to a float graph) or the netx file (imported exactly)."""
+    from hardware.lower.from_foreign_nir import float_graph_from_foreign
+    from hardware.lower.from_netx import load_netx
+
+    opts, path = _opts(ctx), ctx.options.model_path
+    ctx.checkpoint_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    if opts.kind == "netx":
+        ctx.network = load_netx(path, steps=_steps(ctx))
+        n = sum(isinstance(ly, LIFLayer) for ly in ctx.network.layers)
+        return f"lava-dl netx: {len(ctx.network.layers)} layers ({n} LIF), T = {ctx.network.T}"
+    import nir
+
+    try:
+        graph = nir.read(path, type_check=False)  # Norse/Rockpool keep a batch axis
+    except (KeyError, ValueError, TypeError) as err:
+        raise ModelFileError(f"{path}: not a readable NIR 1.0.8 graph: {err!r}") from err
+    ctx.foreign = float_graph_from_foreign(graph, T=_steps(ctx) or DEFAULT_STEPS, dt=opts.dt,
+                                           convention=opts.convention, reset=opts.reset)
+    ctx.summary_lines.extend(f"- {note}" for note in ctx.foreign.notes)
+    fg = ctx.foreign.graph
+    return (f"NIR: {len(graph.nodes)} nodes → {len(fg.nodes)} float nodes, input "
+            f"{fg.input_shape}, T = {fg.T}, outputs {list(ctx.foreign.outputs)}")
+
+
+def _bernoulli(ctx: ForeignContext, shape: tuple[int, ...], T: int) -> np.ndarray:
+    rng = np.random.default_rng(_opts(ctx).seed)
+    n, rate = ctx.options.samples, _opts(ctx).rate
+    meta = _netx_meta(ctx)
+    if meta is not None and isinstance(ctx.network.layer(meta.input_layer), CurrentInputLayer):
+        from hardware.lower.from_netx import encode_frames, static_currents
+
+        if meta.transform is None:
+            raise ExportUsageError(f"{ctx.options.model_path}: a current input without an input "
+                                   "transform; pass --calib FILE.npz with integer currents")
+        frames = (rng.random((n, *shape)) < rate).astype(np.float64)
+        ctx.input_note = (f"{n} Bernoulli({rate}) 0/1 frames (seed {_opts(ctx).seed}) encoded "
+                          f"by the file's input transform {dict(meta.transform)}, held {T} steps")
+        return np.ascontiguousarray(static_currents(encode_frames(frames, meta.transform), T))
+    ctx.input_note = f"{n} samples of Bernoulli({rate}) spikes, {T} steps, seed {_opts(ctx).seed}"
+    return (rng.random((T, n, *shape)) < rate).astype(np.float64)
+
+
+def _netx_meta(ctx: ForeignContext):
+    if _opts(ctx).kind != "netx":
+        return None
+    from hardware.lower.from_netx import netx_metadata
+
+    return netx_metadata(ctx.network)
+
+
+def stage_foreign_inputs(ctx: ForeignContext) -> str:
+    """The inputs: ``--calib FILE.npz`` or seeded Bernoulli spikes (module doc)."""
+    meta = _netx_meta(ctx)
+    shape = meta.input_shape if meta is not None else ctx.foreign.graph.input_shape
+    T = ctx.network.T if meta is not None else ctx.foreign.graph.T
+    calib = _calib(ctx)
+    if calib is None:
+        ctx.inputs = _bernoulli(ctx, tuple(shape), T)
+    else:
+        if tuple(calib.shape[1:]) != (T, *shape):
+            raise ExportUsageError(f"--calib {ctx.options.calib}: shape {calib.shape}, expected "
+                                   f"[N, {T}, {', '.join(map(str, shape))}]")
+        ctx.inputs = np.ascontiguousarray(np.swapaxes(calib, 0, 1))
+        ctx.input_note = f"{calib.shape[0]} samples from {ctx.options.calib}, {T} steps"
+    ctx.summary_lines.append(f"- inputs: {ctx.input_note}")
+    return ctx.input_note
+
+
+def stage_foreign_quantize(ctx: ForeignContext) -> str:
+    """NIR: quantize the float graph, calibrated on the inputs; netx: already integers."""
+    if _opts(ctx).kind == "netx":
+        ctx.network.save(ctx.folder / "network.npz")
+        ctx.artifacts["network.npz"] = "the imported integer network (LoihiNetwork v1)"
+        return "netx is fixed point: imported exactly, no re-quantization -> network.npz"
+    from hardware.quantize.image import quantize_graph
+
+    calib = torch.as_tensor(np.swapaxes(ctx.inputs, 0, 1))
+    ctx.network, record = quantize_graph(ctx.foreign.graph, calib)
+    ctx.quant_record = record
+    ctx.network.save(ctx.folder / "network.npz")
+    record.write(ctx.folder)
+    ctx.artifacts["network.npz"] = "the quantized integer network (LoihiNetwork v1)"
+    ctx.artifacts["quantization.md"] = "per-layer scales, bits, clipping, ranges vs 24-bit limits"
+    return f"{len(ctx.network.layers)} integer layers -> network.npz, quantization.md/json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerAgreement:
+    """One spiking layer: neuron-steps compared, differing, simulator spikes."""
+
+    name: str
+    neuron_steps: int
+    differ: int
+    spikes: int
+
+
+def _foreign_fidelity(ctx: ForeignContext) -> tuple[list[LayerAgreement], bool]:
+    """Float executor (the framework's spike rule) and fake-quant twin vs the simulator, per
+    spiking layer."""
+    from hardware.lower.graph_run import run_graph
+    from hardware.quantize.twin import run_twin
+
+    x = torch.as_tensor(np.swapaxes(ctx.inputs, 0, 1))
+    flt = run_graph(ctx.foreign.graph, x, compare=ctx.foreign.graph.compare, keep_states=True)
+    twin = run_twin(ctx.network, x, keep_states=True)
+    rows, twin_exact = [], True
+    for name, s in ctx.sim.spikes.items():
+        s = np.asarray(s)
+        twin_exact &= bool(np.array_equal(twin.spikes[name].numpy(), s))
+        rows.append(LayerAgreement(name=name, neuron_steps=int(s.size), spikes=int(s.sum()),
+                                   differ=int((flt.spikes[name].numpy() != s).sum())))
+    return rows, twin_exact
+
+
+def _write_fidelity(ctx: ForeignContext, rows: list[LayerAgreement], twin_exact: bool) -> float:
+    total = sum(r.neuron_steps for r in rows)
+    agreement = 1.0 - sum(r.differ for r in rows) / max(total, 1)
+    data = {"samples": int(ctx.inputs.shape[1]), "inputs": ctx.input_note,
+            "float_vs_simulator_neuron_step_agreement": agreement,
+            "twin_equals_simulator": twin_exact,
+            "layers": [r.__dict__ for r in rows]}
+    import json
+
+    write_text_atomic(ctx.folder / "fidelity.json", json.dumps(data, indent=2) + "\n")
+    lines = ["# Fidelity: float NIR executor vs bit-accurate simulator", "",
+             f"Inputs: {ctx.input_note}. Float executor: the NIR graph's forward-Euler semantics "
+             f"in float64, spike `H {ctx.foreign.graph.compare} θ`; the simulator (Loihi) "
+             "fires on `>`; differences come from weight, bias and threshold rounding (and "
+             "ties).", "",
+             f"Fake-quant twin == simulator bit for bit: {twin_exact}.", "",
+             "| layer | neuron-steps | simulator spikes | differing | agreement |",
+             "|---|---:|---:|---:|---:|",
+             *(f"| {r.name} | {r.neuron_steps:,} | {r.spikes:,} | {r.differ:,} | "
+               f"{100 * (1 - r.differ / max(r.neuron_steps, 1)):.3f}% |" for r in rows),
+             f"| **all** | {total:,} | | {sum(r.differ for r in rows):,} | "
+             f"**{100 * agreement:.3f}%** |", ""]
+    write_text_atomic(ctx.folder / "fidelity.md", "\n".join(lines))
+    ctx.artifacts["fidelity.md"] = "float NIR executor vs fake-quant twin vs simulator per layer"
+    return agreement
+
+
+def stage_foreign_simulate(ctx: ForeignContext) -> str:
+    """Simulate every input bit-accurately; for NIR graphs compare with the float executor."""
+    from hardware.simulate.engine import simulate
+
+    nir_in = _opts(ctx).kind == "nir"
+    ctx.sim = simulate(ctx.network, ctx.inputs, keep_states=nir_in)
+    n = ctx.inputs.shape[1]
+    if not nir_in:
+        ctx.skipped.append("fidelity (a netx file has no float model to compare with)")
+        return f"{n} samples simulated (no float reference for a netx file)"
+    rows, twin_exact = _foreign_fidelity(ctx)
+    agreement = _write_fidelity(ctx, rows, twin_exact)
+    line = (f"{n} samples: float vs simulator {100 * agreement:.3f}% of neuron-steps agree; "
+            f"twin == simulator bit for bit: {twin_exact}")
+    ctx.summary_lines.append(f"- fidelity: {line}")
+    ctx.checks["foreign_fidelity"] = {"agreement": agreement, "twin_equals_simulator": twin_exact}
+    return line
+
+
+def stage_foreign_lava(ctx: ForeignContext) -> str:
+    """Run the first ``--run-lava`` samples in Lava and compare every spike with the simulator."""
+    from export.cli.checks import lava_skipped, lava_verdict
+    from export.lava.runner import LavaRunError, compare_to_sim, run_lava, to_lava
+    from hardware.simulate.engine import simulate
+
+    folder = ctx.folder / "lava"
+    folder.mkdir()
+    graph = to_lava(ctx.network)
+    write_text_atomic(folder / "network.md", "# Lava process graph\n\n" + graph.table() + "\n")
+    ctx.artifacts["lava/network.md"] = "the network's Lava processes, delays, depths"
+    n = min(ctx.options.run_lava, ctx.inputs.shape[1])
+    if n <= 0:
+        ctx.lava_check = lava_skipped(f"--run-lava {ctx.options.run_lava}")
+        return f"lava/ written; run skipped (--run-lava {ctx.options.run_lava})"
+    few = ctx.inputs[:, :n]
+    lava = run_lava(graph, few)
+    cmp = compare_to_sim(lava, simulate(ctx.network, few, keep_states=True), ctx.network)
+    ctx.lava_check = verdict = lava_verdict(n, cmp)
+    text = ("every spike identical" if verdict["identical"]
+            else f"DIFFERS: {verdict['spike_mismatches']} neuron-steps")
+    line = f"{n} samples, Lava vs simulator: {text}; {lava.wall_s:.1f} s in Lava"
+    ctx.summary_lines.append(f"- Lava check: {line}")
+    if not verdict["identical"]:
+        raise LavaRunError(f"Lava and the simulator disagree: {text}")
+    return line
+
+
+def stage_foreign_energy(ctx: ForeignContext) -> str:
+    """Exact operation counts of the network from the simulated spikes, priced by the presets
+    (no ANN twin: no MAC baseline)."""
+    from export.cli.stages import energy_summary
+    from hardware.energy.files import write_report
+    from hardware.energy.network_counts import count_network
+    from hardware.energy.pipeline import deployment
+    from hardware.energy.report import build_report, default_assumptions
+
+    n = int(ctx.inputs.shape[1])
+    counts = dict(ctx.sim.spike_counts)  # LIFs; a spike input's raster is ours: [T, *shape]
+    counts.update({ly.name: ctx.inputs.sum(axis=1) for ly in ctx.network.layers
+                   if isinstance(ly, SpikeInputLayer)})
+    layers = count_network(ctx.network, counts, samples=n)
+    moved, preset = deployment(layers, ctx.mapping)
+    hops = moved[0].mean_hops if moved else 0.0
+    assumptions = default_assumptions(steps=ctx.network.T, samples=n, order="q_ktv",
+                                      activity=f"bit-accurate simulator, {ctx.input_note}",
+                                      dense_runs=1, hops=hops)
+    assumptions["ANN baseline"] = ("the same layers with each neuron a ReLU, MACs counted from "
+                                   "the layer shapes (no ONNX export for a foreign network)")
+    report = build_report(layers, assumptions=assumptions, presets=ctx.options.presets,
+                          title=f"{ctx.options.model_path.name}: energy", hops=hops,
+                          deployment=moved, deployment_preset=preset)
+    write_report(report, ctx.folder)
+    ctx.energy = report
+    ctx.artifacts["energy.md"] = "per-layer operation counts and energy per preset (+ .json)"
+    ctx.summary_lines.append(f"- energy per sample: {energy_summary(report)}")
+    return energy_summary(report)
+
+
+def stage_foreign_report(ctx: ForeignContext) -> str:
+    """What was skipped, then the shared manifest and report."""
+    ctx.skipped += ["text tower and zero-shot classes (SpikeCLIP only)",
+                    "ONNX ANN twin (SpikeCLIP only; energy counts the ANN MACs from the layers)"]
+    ctx.summary_lines.append("- skipped: " + "; ".join(ctx.skipped))
+    if ctx.mapping is not None:
+        ctx.checks["mapping"] = mapping_summary(ctx.mapping)
+    return stage_report(ctx)
+
+
+_HW = frozenset({"loihi", "loihi1"})
+FOREIGN_STAGES: tuple[Stage, ...] = (
+    Stage("load", "load the network", stage_foreign_load, FOREIGN_TARGETS),
+    Stage("data", "inputs", stage_foreign_inputs, FOREIGN_TARGETS),
+    Stage("quantize", "quantize to Loihi fixed point", stage_foreign_quantize, FOREIGN_TARGETS),
+    Stage("map", "map onto cores and chips", stage_map, _HW),
+    Stage("simulate", "simulate bit-accurately, fidelity", stage_foreign_simulate,
+          FOREIGN_TARGETS),
+    Stage("lava", "run in Lava, compare", stage_foreign_lava, _HW),
+    Stage("energy", "count operations, price energy", stage_foreign_energy, FOREIGN_TARGETS),
+    Stage("report", "write manifest and report", stage_foreign_report, FOREIGN_TARGETS),
+)
+
+
+def foreign_stages(target: str, model: Path) -> list[Stage]:
+    """The stages for ``target``; targets that need a SpikeCLIP checkpoint are usage errors."""
+    if target not in FOREIGN_TARGETS:
+        raise ExportUsageError(f"--target {target} needs a SpikeCLIP checkpoint; {model} is a "
+                               f"NIR/netx network (targets: {', '.join(sorted(FOREIGN_TARGETS))})")
+    return [s for s in FOREIGN_STAGES if target in s.targets]
+
