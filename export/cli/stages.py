@@ -128,11 +128,24 @@ def stage_load(ctx: ExportContext) -> str:
 def stage_nir(ctx: ExportContext) -> str:
     """Export both towers to NIR and write model.nir."""
     from export.nir import to_nir, write_nir
+    from export.nir.parts import write_standard_parts
 
     ctx.nir_graph = to_nir(ctx.checkpoint.model, tower="both")
     write_nir(ctx.nir_graph, ctx.folder / "model.nir")
     ctx.artifacts["model.nir"] = "NIR graph of both towers (standard nodes + marked extensions)"
-    return f"{len(ctx.nir_graph.nodes)} nodes, {len(ctx.nir_graph.edges)} edges -> model.nir"
+    tokenizer = str(ctx.checkpoint.metadata.get("tokenizer") or "")
+    parts = write_standard_parts(ctx.checkpoint.model, ctx.folder, tokenizer=tokenizer)
+    for name, path in parts.items():
+        ctx.artifacts[path.name] = f"{PART_NOTES[name]}: standard NIR nodes only (snnTorch, Norse)"
+    files = ", ".join(["model.nir", *(path.name for path in parts.values())])
+    return f"{len(ctx.nir_graph.nodes)} nodes, {len(ctx.nir_graph.edges)} edges -> {files}"
+
+
+#: What each standard-only part file holds (`export.nir.parts.PARTS`).
+PART_NOTES = {
+    "text_encoder": "text tower, its embedding tables in the metadata as a host input",
+    "image_stem": "image stem (conv-LIF layers; conv2's current out, before the first max-pool)",
+}
 
 
 class ExportUsageError(UsageError):

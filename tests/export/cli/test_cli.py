@@ -58,6 +58,8 @@ def test_end_to_end_loihi_on_tiny(tiny_checkpoint: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     expected = {
         "model.nir",
+        "text_encoder.nir",
+        "image_stem.nir",
         "model.onnx",
         "network.npz",
         "quantization.md",
@@ -110,11 +112,18 @@ def test_end_to_end_loihi_on_tiny(tiny_checkpoint: Path, tmp_path: Path) -> None
 def test_target_nir_writes_only_the_graph(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "nir"
     assert cli.main([str(tiny_checkpoint), "--target", "nir", "--out", str(out), "--quiet"]) == 0
-    assert {p.name for p in out.iterdir()} == {"model.nir", "manifest.json", "report.md"}
+    assert {p.name for p in out.iterdir()} == {
+        "model.nir", "text_encoder.nir", "image_stem.nir", "manifest.json", "report.md"
+    }
     import nir
+    from snntorch.import_nir import import_from_nir
 
     graph = nir.read(str(out / "model.nir"))
     assert len(graph.nodes) > 10
+    # The standard-only parts load in a foreign importer with no surgery (issue 24).
+    for part in ("text_encoder.nir", "image_stem.nir"):
+        net = import_from_nir(nir.read(str(out / part)))
+        assert sum(p.numel() for p in net.parameters()) > 0, part
 
 
 def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:

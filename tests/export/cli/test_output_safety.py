@@ -157,7 +157,9 @@ def test_a_file_added_inside_a_previous_export_is_named_and_kept(
     # user had put inside it was deleted with it (exit 0).
     assert cli.main(["model.pt", "--target", "nir", "--out", "exp", "--quiet"]) == 0
     manifest = json.loads((workdir / "exp" / "manifest.json").read_text())
-    assert sorted(manifest["files"]) == ["model.nir", "report.md"]
+    assert sorted(manifest["files"]) == [
+        "image_stem.nir", "model.nir", "report.md", "text_encoder.nir"
+    ]
     (workdir / "exp" / "my-analysis.txt").write_text("keep me\n")
     before = _snapshot(workdir)
     assert cli.main(["model.pt", "--target", "nir", "--out", "exp", "--quiet"]) == EXIT_USAGE
