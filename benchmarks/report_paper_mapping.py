@@ -9,12 +9,18 @@ calibration images exactly as ``spikeclip-export`` does, delay-aligned, and mapp
   lower bounds and the ratio to them, what runs where, where chip and Lava graph differ;
 - ``mapping-loihi1.{md,json}`` (or the typed reason it does not fit);
 - ``systems.md``: which Loihi systems hold it;
-- ``pilotnet.md`` + ``pilotnet_vs_intel.png``: Intel's PilotNet SNN (``tests/fixtures/lava-dl``)
-  through ``load_netx`` and the mapper, per layer next to Intel's compiler, and its dynamic
-  energy per inference (loihi2-proxy preset, simulated activity on synthetic frames) next to
-  the 1.094 mJ Intel measured.
+- ``pilotnet-mapping.{md,json}`` + ``pilotnet-mapping_vs_intel.png``: Intel's PilotNet SNN
+  (``tests/fixtures/lava-dl``) through ``load_netx`` and the mapper, per layer next to Intel's
+  compiler;
+- ``pilotnet-energy.md``: its dynamic energy per inference (loihi2-proxy preset, simulated
+  activity on synthetic frames) next to the 1.094 mJ Intel measured.
 
 Prints one summary line per step and its wall time.
+
+The same model as a checkpoint, for the export itself (write it outside the repository):
+
+    python benchmarks/report_paper_mapping.py --save-checkpoint /tmp/paper.pt
+    spikeclip-export /tmp/paper.pt --target loihi --run-lava 0
 
 Usage: python benchmarks/report_paper_mapping.py [--out DIR] [--calib N] [--spike-rate R]
 """
@@ -24,28 +30,26 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from export.nir import to_nir
-from hardware.energy.deployment import deployment_energy, population_spikes
-from hardware.energy.network_counts import count_network
-from hardware.energy.presets import PRESETS, snn_energy_pj
+from hardware.energy.inference import InferenceEnergy, netx_inference_energy
+from hardware.energy.presets import PRESETS
 from hardware.ir.network import LoihiNetwork
 from hardware.ir.timing import align_delays
-from hardware.lower.from_netx import encode_frames, load_netx, netx_metadata, static_currents
+from hardware.lower.from_netx import load_netx
 from hardware.mapping.design_rules import DesignRuleError
-from hardware.mapping.intel_tables import CompilerTable, load_compiler_table, side_by_side
+from hardware.mapping.intel_tables import load_compiler_table
 from hardware.mapping.mapper import map_network
 from hardware.mapping.plots import write_plots
 from hardware.mapping.profiles import load_target
 from hardware.mapping.records import Mapping
 from hardware.mapping.report import write_report
 from hardware.quantize.image import quantize
-from hardware.simulate.engine import simulate
+from spikeclip import SpikeCLIP, save
 from spikeclip.atomic_io import write_text_atomic
 from spikeclip.config import SpikeCLIPConfig
 from spikeclip.image_encoder import ImageEncoder
@@ -60,21 +64,35 @@ NOTE = (
 )
 
 
-def paper_network(n_calib: int, seed: int = 0) -> LoihiNetwork:
-    """The paper image tower with random weights, quantized and delay-aligned."""
-    torch.manual_seed(seed)
-    enc = ImageEncoder(SpikeCLIPConfig.paper())
+def fire_every_lif(module: torch.nn.Module) -> None:
+    """Draw BatchNorm statistics (in place) so that every LIF layer after one fires."""
     with torch.no_grad():
-        for m in enc.modules():
+        for m in module.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.normal_(0, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(1.5, 3.0)
                 m.bias.normal_(0.3, 0.5)
+
+
+def paper_network(n_calib: int, seed: int = 0) -> LoihiNetwork:
+    """The paper image tower with random weights, quantized and delay-aligned."""
+    torch.manual_seed(seed)
+    enc = ImageEncoder(SpikeCLIPConfig.paper())
+    fire_every_lif(enc)
     enc.eval()
     calib = torch.randn(n_calib, 3, 32, 32, generator=torch.Generator().manual_seed(seed + 1))
     net, _ = quantize(to_nir(enc), calib)
     return align_delays(net)
+
+
+def save_paper_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A paper-configuration SpikeCLIP checkpoint (random weights, every LIF firing, dataset
+    'digits') for ``spikeclip-export PATH --target loihi``; for /tmp, never to commit."""
+    torch.manual_seed(seed)
+    model = SpikeCLIP(SpikeCLIPConfig.paper())
+    fire_every_lif(model)
+    return save(path, model.eval(), metadata={"dataset": "digits", "note": NOTE.format(n=0)})
 
 
 def map_generations(net: LoihiNetwork, out: Path, note: str, spike_rate: float) -> None:
@@ -145,10 +163,9 @@ def road_frames(n: int, seed: int = 24) -> np.ndarray:
     return np.stack(frames)
 
 
-def pilotnet_energy(net: LoihiNetwork, mapping: Mapping) -> list[tuple[str, float, float]]:
-    """(inputs, mean input-layer rate, predicted dynamic energy per inference in mJ) of the
-    loihi2-proxy preset with the mapping's mean hops, per choice of input frames."""
-    meta = netx_metadata(net)
+def pilotnet_energy(net: LoihiNetwork, mapping: Mapping) -> list[tuple[str, InferenceEnergy]]:
+    """The loihi2-proxy preset's energy per inference (mean hops of the pessimistic mapping)
+    on each choice of input frames."""
     rng = np.random.default_rng(0)
     inputs = {
         "synthetic road frames (4)": road_frames(4),
@@ -156,68 +173,46 @@ def pilotnet_energy(net: LoihiNetwork, mapping: Mapping) -> list[tuple[str, floa
         "mid-grey frames (2)": np.full((2, 3, 66, 200), 0.5),
     }
     preset = PRESETS["loihi2-proxy"]
-    out = []
-    for label, images in inputs.items():
-        sim = simulate(net, static_currents(encode_frames(images, meta.transform), net.T))
-        counts = count_network(net, sim.spike_counts, samples=len(images))
-        spikes = population_spikes(counts)
-        hops = deployment_energy(mapping, "pessimistic", spikes, preset).mean_hops
-        priced = replace(preset, hops=hops)
-        pj = sum(snn_energy_pj(c, priced) for c in counts) / len(images)
-        rate = next(c.fr_out for c in counts if c.name == "input0")
-        out.append((label, rate, pj / 1e9))
-    return out
-
-
-def _side_by_side_lines(table: CompilerTable, mapping: Mapping) -> list[str]:
-    pess = side_by_side(table, mapping.scenarios["pessimistic"])
-    opt = {r.label: r.ours for r in side_by_side(table, mapping.scenarios["optimistic"])}
-    lines = [
-        "| layer | group | Intel's compiler | this mapper (pessimistic = 2022 compiler) | error "
-        "| this mapper (optimistic) |",
-        "|---|---|---:|---:|---:|---:|",
+    return [
+        (label, netx_inference_energy(net, images, preset, mapping=mapping))
+        for label, images in inputs.items()
     ]
-    for r in pess:
-        err = "—" if r.error is None else f"{100 * r.error:+.0f} %"
-        lines.append(f"| {r.label} | {r.group} | {r.intel} | {r.ours} | {err} | {opt[r.label]} |")
-    total = mapping.scenarios["pessimistic"].cores
-    lines.append(
-        f"| **total** | | **{table.total_cores}** | **{total}** | "
-        f"{100 * (total - table.total_cores) / table.total_cores:+.0f} % | "
-        f"{mapping.scenarios['optimistic'].cores} |"
-    )
-    return lines
 
 
 def pilotnet_report(out: Path) -> None:
-    """``pilotnet.md`` and ``pilotnet_vs_intel.png``."""
+    """``pilotnet-mapping.{md,json}`` (the mapping report with Intel's table side by side),
+    ``pilotnet-mapping_{cores,vs_intel}.png`` and ``pilotnet-energy.md``."""
     net = load_netx(PILOTNET)
-    mapping = map_network(net, load_target("loihi2"))
+    target = load_target("loihi2")
+    mapping = map_network(net, target)
     table = load_compiler_table()
-    write_plots(mapping, out, stem="pilotnet", title="PilotNet SNN on Loihi 2", table=table)
+    title = "Intel's PilotNet SNN → loihi2"
+    write_report(mapping, target, out, stem="pilotnet-mapping", title=title, table=table)
+    write_plots(mapping, out, stem="pilotnet-mapping", title="PilotNet SNN on Loihi 2",
+                table=table)  # fmt: skip
     measured = table.measured
     lines = [
-        "# Intel's PilotNet SNN through this mapper, next to Intel's compiler",
+        "# Intel's PilotNet SNN: predicted dynamic energy per inference next to Intel's",
         "",
-        f"Network: {table.network}. Intel's table: {table.source}.",
-        "",
-        *_side_by_side_lines(table, mapping),
-        "",
-        "## Dynamic energy per inference",
+        f"Network: {table.network}; mapping next to Intel's compiler: `pilotnet-mapping.md`.",
         "",
         f"Intel measured {measured['energy_dynamic_mj']} mJ dynamic ({measured['energy_total_mj']}"
         f" mJ total) per inference of {measured['steps_per_inference']} steps, "
         f"{measured['inferences_per_s']} inferences/s ({measured['source']}).",
         "",
-        "| inputs | input-layer spikes per neuron per step | predicted (loihi2-proxy) | "
-        "predicted / measured |",
-        "|---|---:|---:|---:|",
+        "| inputs | input-layer spikes / neuron / step | synaptic events | neuron updates | "
+        "spikes | mean hops | predicted (loihi2-proxy) | predicted / measured |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, rate, mj in pilotnet_energy(net, mapping):
-        ratio = mj / measured["energy_dynamic_mj"]
-        lines.append(f"| {label} | {rate:.3f} | {mj:.3f} mJ | {ratio:.2f} |")
-        print(f"pilotnet energy, {label}: {mj:.3f} mJ ({ratio:.2f} × Intel's)")
-    write_text_atomic(out / "pilotnet.md", "\n".join(lines + [""]) + ENERGY_NOTE)
+    for label, e in pilotnet_energy(net, mapping):
+        ratio = e.total_mj / measured["energy_dynamic_mj"]
+        lines.append(
+            f"| {label} | {e.input_rate:.3f} | {e.synaptic_events:,.0f} | "
+            f"{e.neuron_updates:,.0f} | {e.spikes:,.0f} | {e.mean_hops:.2f} | "
+            f"{e.total_mj:.3f} mJ | {ratio:.2f} |"
+        )
+        print(f"pilotnet energy, {label}: {e.total_mj:.3f} mJ ({ratio:.2f} × Intel's)")
+    write_text_atomic(out / "pilotnet-energy.md", "\n".join(lines + [""]) + ENERGY_NOTE)
     print(f"pilotnet: {mapping.cores_range()} cores (Intel: {table.total_cores})")
 
 
@@ -249,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "examples" / "mapping-paper")
     parser.add_argument("--calib", type=int, default=8)
     parser.add_argument("--spike-rate", type=float, default=0.1)
+    parser.add_argument("--save-checkpoint", type=Path, metavar="PATH",
+                        help="only write the paper checkpoint to PATH (for spikeclip-export)")
     args = parser.parse_args(argv)
+    if args.save_checkpoint is not None:
+        print(f"wrote {save_paper_checkpoint(args.save_checkpoint)}")
+        return 0
     t0 = time.perf_counter()
     net = paper_network(args.calib)
     t1 = time.perf_counter()
