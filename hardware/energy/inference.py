@@ -13,7 +13,9 @@ What it leaves out (static power, the embedded x86 cores, barriers) is the calle
 
 from __future__ import annotations
 
+from collections import abc
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 import numpy as np
 
@@ -32,8 +34,9 @@ class InferenceEnergy:
     """Predicted dynamic energy of one inference (T steps, one image), means over the images.
 
     input_rate: spikes per neuron per step of the first neuron layer (netx's input block);
-    synaptic_events, neuron_updates, spikes: counts per inference (all layers); mean_hops:
-    mesh hops per spike priced;
+    synaptic_events, neuron_updates, spikes: counts per inference (all layers);
+    events_by_layer: synaptic events per inference of each synapse layer; mean_hops: mesh hops
+    per spike priced;
     total_pj: the preset's energy per inference in pJ.
     """
 
@@ -44,6 +47,7 @@ class InferenceEnergy:
     synaptic_events: float
     neuron_updates: float
     spikes: float
+    events_by_layer: abc.Mapping[str, float]
     mean_hops: float
     total_pj: float
 
@@ -89,6 +93,7 @@ def netx_inference_energy(
         synaptic_events=sum(c.sop_exact for c in counts) / n,
         neuron_updates=sum(c.neuron_updates for c in counts) / n,
         spikes=sum(c.spikes_out for c in counts) / n,
+        events_by_layer=MappingProxyType({c.name: c.sop_exact / n for c in counts if c.sop_exact}),
         mean_hops=preset.hops,
         total_pj=sum(snn_energy_pj(c, preset) for c in counts) / n,
     )
