@@ -109,6 +109,6 @@ def test_mesh_positions_and_routes() -> None:
     assert position(130, L1) == (1, 0, 0)
     # Two single-core groups on cores 0 and 1 share router 0: a route of 0 hops, same chip.
     m = map_network(_residual(), load_target("loihi1"))
-    opt = m.scenarios["optimistic"]
-    got = {(r.source, r.group): (r.hops, r.chips_crossed) for r in routes(opt)}
+    optimistic = m.scenarios["optimistic"]
+    got = {(r.source, r.group): (r.hops, r.chips_crossed) for r in routes(optimistic)}
     assert got == {("x1", "x2"): (0, 0)}
