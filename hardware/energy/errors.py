@@ -15,3 +15,7 @@ class EnergyCountError(EnergyError):
 
 class UnknownPresetError(EnergyError, UsageError, KeyError):
     """A price preset name is not one of `hardware.energy.presets.PRESETS`."""
+
+
+class EnergyUsageError(EnergyError, UsageError):
+    """A request the energy model cannot price as asked (a preset of another rule, no input)."""

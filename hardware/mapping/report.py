@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hardware.mapping.intel_tables import CompilerTable, side_by_side
 from hardware.mapping.profiles import TargetProfile
 from hardware.mapping.records import GroupMapping, Mapping, ScenarioMapping
 from hardware.mapping.serialize import summary_dict
@@ -196,6 +197,48 @@ def _lower_bounds(mapping: Mapping) -> list[str]:
     return lines + [""]
 
 
+def _percent(error: float | None) -> str:
+    return "—" if error is None else f"{100 * error:+.0f} %"
+
+
+def compiler_lines(mapping: Mapping, table: CompilerTable) -> list[str]:
+    """Intel's compiler next to this mapper, per layer and in total (every scenario's cores;
+    the error is the pessimistic scenario's, which models Intel's 2022 compiler)."""
+    bounds = list(mapping.scenarios)
+    rows = {b: side_by_side(table, s) for b, s in mapping.scenarios.items()}
+    ref = "pessimistic" if "pessimistic" in rows else bounds[0]
+    lines = [
+        f"## Next to Intel's compiler ({table.network})",
+        "",
+        f"Intel's cores: {table.source}. Error: this mapper's `{ref}` scenario against Intel's.",
+        "",
+        "| layer | group | Intel's compiler | " + " | ".join(bounds) + " | error |",
+        "|---|---|---:|" + "---:|" * len(bounds) + "---:|",
+    ]
+    for k, r in enumerate(rows[ref]):
+        ours = " | ".join(_int(rows[b][k].ours) for b in bounds)
+        lines.append(f"| {r.label} | {r.group} | {r.intel} | {ours} | {_percent(r.error)} |")
+    total = mapping.scenarios[ref].cores
+    cores = " | ".join(f"**{_int(mapping.scenarios[b].cores)}**" for b in bounds)
+    error = _percent((total - table.total_cores) / table.total_cores)
+    lines.append(f"| **total** | | **{table.total_cores}** | {cores} | {error} |")
+    return lines + [""]
+
+
+def compiler_dict(mapping: Mapping, table: CompilerTable) -> dict[str, Any]:
+    """The JSON form of `compiler_lines`: per layer Intel's cores and each scenario's."""
+    rows = {b: side_by_side(table, s) for b, s in mapping.scenarios.items()}
+    return {
+        "table": table.name,
+        "source": table.source,
+        "total_intel": table.total_cores,
+        "rows": [
+            {"label": r.label, "intel": r.intel, **{b: rows[b][k].ours for b in rows}}
+            for k, r in enumerate(next(iter(rows.values())))
+        ],
+    }
+
+
 def _offloaded(mapping: Mapping) -> list[str]:
     if not mapping.offloaded:
         return []
@@ -331,9 +374,11 @@ def _tail(mapping: Mapping, target: TargetProfile) -> list[str]:
 
 
 def render_markdown(
-    mapping: Mapping, target: TargetProfile, *, title: str, note: str | None = None
-) -> str:
-    """The report as Markdown (`note`, e.g. "structure only (placeholder weights)", on top)."""
+    mapping: Mapping, target: TargetProfile, *, title: str, note: str | None = None,
+    table: CompilerTable | None = None,
+) -> str:  # fmt: skip
+    """The report as Markdown (`note`, e.g. "structure only (placeholder weights)", on top;
+    given Intel's compiler `table` for this network, the side-by-side after the summary)."""
     lines = [f"# {title}", ""]
     if note:
         lines += [f"> **{note}**", ""]
@@ -344,14 +389,20 @@ def render_markdown(
         f"pipeline depth {mapping.depth} steps.",
         "",
     ]
-    lines += _summary(mapping) + _lower_bounds(mapping) + _placement(mapping)
+    lines += _summary(mapping)
+    if table is not None and mapping.scenarios:
+        lines += compiler_lines(mapping, table)
+    lines += _lower_bounds(mapping) + _placement(mapping)
     lines += _differences(mapping) + _latency(mapping) + _traffic(mapping)
     lines += _tail(mapping, target)
     return "\n".join(lines) + "\n"
 
 
-def report_dict(mapping: Mapping, *, title: str, note: str | None = None) -> dict[str, Any]:
-    """The JSON form: `summary_dict` plus title, note, chips lower bound and format version."""
+def report_dict(
+    mapping: Mapping, *, title: str, note: str | None = None, table: CompilerTable | None = None
+) -> dict[str, Any]:
+    """The JSON form: `summary_dict` plus title, note, chips lower bound and format version
+    (and ``intel_compiler``, the side-by-side, given a compiler `table`)."""
     data = summary_dict(mapping)
     data.update(
         format_version=REPORT_FORMAT_VERSION,
@@ -360,6 +411,8 @@ def report_dict(mapping: Mapping, *, title: str, note: str | None = None) -> dic
         bit_accuracy=BIT_ACCURACY_NOTE,
         chips_by_neurons_alone=neuron_lower_bound_chips(mapping),
     )
+    if table is not None and mapping.scenarios:
+        data["intel_compiler"] = compiler_dict(mapping, table)
     return data
 
 
@@ -371,10 +424,13 @@ def write_report(
     stem: str = "mapping",
     title: str = "Mapping report",
     note: str | None = None,
+    table: CompilerTable | None = None,
 ) -> tuple[Path, Path]:
-    """Write `<stem>.md` and `<stem>.json` into `out_dir` atomically; returns both paths."""
+    """Write `<stem>.md` and `<stem>.json` into `out_dir` atomically; returns both paths.
+    Given Intel's compiler `table` for the network, both carry the side-by-side."""
     out = Path(out_dir)
     md, js = out / f"{stem}.md", out / f"{stem}.json"
-    write_text_atomic(md, render_markdown(mapping, target, title=title, note=note))
-    write_text_atomic(js, json.dumps(report_dict(mapping, title=title, note=note), indent=1) + "\n")
+    write_text_atomic(md, render_markdown(mapping, target, title=title, note=note, table=table))
+    data = report_dict(mapping, title=title, note=note, table=table)
+    write_text_atomic(js, json.dumps(data, indent=1) + "\n")
     return md, js

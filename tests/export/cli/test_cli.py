@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _paths import DEFAULT_MODEL
 
 from export.cli import export as cli
 from export.cli import stages
@@ -209,6 +210,18 @@ def test_loihi1_target_runs_what_needs_graded_spikes_off_the_neurocores(
     assert code == 0
     text = (out / "mapping.md").read_text()
     assert "Moved off the neurocores" in text and "| embedded |" in text
+
+
+def test_loihi1_target_exits_0_on_the_default_model(tmp_path: Path) -> None:
+    # Issue 23: `--target loihi1` used to exit 5 for every SpikeCLIP ("relay:pool2:
+    # graded_spike_bits 1 > 0"); the committed default model now maps with offload.
+    out = tmp_path / "o"
+    args = [str(DEFAULT_MODEL), "--target", "loihi1", "--samples", "8", "--run-lava", "0"]
+    assert cli.main([*args, "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "mapping.json").read_text())
+    assert summary["generation"] == "loihi1"
+    assert summary["chips_range"] == [1, 1]
+    assert "| embedded |" in (out / "mapping.md").read_text()
 
 
 def test_lava_failure_mid_run_leaves_no_folder(

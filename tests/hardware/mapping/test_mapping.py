@@ -372,3 +372,14 @@ def test_conv_output_layout_must_match_its_consumer() -> None:
     )
     with pytest.raises(MappingError, match="'conv2'.*does not match"):
         map_network(net, LOIHI1)
+
+
+def test_paper_image_tower_fits_one_kapoho_point_optimistic_and_16_chips_pessimistic() -> None:
+    # Issue 23's goal: ≤ 8 chips (one Kapoho Point) optimistic, ≤ 16 pessimistic (main's mapper:
+    # 102-375 chips). No mapping beats the compartment bound: 1,204,224 neurons (the test
+    # above) over 8,192 (optimistic) or 4,095 (pessimistic) per core, 120 cores per chip.
+    m = map_network(image_tower_structure(), load_target("loihi2"))
+    opt, pess = m.scenarios["optimistic"], m.scenarios["pessimistic"]
+    assert opt.cores >= math.ceil(1_204_224 / 8192) == 147
+    assert pess.cores >= math.ceil(1_204_224 / 4095) == 295
+    assert 2 <= opt.chips <= 8 and 3 <= pess.chips <= 16
