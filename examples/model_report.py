@@ -205,7 +205,9 @@ def protocol_summary(results: Sequence[evaluate.LabelSetResult]) -> dict[str, di
 
 def merge(reports: Sequence[FidelityReport]) -> dict[str, Any]:
     """One record for fidelity runs on consecutive chunks of a split: counts summed (each
-    fraction × its chunk's samples is an integer), the bit-exactness of every chunk."""
+    fraction × its chunk's samples is an integer); `twin_sim_bit_exact`: in every chunk every
+    spike and every feature (hence every logit) of the twin equals the simulator's; `sim_rates`:
+    the simulator's spikes per neuron-step per LIF layer."""
     n = sum(r.samples for r in reports)
 
     def count(field: str) -> int:
@@ -225,8 +227,6 @@ def merge(reports: Sequence[FidelityReport]) -> dict[str, Any]:
         **{f: count(f) / n for f in FRACTIONS},
         "correct": {e: count(f"top1_{e}") for e in ("float", "twin", "sim")},
         "twin_sim_bit_exact": all(r.twin_sim_bit_exact for r in reports),
-        "twin_sim_features_note": "twin_sim_bit_exact: every spike and every feature (hence "
-                                  "every logit) of the twin equals the simulator's",
         "cosine_float_sim_min": min(r.cosine_float_sim_min for r in reports),
         "first_diverging_layer": next((r.first_diverging_layer for r in reports
                                        if r.first_diverging_layer), None),
