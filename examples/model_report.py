@@ -89,14 +89,15 @@ def model_class_matrix(model: SpikeCLIP, meta: dict, names, templates) -> torch.
     return stages.spiking_class_matrix(model, ids.view(len(names), len(templates), -1))
 
 
-def test_top1(path: str | Path, test: Dataset) -> float:
+def test_top1(path: str | Path, test: Dataset, batch_size: int) -> float:
     """Test top-1 (fraction) of a checkpoint: `spikeclip-eval`'s base protocol
-    (spikeclip.evaluate, float64 arithmetic, so the figure is the same on any machine)."""
+    (spikeclip.evaluate, float64 arithmetic, so the figure is the same on any machine and any
+    batch size)."""
     ck = checkpoint.load(path)
     tokenize = load_tokenizer(ck.metadata["tokenizer"])
     return evaluate.evaluate_label_set(ck.model, test, tokenize,
                                        robustness.base_set(ck.class_names),
-                                       ck.templates).result.top1
+                                       ck.templates, batch_size=batch_size).result.top1
 
 
 @contextmanager
@@ -130,7 +131,7 @@ def rates(counts: dict[str, list[float]]) -> dict[str, float]:
 def image_pass(model: SpikeCLIP, test: Dataset, batch_size: int
                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """The float64 evaluation's image features `[N, out_dim]` float64 (batches of
-    `batch_size`, as spikeclip.evaluate runs them), labels `[N]` int64, and the image tower's
+    `batch_size`; the figures do not depend on it), labels `[N]` int64, and the image tower's
     firing rates on these images."""
     m = evaluate.in_dtype(model, evaluate.EVAL_DTYPE).eval()
     feats, labels = [], []
@@ -236,9 +237,10 @@ def merge(reports: Sequence[FidelityReport]) -> dict[str, Any]:
 
 
 def loihi_fidelity(ck: checkpoint.Checkpoint, splits: data.Splits, names: Sequence[str],
-                   chunk: int, parts: Parts) -> dict[str, dict]:
+                   chunk: int, batch: int, parts: Parts) -> dict[str, dict]:
     """Float model vs its quantized integer simulation (hardware.fidelity.report; calibration:
-    the first 256 training images) on each split in `names`, `chunk` images per fidelity call;
+    the first 256 training images) on each split in `names`, `chunk` images per fidelity call
+    run `batch` at a time;
     for the test split also `subset_<SUBSET>` (its first SUBSET images) when it is that large."""
     with parts("quantize"):
         calib, _ = model_data.first_images(splits.train, CALIBRATION_IMAGES, ck.config.img_size)
@@ -254,7 +256,8 @@ def loihi_fidelity(ck: checkpoint.Checkpoint, splits: data.Splits, names: Sequen
                 x, y = model_data.first_images(Subset(split, range(start, min(start + chunk,
                                                                             len(split)))),
                                                chunk, ck.config.img_size)
-                reports.append(fidelity(ck.model.image_encoder, net, x, y, w, noise_seeds=0))
+                reports.append(fidelity(ck.model.image_encoder, net, x, y, w, noise_seeds=0,
+                                        batch_size=batch))
         out[name] = merge(reports)
         if name == "test" and len(split) >= SUBSET and SUBSET % chunk == 0:
             out[f"test_subset_{SUBSET}"] = merge(reports[: SUBSET // chunk])
@@ -294,9 +297,11 @@ def spikeclip_part(a: argparse.Namespace, final: checkpoint.Checkpoint, splits: 
     work = Path(a.work)
     out: dict[str, Any] = {}
     with parts("eval_aligned"):
-        out["spikeclip_test_top1_after_alignment"] = test_top1(work / "aligned.pt", splits.test)
+        out["spikeclip_test_top1_after_alignment"] = test_top1(work / "aligned.pt", splits.test,
+                                                                a.batch_size)
     with parts("eval_dual_loss"):
-        out["spikeclip_test_top1_after_dual_loss"] = test_top1(work / "finetune.pt", splits.test)
+        out["spikeclip_test_top1_after_dual_loss"] = test_top1(work / "finetune.pt", splits.test,
+                                                                a.batch_size)
     tokenize = load_tokenizer(final.metadata["tokenizer"])
     with parts("eval_final_and_rates"):
         feats, labels, image_rates = image_pass(final.model, splits.test, a.batch_size)
@@ -328,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-seconds", type=int, default=0)
     p.add_argument("--fidelity-splits", nargs="+", default=["test"], choices=("val", "test"))
     p.add_argument("--chunk", type=int, default=500, help="images per fidelity call")
-    p.add_argument("--batch-size", type=int, default=256, help="images per float batch")
+    p.add_argument("--batch-size", type=int, default=64, help="images per float64 batch "
+                   "(fashion: 1.5 GB peak at 64, 2.5 GB at 256, and 35 %% less CPU)")
+    p.add_argument("--fidelity-batch", type=int, default=32, help="images per fidelity batch "
+                   "(fashion: 2.4 GB peak at 32, 5.7 GB at 128, and 25 %% less CPU)")
     p.add_argument("--limit", type=int, help="only the first N test images (timing runs)")
     a = p.parse_args(argv)
     parts = Parts()
@@ -343,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         "test_images": len(splits.test),
         **teacher_figures,
         **spikeclip_part(a, final, splits, parts),
-        "loihi_fidelity": loihi_fidelity(final, splits, a.fidelity_splits, a.chunk, parts),
+        "loihi_fidelity": loihi_fidelity(final, splits, a.fidelity_splits, a.chunk,
+                                         a.fidelity_batch, parts),
         "train_seconds_total": a.train_seconds,
         "stage_seconds": {s["command"]: s["seconds"] for s in final.metadata["stages"]},
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),

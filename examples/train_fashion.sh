@@ -23,7 +23,7 @@
 # Device: every stage runs on the CPU (spikeclip-train has no device option), on a machine with
 # or without a GPU alike.
 # Report: REPORT (default: the model's path with .json; REPORT= skips it) gets
-# examples/model_report.py's figures on the 10,000 test images (~26 min of one core, measured on
+# examples/model_report.py's figures on the 10,000 test images (~22 min of one core, measured on
 # 1,000 images and extrapolated; examples/README.md).
 # Epochs (sizing: examples/README.md): E_TEACHER E_TEXT E_ALIGN E_TASK E_FT E_HW and HW_STEPS
 # override the stages' epochs (a pilot: E_TEACHER=1 E_TEXT=2 ... with DATA=a small subset).
