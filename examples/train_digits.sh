@@ -52,5 +52,5 @@ T="$BIN/spikeclip-train"
     --teacher-weights "$WORK/teacher-task.pt" --init "$WORK/finetune.pt" --out "$OUT" --epochs 3 \
     --batch-size 64 --lr 1e-4 --logit-scale 50
 END=$(date +%s)
-"$BIN/python" examples/digits_report.py --work "$WORK" --model "$OUT" --out "$REPORT" \
-    --train-seconds $((END - START))
+"$BIN/python" examples/model_report.py --dataset digits --work "$WORK" --model "$OUT" \
+    --out "$REPORT" --fidelity-splits val test --train-seconds $((END - START))

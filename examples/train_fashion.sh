@@ -22,6 +22,9 @@
 # jobs running, two OpenMP threads made a training step 1.6-6x slower (examples/README.md).
 # Device: every stage runs on the CPU (spikeclip-train has no device option), on a machine with
 # or without a GPU alike.
+# Report: REPORT (default: the model's path with .json; REPORT= skips it) gets
+# examples/model_report.py's figures on the 10,000 test images (~22 min of one core, measured on
+# 1,000 images and extrapolated; examples/README.md).
 # Epochs (sizing: examples/README.md): E_TEACHER E_TEXT E_ALIGN E_TASK E_FT E_HW and HW_STEPS
 # override the stages' epochs (a pilot: E_TEACHER=1 E_TEXT=2 ... with DATA=a small subset).
 set -euo pipefail
@@ -37,6 +40,7 @@ else
     WORK="${WORK:-build/fashion}"
     OUT="${OUT:-examples/spikeclip-fashion.pt}"
 fi
+REPORT="${REPORT-${OUT%.pt}.json}"
 DATA="${DATA:-data}"  # searched first; then Debian's /usr/share/datasets/fashion-mnist
 E_TEACHER="${E_TEACHER:-8}" E_TEXT="${E_TEXT:-200}" E_ALIGN="${E_ALIGN:-2}"
 E_TASK="${E_TASK:-2}" E_FT="${E_FT:-6}" E_HW="${E_HW:-1}" HW_STEPS="${HW_STEPS:-80}"
@@ -87,3 +91,7 @@ stage hardware-aware "$T" finetune --hardware-aware "${C[@]}" --teacher minilm+c
 END=$(date +%s)
 printf 'total\t%s\n' "$((END - START))" >> "$TIMES"
 echo "== $(date -u +%FT%TZ) done: $OUT in $((END - START)) s (stage times: $TIMES)" >&2
+if [ -n "$REPORT" ]; then
+    "$BIN/python" examples/model_report.py --dataset fashion-mnist --data-root "$DATA" \
+        --work "$WORK" --model "$OUT" --out "$REPORT" --train-seconds $((END - START))
+fi

@@ -60,6 +60,30 @@ DIGIT_DISTRACTORS: tuple[str, ...] = (
     "square", "triangle", "cross", "smiley face", "dollar sign", "percent sign",
 )  # fmt: skip
 
+# Unseen names for Fashion-MNIST's classes (its own names, prompts.FASHION_MNIST_CLASSES): words
+# a shop would use for the same garment, none of them a word of another class's name.
+FASHION_MNIST_SYNONYMS: Mapping[str, tuple[str, ...]] = {
+    "T-shirt/top": ("tee", "singlet", "camisole"),
+    "Trouser": ("pants", "slacks", "jeans"),
+    "Pullover": ("sweater", "jumper", "knitwear"),
+    "Dress": ("gown", "frock", "sundress"),
+    "Coat": ("jacket", "overcoat", "parka"),
+    "Sandal": ("flip-flop", "espadrille", "slide"),
+    "Shirt": ("blouse", "button-down", "polo"),
+    "Sneaker": ("trainer", "running shoe", "plimsoll"),
+    "Bag": ("handbag", "purse", "tote"),
+    "Ankle boot": ("bootie", "chelsea boot", "short boot"),
+}  # fmt: skip
+
+# Distractors for Fashion-MNIST: other garments and accessories a catalog photo could show
+# (none is a class name or a synonym above), the dataset's analogue of the digits' glyphs.
+FASHION_MNIST_DISTRACTORS: tuple[str, ...] = (
+    "hat", "cap", "scarf", "glove", "sock", "belt", "necktie", "skirt", "shorts", "hoodie",
+    "vest", "swimsuit", "high heel", "loafer", "backpack", "wallet", "umbrella", "sunglasses",
+    "wristwatch", "necklace", "mitten", "pajamas", "kimono", "overalls", "leggings", "cardigan",
+    "blazer", "raincoat", "slipper", "suitcase",
+)  # fmt: skip
+
 # The paper's replacement per STL-10 name (commented alternatives in label_sentence/STL10.py).
 STL10_REPLACEMENTS: Mapping[str, tuple[str, ...]] = {
     "airplane": ("aircraft",), "bird": ("crane",), "car": ("automobile",),
@@ -91,10 +115,12 @@ CIFAR100_NAMES: tuple[str, ...] = (
 )
 
 SYNONYMS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
-    "digits": DIGIT_SYNONYMS, "stl10": STL10_REPLACEMENTS, "cifar10": CIFAR10_REPLACEMENTS,
+    "digits": DIGIT_SYNONYMS, "fashion-mnist": FASHION_MNIST_SYNONYMS,
+    "stl10": STL10_REPLACEMENTS, "cifar10": CIFAR10_REPLACEMENTS,
 }  # fmt: skip
 DISTRACTORS: Mapping[str, tuple[str, ...]] = {
-    "digits": DIGIT_DISTRACTORS, "stl10": CIFAR100_NAMES, "cifar10": CIFAR100_NAMES,
+    "digits": DIGIT_DISTRACTORS, "fashion-mnist": FASHION_MNIST_DISTRACTORS,
+    "stl10": CIFAR100_NAMES, "cifar10": CIFAR100_NAMES,
 }  # fmt: skip
 
 

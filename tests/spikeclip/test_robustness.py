@@ -74,3 +74,28 @@ def test_label_sets_and_refusals() -> None:
         rb.replaced_set(("a", "b"), {"a": ("B",), "b": ("A",)}, seed=0, k=1)
     with pytest.raises(rb.LabelSetError, match="not unique"):
         rb.base_set(("a", "A"))
+
+
+def test_fashion_mnist_tables_name_unseen_words_and_drive_the_protocols() -> None:
+    from spikeclip.training.prompts import FASHION_MNIST_CLASSES
+
+    syn, pool = rb.SYNONYMS["fashion-mnist"], rb.DISTRACTORS["fashion-mnist"]
+    assert set(syn) == set(FASHION_MNIST_CLASSES) and len(pool) == 30
+    all_syn = [s.casefold() for v in syn.values() for s in v]
+    assert len(all_syn) == len(set(all_syn)) == 30  # three each, none serves two classes
+    # no synonym holds a word of another class's name ("dress shirt" would hint at Dress)
+    for name, words in syn.items():
+        others = {w.casefold() for c in FASHION_MNIST_CLASSES if c != name
+                  for w in c.replace("/", " ").replace("-", " ").split()}
+        for s in words:
+            assert not others & set(s.casefold().replace("-", " ").split()), (name, s)
+    # distractors: neither a class name nor a synonym, no repeats
+    folded = {p.casefold() for p in pool}
+    assert len(folded) == 30 and not folded & (set(all_syn) | {c.casefold() for c in syn})
+    sets = rb.label_sets(FASHION_MNIST_CLASSES, rb.PROTOCOLS, seeds=rb.PAPER_SEEDS,
+                         synonyms=syn, pool=pool)
+    # the paper's draw: seed 42 renames labels 1 and 0 (Trouser, T-shirt/top)
+    assert [r.label for r in sets[1].replaced] == [1, 0]
+    assert sets[1].class_names[2:] == FASHION_MNIST_CLASSES[2:]
+    assert sets[1].class_names[1] in syn["Trouser"]
+    assert [len(s.class_names) for s in sets[4:]] == [20, 20, 20]
