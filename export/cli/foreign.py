@@ -60,11 +60,16 @@ class UnreadableModelFile(ModelFileError):
 
 
 def _is_hdf5(path: Path) -> bool:
-    with open(path, "rb") as f:
-        for offset in HDF5_OFFSETS:
-            f.seek(offset)
-            if f.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
-                return True
+    """Whether ``path`` starts with HDF5's signature at one of its offsets. A file that cannot
+    be read is not HDF5 here: the checkpoint loader then reports why (exit 3)."""
+    try:
+        with open(path, "rb") as f:
+            for offset in HDF5_OFFSETS:
+                f.seek(offset)
+                if f.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
+                    return True
+    except OSError:
+        return False
     return False
 
 
