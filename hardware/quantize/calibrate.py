@@ -31,6 +31,7 @@ from hardware.simulate.result import SimResult
 from spikeclip.batching import DEFAULT_BUDGET, Batching, batches
 from spikeclip.batching import plan_batches as plan
 from spikeclip.memory import AvailableMemory, available_memory
+from spikeclip.progress import bar
 
 __all__ = ["DEFAULT_BUDGET", "Batching", "FloatStats", "SimStats", "batches", "float_stats",
            "plan_batches", "sample_bytes", "sim_stats"]
@@ -145,7 +146,9 @@ def float_stats(graph: FloatGraph, calibration, batch_size: int) -> FloatStats:
     """:class:`FloatStats` of ``graph`` run with the float rule ``>=`` on ``calibration``."""
     stats = FloatStats(max_abs_current={}, max_abs_h={})
     with torch.no_grad():
-        for x in batches(torch.as_tensor(calibration), batch_size):
+        x_all = torch.as_tensor(calibration)
+        for x in bar(batches(x_all, batch_size), total=math.ceil(len(x_all) / batch_size),
+                     desc="quantize: float run", unit="batch"):
             run = run_graph(graph, x, compare=">=")
             stats = stats.merge(FloatStats(max_abs_current=run.max_abs_current,
                                            max_abs_h=run.max_abs_h))
@@ -155,7 +158,8 @@ def float_stats(graph: FloatGraph, calibration, batch_size: int) -> FloatStats:
 def sim_stats(network: LoihiNetwork, calibration, batch_size: int) -> SimStats:
     """:class:`SimStats` of the bit-accurate simulation of ``network`` on ``calibration``."""
     stats = SimStats.none()
-    for x in batches(calibration, batch_size):
+    for x in bar(batches(calibration, batch_size), total=math.ceil(len(calibration) / batch_size),
+                 desc="quantize: simulate", unit="batch"):
         stats = stats.merge(SimStats.of(simulate(network, x)))
     return stats
 
