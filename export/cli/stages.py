@@ -392,7 +392,8 @@ def stage_lava(ctx: ExportContext) -> str:
     write_text_atomic(
         folder / "image_encoder.md", "# Lava process graph: image tower\n\n" + graph.table() + "\n"
     )
-    export_text_tower(ctx.checkpoint.model.text_encoder, folder / "text_encoder.net")
+    text_path, text_net, _ = export_text_tower(ctx.checkpoint.model.text_encoder,
+                                               folder / "text_encoder.net")
     hw = hardware_path(graph, compile_graph=False)
     write_text_atomic(folder / "hardware_path.md", hw.markdown())
     ctx.artifacts["lava/image_encoder.md"] = "the image tower's Lava processes, delays, depths"
@@ -409,6 +410,8 @@ def stage_lava(ctx: ExportContext) -> str:
     lava = run_lava(graph, images)
     sim = simulate(ctx.network, images, keep_states=True)
     ctx.lava_check = verdict = lava_verdict(n, compare_to_sim(lava, sim, ctx.network))
+    zero_shot = _zero_shot_in_lava(ctx, text_net, text_path, lava, sim)
+    verdict["zero_shot"] = zero_shot
     _record_lava_in_fidelity(ctx)
     text = (
         f"every spike and readout stream identical (max |Δ feature| "
@@ -420,11 +423,47 @@ def stage_lava(ctx: ExportContext) -> str:
     )
     line = f"{n} samples, Lava vs simulator: {text}; {lava.wall_s:.1f} s in Lava"
     ctx.summary_lines.append(f"- Lava check: {line}")
-    if not verdict["identical"]:
+    ctx.summary_lines.append(f"- zero-shot in Lava: {_zero_shot_text(zero_shot)}")
+    if not verdict["identical"] or zero_shot.get("identical") is False:
         from export.lava.runner import LavaRunError
 
-        raise LavaRunError(f"Lava and the simulator disagree: {text}")
+        raise LavaRunError(f"Lava and the simulator disagree: {text}; zero-shot: "
+                           f"{_zero_shot_text(zero_shot)}")
     return line
+
+
+def _zero_shot_in_lava(ctx: ExportContext, text_net: Any, text_path: Path, lava: Any,
+                       sim: Any) -> dict[str, Any]:
+    """The text tower in Lava on the class prompts and the zero-shot logits from Lava's image
+    and text features against the simulator's (`export.lava.zero_shot.check_zero_shot`); not
+    run when the checkpoint names no tokenizer (no prompts to tokenize)."""
+    if not ctx.checkpoint.metadata.get("tokenizer"):
+        return {"ran": False, "reason": "the checkpoint names no tokenizer"}
+    from export.lava.zero_shot import check_zero_shot
+    from spikeclip.evaluate import prompt_ids
+    from spikeclip.training.teachers import load_tokenizer
+
+    tokenize = load_tokenizer(str(ctx.checkpoint.metadata["tokenizer"]))
+    ids = prompt_ids(tokenize, ctx.data.class_names, ctx.data.templates,
+                     ctx.checkpoint.config.text_len).numpy()
+    (image_lava,) = lava.features.values()
+    return {"ran": True, **check_zero_shot(text_net, text_path, ids, image_lava,
+                                           sim.feature).to_dict()}
+
+
+def _zero_shot_text(zero_shot: dict[str, Any]) -> str:
+    """One line for the zero-shot verdict of :func:`_zero_shot_in_lava`."""
+    if not zero_shot.get("ran"):
+        return f"not run ({zero_shot.get('reason')})"
+    if zero_shot["identical"]:
+        return (f"text tower (netx) on {zero_shot['prompts']} prompts and image tower on "
+                f"{zero_shot['samples']} samples: every text spike, text feature and zero-shot "
+                f"logit identical to the simulator's (max |Δ logit| "
+                f"{zero_shot['max_abs_logit_diff']:.1e}); Lava predicts "
+                f"{zero_shot['predictions']}")
+    return (f"DIFFERS: {zero_shot['text_spike_mismatches']} text neuron-steps, text features "
+            f"identical {zero_shot['text_features_identical']}, logits identical "
+            f"{zero_shot['logits_identical']} (max |Δ| {zero_shot['max_abs_logit_diff']:.1e})")
 
 
 def _record_lava_in_fidelity(ctx: ExportContext) -> None:
