@@ -22,14 +22,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from export.cli.args import HelpFormatter, help_epilog, output_path, positive_int
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import (
     ExportContext,
     ExportOptions,
-    simulated_activity,
+    simulated_counts,
     stage_data,
     stage_quantize,
 )
@@ -122,13 +120,13 @@ def _measured_data(
     return ctx
 
 
-def _simulated(
-    args: argparse.Namespace, ctx: ExportContext
-) -> tuple[dict[str, np.ndarray], int, str]:
+def _simulated(args: argparse.Namespace, ctx: ExportContext) -> tuple[list, int, str]:
     """Quantize on the dataset's training split (network.npz, quantization.md/json into the
-    output folder), simulate ``args.samples`` test images."""
+    output folder; the image encoder is converted to NIR in memory), count the simulation of
+    ``args.samples`` test images (streamed)."""
     stage_quantize(ctx)
-    return simulated_activity(ctx, args.samples)
+    dense_runs = ctx.checkpoint.config.T if args.first_layer_every_step else 1
+    return simulated_counts(ctx, args.samples, order=args.order, dense_runs=dense_runs)
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
@@ -143,8 +141,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         measured = {}
         title = f"{args.model.name}: image encoder energy (STRUCTURE ONLY)"
         if data_ctx is not None:
-            spikes, samples, activity = _simulated(args, data_ctx)
-            measured = {"spikes": spikes, "samples": samples, "activity": activity}
+            layers, samples, activity = _simulated(args, data_ctx)
+            measured = {"layers": layers, "samples": samples, "activity": activity}
             title = f"{args.model.name}: image encoder energy ({activity})"
         rep = model_report(
             ckpt.model,

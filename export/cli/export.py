@@ -40,6 +40,7 @@ from export.cli.foreign import (
 )
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import STAGES, TARGETS, ExportContext, ExportOptions
+from spikeclip import progress
 from spikeclip.errors import SpikeCLIPError
 from spikeclip.interrupts import Interrupted, exit_on_signals, exit_process
 from spikeclip.outputs import as_output_error
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with (
             exit_on_signals(),
+            progress.quiet(args.quiet),
             atomic_directory(options.out, inputs=(options.model_path,)) as staging,
         ):
             context = make_context(staging)

@@ -16,7 +16,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from export.cli.checks import (
@@ -349,13 +348,14 @@ def placement_summary(mapping: Any) -> str:
     return line
 
 
-def class_matrix_for(ctx: ExportContext) -> tuple[torch.Tensor, str]:
+def class_matrix_for(ctx: ExportContext, batch_size: int) -> tuple[torch.Tensor, str]:
     """The zero-shot class matrix ``[classes, out_dim]`` and how it was made.
 
     With a tokenizer named in the checkpoint's metadata: the float text tower on the prompts.
     Without one (e.g. a randomly initialised test model): class means of the float image
     features of the calibration images are not available per class, so the float model's
-    features of the test images, averaged per label, stand in (said in the report).
+    features of the test images (encoded ``batch_size`` at a time), averaged per label, stand in
+    (said in the report).
     """
     model = ctx.checkpoint.model
     if ctx.checkpoint.metadata.get("tokenizer"):
@@ -366,21 +366,23 @@ def class_matrix_for(ctx: ExportContext) -> tuple[torch.Tensor, str]:
         with torch.no_grad():
             matrix = class_matrix(model, tokenizer, ctx.data.class_names, ctx.data.templates)
         return matrix, "text tower on the class prompts (float, host)"
-    with torch.no_grad():
-        feats = torch.nn.functional.normalize(model.encode_image(ctx.data.images), dim=-1)
-    classes = int(ctx.data.labels.max()) + 1
-    matrix = torch.stack([feats[ctx.data.labels == c].mean(0) for c in range(classes)])
+    from hardware.fidelity.stream import class_means
+
+    matrix = class_means(model, ctx.data.images, ctx.data.labels, batch_size)
     return matrix, "class means of the float image features (no tokenizer in the checkpoint)"
 
 
 def stage_simulate(ctx: ExportContext) -> str:
     """Float model vs fake-quant twin vs bit-accurate simulation on the test images."""
     from hardware.fidelity.report import fidelity
+    from hardware.fidelity.stream import plan_fidelity
+    from hardware.lower.from_torch import graph_from_image_encoder
 
-    matrix, how = class_matrix_for(ctx)
-    report = fidelity(
-        ctx.checkpoint.model.image_encoder, ctx.network, ctx.data.images, ctx.data.labels, matrix
-    )
+    encoder = ctx.checkpoint.model.image_encoder
+    batching = plan_fidelity(graph_from_image_encoder(encoder), len(ctx.data.images))
+    matrix, how = class_matrix_for(ctx, batching.batch_size)
+    report = fidelity(encoder, ctx.network, ctx.data.images, ctx.data.labels, matrix,
+                      batch_size=batching.batch_size)
     report.write(ctx.folder)
     ctx.fidelity = report
     ctx.artifacts["fidelity.md"] = "float vs fake-quant twin vs simulator (and Lava) per layer"
@@ -391,7 +393,7 @@ def stage_simulate(ctx: ExportContext) -> str:
         f"for bit: {report.twin_sim_bit_exact}"
     )
     ctx.summary_lines.append(f"- fidelity ({how}): {line}")
-    return line
+    return f"{line} ({batching.describe()})"
 
 
 def stage_lava(ctx: ExportContext) -> str:
@@ -408,7 +410,8 @@ def stage_lava(ctx: ExportContext) -> str:
     write_text_atomic(
         folder / "image_encoder.md", "# Lava process graph: image tower\n\n" + graph.table() + "\n"
     )
-    export_text_tower(ctx.checkpoint.model.text_encoder, folder / "text_encoder.net")
+    text_path, text_net, _ = export_text_tower(ctx.checkpoint.model.text_encoder,
+                                               folder / "text_encoder.net")
     hw = hardware_path(graph, compile_graph=False)
     write_text_atomic(folder / "hardware_path.md", hw.markdown())
     ctx.artifacts["lava/image_encoder.md"] = "the image tower's Lava processes, delays, depths"
@@ -425,6 +428,8 @@ def stage_lava(ctx: ExportContext) -> str:
     lava = run_lava(graph, images)
     sim = simulate(ctx.network, images, keep_states=True)
     ctx.lava_check = verdict = lava_verdict(n, compare_to_sim(lava, sim, ctx.network))
+    zero_shot = _zero_shot_in_lava(ctx, text_net, text_path, lava, sim)
+    verdict["zero_shot"] = zero_shot
     _record_lava_in_fidelity(ctx)
     text = (
         f"every spike and readout stream identical (max |Δ feature| "
@@ -436,11 +441,47 @@ def stage_lava(ctx: ExportContext) -> str:
     )
     line = f"{n} samples, Lava vs simulator: {text}; {lava.wall_s:.1f} s in Lava"
     ctx.summary_lines.append(f"- Lava check: {line}")
-    if not verdict["identical"]:
+    ctx.summary_lines.append(f"- zero-shot in Lava: {_zero_shot_text(zero_shot)}")
+    if not verdict["identical"] or zero_shot.get("identical") is False:
         from export.lava.runner import LavaRunError
 
-        raise LavaRunError(f"Lava and the simulator disagree: {text}")
+        raise LavaRunError(f"Lava and the simulator disagree: {text}; zero-shot: "
+                           f"{_zero_shot_text(zero_shot)}")
     return line
+
+
+def _zero_shot_in_lava(ctx: ExportContext, text_net: Any, text_path: Path, lava: Any,
+                       sim: Any) -> dict[str, Any]:
+    """The text tower in Lava on the class prompts and the zero-shot logits from Lava's image
+    and text features against the simulator's (`export.lava.zero_shot.check_zero_shot`); not
+    run when the checkpoint names no tokenizer (no prompts to tokenize)."""
+    if not ctx.checkpoint.metadata.get("tokenizer"):
+        return {"ran": False, "reason": "the checkpoint names no tokenizer"}
+    from export.lava.zero_shot import check_zero_shot
+    from spikeclip.evaluate import prompt_ids
+    from spikeclip.training.teachers import load_tokenizer
+
+    tokenize = load_tokenizer(str(ctx.checkpoint.metadata["tokenizer"]))
+    ids = prompt_ids(tokenize, ctx.data.class_names, ctx.data.templates,
+                     ctx.checkpoint.config.text_len).numpy()
+    (image_lava,) = lava.features.values()
+    return {"ran": True, **check_zero_shot(text_net, text_path, ids, image_lava,
+                                           sim.feature).to_dict()}
+
+
+def _zero_shot_text(zero_shot: dict[str, Any]) -> str:
+    """One line for the zero-shot verdict of :func:`_zero_shot_in_lava`."""
+    if not zero_shot.get("ran"):
+        return f"not run ({zero_shot.get('reason')})"
+    if zero_shot["identical"]:
+        return (f"text tower (netx) on {zero_shot['prompts']} prompts and image tower on "
+                f"{zero_shot['samples']} samples: every text spike, text feature and zero-shot "
+                f"logit identical to the simulator's (max |Δ logit| "
+                f"{zero_shot['max_abs_logit_diff']:.1e}); Lava predicts "
+                f"{zero_shot['predictions']}")
+    return (f"DIFFERS: {zero_shot['text_spike_mismatches']} text neuron-steps, text features "
+            f"identical {zero_shot['text_features_identical']}, logits identical "
+            f"{zero_shot['logits_identical']} (max |Δ| {zero_shot['max_abs_logit_diff']:.1e})")
 
 
 def _record_lava_in_fidelity(ctx: ExportContext) -> None:
@@ -450,21 +491,24 @@ def _record_lava_in_fidelity(ctx: ExportContext) -> None:
         ctx.fidelity.write(ctx.folder)
 
 
-def simulated_activity(
-    ctx: ExportContext, samples: int
-) -> tuple[dict[str, np.ndarray], int, str]:
-    """Per-sample spikes of the first ``samples`` test images from the bit-accurate simulator,
-    in the model's layer layout: ``({neuron: bool [T, B, *shape]}, B, description)``."""
-    from hardware.energy.activity import spikes_from_simulator
+def simulated_counts(
+    ctx: ExportContext, samples: int, *, order: str = "q_ktv", dense_runs: int = 1
+) -> tuple[list[Any], int, str]:
+    """Exact operation counts (`hardware.energy.counts.LayerCounts` per layer) of the first
+    ``samples`` test images from the bit-accurate simulator, streamed in batches planned from
+    the memory estimate (exit 9 before anything runs when one image does not fit):
+    ``(layers, samples, description)``."""
     from hardware.energy.pipeline import image_specs
-    from hardware.simulate.engine import simulate
+    from hardware.energy.stream import count_simulated
+    from hardware.fidelity.stream import plan_simulation
+    from hardware.lower.from_torch import graph_from_image_encoder
 
     n = min(len(ctx.data.images), samples)
-    sim = simulate(ctx.network, ctx.data.images[:n], keep_states=True)
-    spikes = spikes_from_simulator(
-        {_model_path(k): v for k, v in sim.spikes.items()}, image_specs(ctx.checkpoint.model)
-    )
-    return spikes, n, f"bit-accurate simulator, {n} {ctx.data.name} test images"
+    graph = graph_from_image_encoder(ctx.checkpoint.model.image_encoder)
+    batching = plan_simulation(graph, n)
+    layers = count_simulated(ctx.network, ctx.data.images[:n], image_specs(ctx.checkpoint.model),
+                             batch_size=batching.batch_size, order=order, dense_runs=dense_runs)
+    return layers, n, f"bit-accurate simulator, {n} {ctx.data.name} test images"
 
 
 def stage_energy(ctx: ExportContext) -> str:
@@ -472,10 +516,10 @@ def stage_energy(ctx: ExportContext) -> str:
     from hardware.energy.files import write_report
     from hardware.energy.pipeline import model_report
 
-    spikes, n, activity = simulated_activity(ctx, ENERGY_SAMPLES)
+    layers, n, activity = simulated_counts(ctx, ENERGY_SAMPLES)
     report = model_report(
         ctx.checkpoint.model,
-        spikes=spikes,
+        layers=layers,
         samples=n,
         activity=activity,
         presets=ctx.options.presets,
@@ -511,13 +555,6 @@ def energy_summary(report: Any) -> str:
 
 
 ENERGY_SAMPLES = 64
-
-
-def _model_path(layer_name: str) -> str:
-    """The simulator's layer names are the image encoder's module paths; energy uses the
-    model's (``image_encoder.`` prefix)."""
-    prefix = "image_encoder."
-    return layer_name if layer_name.startswith(prefix) else prefix + layer_name
 
 
 def _versions() -> dict[str, str]:

@@ -2,8 +2,9 @@
 
 Every neuron population is a stock ``LIFReset`` (``PyLifResetModelBitAcc``, tag ``fixed_pt``)
 with ``reset_interval = T`` and ``reset_offset = depth + 1``; every static synapse a stock
-``Dense``/``DelayDense`` (dense layers) or ``Conv``/``DelaySparse`` (conv layers; a delayed
-conv is its sparse matrix). The project's own processes (:mod:`export.lava.procs`) cover what
+``Dense``/``DelayDense`` (dense layers) or ``Conv`` (conv layers; a delayed consumer of a conv
+gets the project's weight-shared ``DelayConv``, not the conv's unrolled matrix as a
+``DelaySparse``). The project's own processes (:mod:`export.lava.procs`) cover what
 stock Lava lacks: token-shared linear layers with delay lines, attention, max-pool over
 currents, the host readout, the static-input injection, and one spike recorder for all LIFs.
 
@@ -28,9 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
-from export.lava.conv_matrix import conv_as_sparse
 from export.lava.errors import LavaInputError, LavaLoweringError
 from hardware.ir import fixed, orientation
 from hardware.ir.layers import (
@@ -83,6 +82,7 @@ PROCESS_CLASSES: Mapping[str, str] = MappingProxyType({
     "DelaySparse": "lava.proc.sparse.process:DelaySparse",
     "RingBuffer": "lava.proc.io.source:RingBuffer",
     "TokenLinear": "export.lava.procs.token_linear.process:TokenLinear",
+    "DelayConv": "export.lava.procs.delay_conv.process:DelayConv",
     "SpikeAttention": "export.lava.procs.attention.process:SpikeAttention",
     "CurrentMaxPool": "export.lava.procs.maxpool.process:CurrentMaxPool",
     "HostReadout": "export.lava.procs.readout.process:HostReadout",
@@ -523,11 +523,13 @@ class _Builder:
         self.ins[layer.name] = ins
 
     def _make_conv(self, layer: ConvLayer) -> None:
+        """Delay 0: a stock ``Conv``; each delayed consumer: a :class:`DelayConv` (the same
+        weight-shared kernel and 24-bit wrap, plus a delay line of output frames)."""
         from lava.proc.conv.process import Conv
-        from lava.proc.sparse.process import DelaySparse
+
+        from export.lava.procs.delay_conv.process import DelayConv
 
         ins = []
-        mat = None  # the conv as a sparse matrix, built once for all delayed replicas
         for d in self._delays(layer.name):
             if d == 0:
                 proc = Conv(  # Lava's Conv ignores weight_exp: it gets weights · 2**weight_exp
@@ -550,22 +552,14 @@ class _Builder:
                 self._add(layer, d, proc, lambda p=proc: p.a_out.transpose([2, 1, 0]))
                 ins.append(_Input(proc.s_in, tuple(layer.in_shape), _WHC))
             else:
-                mat = conv_as_sparse(layer) if mat is None else mat
-                # same sparsity (Lava checks dtype int); the index arrays are shared, not copied
-                delays = csr_matrix((np.full(mat.nnz, d, dtype=np.int64), mat.indices,
-                                     mat.indptr), shape=mat.shape)
-                proc = DelaySparse(
-                    weights=mat,
-                    delays=delays,
-                    max_delay=d,
-                    weight_exp=layer.weight_exp,
-                    num_weight_bits=layer.num_weight_bits,
-                    sign_mode=_lava_sign_mode(layer.sign_mode),
-                    name=f"{layer.name}@{d}",
+                proc = DelayConv(
+                    weights=layer.effective_weights, in_shape=layer.in_shape,
+                    out_shape=layer.out_shape, stride=layer.stride, padding=layer.padding,
+                    dilation=layer.dilation, groups=layer.groups, delay=d,
+                    placement=layer.placement, name=f"{layer.name}@{d}",
                 )
-                shape = tuple(layer.out_shape)
-                self._add(layer, d, proc, lambda p=proc, s=shape: p.a_out.reshape(s))
-                ins.append(_Input(proc.s_in, tuple(layer.in_shape), _FLAT))
+                self._add(layer, d, proc, lambda p=proc: p.a_out)
+                ins.append(_Input(proc.s_in, tuple(layer.in_shape), _SAME))
         self.ins[layer.name] = ins
 
     # -- the project's processes with a delay line (token-linear, attention, max-pool) -----
@@ -668,7 +662,7 @@ LAVA_RULES: Mapping[str, LavaRule] = MappingProxyType({
     "lif": LavaRule(process=_only("LIFReset"), carries_delays=False, build=_Builder._make_lif),
     "dense": LavaRule(process=lambda d: "Dense" if d == 0 else "DelayDense", carries_delays=True,
                       build=_Builder._make_dense),
-    "conv": LavaRule(process=lambda d: "Conv" if d == 0 else "DelaySparse", carries_delays=True,
+    "conv": LavaRule(process=lambda d: "Conv" if d == 0 else "DelayConv", carries_delays=True,
                      build=_Builder._make_conv),
     "token_linear": _delayed_rule("token_linear"),
     "attention": _delayed_rule("attention"),

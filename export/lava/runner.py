@@ -44,6 +44,7 @@ from export.lava.procs.recorder.process import unpack_spikes
 from hardware.ir.layers import CurrentInputLayer, SpikeInputLayer
 from hardware.ir.network import LoihiNetwork
 from spikeclip.interrupts import children_die_with_parent, deferred, pid_alive
+from spikeclip.progress import bar
 
 __all__ = [
     "LavaInputError",
@@ -82,6 +83,9 @@ class LavaResult:
 
 #: Seconds between liveness checks of the runtime's child processes while a run is going.
 POLL_S = 0.2
+#: A run is split into at most this many ``RunSteps`` calls so the progress bar can move (Lava
+#: keeps every state across them; the Lava-vs-simulator tests run split).
+PROGRESS_CHUNKS = 16
 #: Seconds Lava gets to report a child's failure itself once a child has died.
 GRACE_S = 2.0
 #: Seconds the teardown waits, in all, for the child processes it SIGKILLed to exit.
@@ -184,14 +188,22 @@ class LavaSession:
         self._started = True
         errors: list[BaseException] = []
 
+        steps = bar(total=self.n_steps, desc="lava: steps", unit="step")
+        chunk = max(1, math.ceil(self.n_steps / PROGRESS_CHUNKS))
+
         def work() -> None:
             try:
-                self.anchor.run(
-                    condition=RunSteps(num_steps=self.n_steps),
-                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"),
-                )
+                done = 0
+                while done < self.n_steps:  # in chunks, for the bar (the state carries on)
+                    k = min(chunk, self.n_steps - done)
+                    self.anchor.run(condition=RunSteps(num_steps=k),
+                                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                    done += k
+                    steps.update(k)
             except BaseException as err:  # noqa: BLE001 - handed to the watching thread
                 errors.append(err)
+            finally:
+                steps.close()
 
         reap_dead_runs(self._registry)
         worker = threading.Thread(target=work, name="lava-run", daemon=True)

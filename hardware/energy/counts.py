@@ -307,8 +307,7 @@ def attention_counts(
         second = int(va.sum()) * n
         per_step = 2 * h * n * n * d
     numel = qa.size
-    fr_q, fr_k, fr_v = (float(m.sum()) / numel for m in (qa, ka, va))
-    rate = t * h * n * d * d * (min(fr_k, fr_v) + fr_q) * b
+    rate = attention_sop_rate((t, b, h, n, d), int(qa.sum()), int(ka.sum()), int(va.sum()))
     kinds = {_kind(m) for m in (qa, ka, va)}
     return LayerCounts(
         name=name,
@@ -326,6 +325,15 @@ def attention_counts(
         sop_rate=rate,
         order=order,
     )
+
+
+def attention_sop_rate(shape: Sequence[int], q: int, k: int, v: int) -> float:
+    """Spikingformer's ``T·H·N·d²·(min(fr_K, fr_V) + fr_Q)·B`` for Q/K/V ``[T, B, H, N, d]``
+    with ``q``, ``k``, ``v`` spikes in all (``fr = spikes / numel``)."""
+    t, b, h, n, d = shape
+    numel = t * b * h * n * d
+    fr_q, fr_k, fr_v = (float(m) / numel for m in (q, k, v))
+    return t * h * n * d * d * (min(fr_k, fr_v) + fr_q) * b
 
 
 def lif_counts(*, name: str, spikes: object, batch_summed: int = 0) -> LayerCounts:

@@ -58,6 +58,7 @@ def model_report(
     ann_onnx_macs: int | None = None,
     title: str = "SpikeCLIP image encoder: energy",
     mapping: ChipMapping | None = None,
+    layers: Sequence[LayerCounts] | None = None,
 ) -> EnergyReport:
     """The energy report of ``model``'s image tower.
 
@@ -65,14 +66,17 @@ def model_report(
     only). ``activity`` says where they came from (dataset, sample count, engine). ``mapping``:
     where the network sits on chips: the Loihi presets then route spikes over its mean hops,
     and the report prices its data movement (chip crossings, host and embedded traffic).
+    ``layers``: counts already made from the activity (e.g. streamed over batches,
+    :class:`hardware.energy.stream.CountAccumulator`); ``spikes`` is then not read.
     """
     steps = model.config.T
     specs = image_specs(model)
-    if spikes is None:
+    if layers is None and spikes is None:
         spikes, samples, activity = full_activity(specs, samples=1, steps=steps), 1, STRUCTURE_ONLY
-    layers = count_model(
-        specs, spikes, samples=samples, steps=steps, order=order, dense_runs=dense_runs
-    )
+    if layers is None:
+        layers = count_model(
+            specs, spikes, samples=samples, steps=steps, order=order, dense_runs=dense_runs
+        )
     moved, preset = deployment(layers, mapping)
     hops = moved[0].mean_hops if moved else 0.0
     assumptions = default_assumptions(

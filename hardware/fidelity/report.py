@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hardware.fidelity.stream import plan_fidelity
 from hardware.ir.layers import LIFLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.float_graph import FHostInput, FSynapse
@@ -36,6 +37,8 @@ from hardware.lower.graph_run import run_graph
 from hardware.quantize.twin import run_twin
 from hardware.simulate.engine import simulate
 from spikeclip.atomic_io import write_text_atomic
+from spikeclip.batching import batches
+from spikeclip.progress import bar
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +173,7 @@ def fidelity(
     labels: Tensor,
     class_matrix: Tensor,
     *,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     noise_rel: float = 2.0**-8,
     noise_seeds: int = 3,
 ) -> FidelityReport:
@@ -182,10 +185,16 @@ def fidelity(
     Noise floor (context for the agreement figure): the float model's prediction agreement with
     itself when every synaptic weight is multiplied by ``1 + noise_rel·N(0, 1)`` (default 2⁻⁸,
     about the relative step of an 8-bit weight), once per seed ``0 … noise_seeds − 1``.
+
+    Streamed ``batch_size`` images at a time (default: planned from the memory estimate,
+    :func:`hardware.fidelity.stream.plan_fidelity`); every figure is a count, a maximum or a
+    per-sample value, so the batch size changes memory and time, not the report.
     """
     enc = copy.deepcopy(image_encoder).double().eval()
     compare = ">" if getattr(enc.config, "strict_threshold", False) else ">="
     graph = graph_from_image_encoder(enc)
+    if batch_size is None:
+        batch_size = plan_fidelity(graph, int(images.shape[0])).batch_size
     lifs = [ly.name for ly in network.layers if isinstance(ly, LIFLayer)]
     acc: dict[str, dict[str, int]] = {
         n: dict.fromkeys(("steps", "f", "t", "s", "agree", "neq"), 0) for n in lifs
@@ -194,8 +203,9 @@ def fidelity(
     cos: list[Tensor] = []
     totals: dict[str, int] = {}
     feats_equal = True
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(torch.float64)
+    steps = bar(batches(images, batch_size), total=math.ceil(len(images) / batch_size),
+                desc="simulate: fidelity", unit="batch")
+    for x in (b.to(torch.float64) for b in steps):
         f_float = enc(x)
         ref = run_graph(graph, x, compare=compare, keep_states=True)
         twin = run_twin(network, x, keep_states=True)
@@ -221,6 +231,7 @@ def fidelity(
             a["ties"] = a.get("ties", 0) + sim.ties[n]
             a["ovf"] = a.get("ovf", 0) + sim.overflow_u[n]
             a["sat"] = a.get("sat", 0) + sim.saturations_v[n]
+        del f_float, ref, twin, sim  # before the next batch's runs allocate
     p = {k: torch.cat(v) for k, v in preds.items()}
     floor = tuple(
         float((_noisy_predictions(graph, images, class_matrix, noise_rel, seed, compare,
@@ -267,7 +278,6 @@ def _noisy_predictions(graph, images, class_matrix, rel, seed, compare, batch_si
     }
     g = graph.replace(noisy)
     out = []
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(torch.float64)
+    for x in (b.to(torch.float64) for b in batches(images, batch_size)):
         out.append(_logits(run_graph(g, x, compare=compare).features, class_matrix).argmax(-1))
     return torch.cat(out)

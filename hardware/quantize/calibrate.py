@@ -17,7 +17,7 @@ from the float graph; a batch is as many samples as fit in ``budget`` (default: 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -29,11 +29,13 @@ from hardware.lower.float_graph import FLIF, FHostInput, FloatGraph, FSynapse
 from hardware.lower.graph_run import run_graph
 from hardware.simulate.engine import simulate
 from hardware.simulate.result import SimResult
-from spikeclip.errors import InsufficientMemoryError
-from spikeclip.memory import AvailableMemory, available_memory, format_bytes
+from spikeclip.batching import DEFAULT_BUDGET, Batching, batches
+from spikeclip.batching import plan_batches as plan
+from spikeclip.memory import AvailableMemory, available_memory
+from spikeclip.progress import bar
 
-#: Calibration working set the batch size aims for, at most (bytes): 1 GiB.
-DEFAULT_BUDGET = 1 << 30
+__all__ = ["DEFAULT_BUDGET", "Batching", "FloatStats", "SimStats", "batches", "float_stats",
+           "plan_batches", "sample_bytes", "sim_stats"]
 #: Bytes per value of the float run (float64; the simulator's int64 state is smaller per sample).
 VALUE_BYTES = 8
 #: Temporaries of the LIF being run, in copies of its output: the summed input, the drive with
@@ -106,28 +108,6 @@ def _combine(a: Mapping, b: Mapping, op) -> Mapping:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Batching:
-    """How ``samples`` calibration samples are streamed: ``batch_size`` per batch, each sample
-    estimated at ``sample_bytes`` (so a batch at ``batch_bytes``)."""
-
-    samples: int
-    batch_size: int
-    sample_bytes: int
-
-    @property
-    def batches(self) -> int:
-        return math.ceil(self.samples / self.batch_size) if self.samples else 0
-
-    @property
-    def batch_bytes(self) -> int:
-        return self.batch_size * self.sample_bytes
-
-    def describe(self) -> str:
-        return (f"calibration in {self.batches} batch(es) of ≤ {self.batch_size} "
-                f"(≈ {format_bytes(self.batch_bytes)} each)")
-
-
 def sample_bytes(graph: FloatGraph) -> int:
     """Estimated peak bytes one calibration sample adds to the float run (the larger phase):
     ``SAFETY · 8 · (Σ_nodes T·|output| + max(largest conv unfold, LIF_TEMPORARIES·largest LIF))``
@@ -149,28 +129,13 @@ def plan_batches(
     graph: FloatGraph, samples: int, *, batch_size: int | None = None,
     budget: int | None = None, available: AvailableMemory | None = None,
 ) -> Batching:
-    """The batching of ``samples`` calibration samples (module doc). ``batch_size`` forces one;
-    ``budget`` (bytes) replaces the default. Raises ``InsufficientMemoryError`` when one batch
-    does not fit in the memory available now."""
-    per = sample_bytes(graph)
-    free = (available or available_memory()).bytes
-    if batch_size is None:
-        limit = min(DEFAULT_BUDGET, free // 2) if budget is None else budget
-        batch_size = max(1, limit // per)
-    batch_size = max(1, min(int(batch_size), samples))
-    if batch_size * per > free:
-        raise InsufficientMemoryError(
-            f"quantize: calibrating {batch_size} sample(s) at a time needs about "
-            f"{format_bytes(batch_size * per)} ({format_bytes(per)} per sample), but only "
-            f"{format_bytes(free)} is available; refused before allocating"
-        )
-    return Batching(samples=samples, batch_size=batch_size, sample_bytes=per)
-
-
-def batches(x, batch_size: int) -> Iterator:
-    """Consecutive slices ``x[i : i + batch_size]`` along the first axis."""
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
+    """The batching of ``samples`` calibration samples (module doc;
+    :func:`spikeclip.batching.plan_batches` with :func:`sample_bytes`). ``batch_size`` forces
+    one; ``budget`` (bytes) replaces the default. Raises ``InsufficientMemoryError`` when one
+    batch does not fit in the memory available now."""
+    return plan(samples, sample_bytes(graph), stage="quantize", what="calibration",
+                batch_size=batch_size, budget=budget, default_budget=DEFAULT_BUDGET,
+                available=available or available_memory())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +147,9 @@ def float_stats(graph: FloatGraph, calibration, batch_size: int) -> FloatStats:
     """:class:`FloatStats` of ``graph`` run with the float rule ``>=`` on ``calibration``."""
     stats = FloatStats(max_abs_current={}, max_abs_h={})
     with torch.no_grad():
-        for x in batches(torch.as_tensor(calibration), batch_size):
+        x_all = torch.as_tensor(calibration)
+        for x in bar(batches(x_all, batch_size), total=math.ceil(len(x_all) / batch_size),
+                     desc="quantize: float run", unit="batch"):
             run = run_graph(graph, x, compare=">=")
             stats = stats.merge(FloatStats(max_abs_current=run.max_abs_current,
                                            max_abs_h=run.max_abs_h))
@@ -201,7 +168,8 @@ def sim_input(network: LoihiNetwork, x):
 def sim_stats(network: LoihiNetwork, calibration, batch_size: int) -> SimStats:
     """:class:`SimStats` of the bit-accurate simulation of ``network`` on ``calibration``."""
     stats = SimStats.none()
-    for x in batches(calibration, batch_size):
+    for x in bar(batches(calibration, batch_size), total=math.ceil(len(calibration) / batch_size),
+                 desc="quantize: simulate", unit="batch"):
         stats = stats.merge(SimStats.of(simulate(network, sim_input(network, x))))
     return stats
 

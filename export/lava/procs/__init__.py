@@ -8,6 +8,8 @@ torch: Lava forks its runtime children and torch calls hang there):
 - :mod:`.maxpool`: max-pool over integer currents, padding = −∞ (``embedded``);
 - :mod:`.token_linear`: a token-shared linear layer (Conv1d k=1) with its own delay line
   (``neurocore``; stock Conv is too slow and DelayDense is Dense-only);
+- :mod:`.delay_conv`: a weight-shared conv with its own delay line, for the delayed consumers of
+  a conv (``neurocore``; a ``DelaySparse`` replica would hold the conv's unrolled matrix);
 - :mod:`.readout`: the host readout (decode, token mean, time weights, head) (``host``);
 - :mod:`.injection`: per-sample static input written into one LIF's ``bias_mant`` (``host``);
 - :mod:`.recorder`: the spike trains of all LIFs in one process, packed for one ``Var.get``

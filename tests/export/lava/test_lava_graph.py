@@ -60,8 +60,9 @@ def test_plan_uses_stock_lif_reset_and_stock_synapses(graph):
         if node.kind == "lif":
             assert dict(node.processes) == {0: "LIFReset"}
             assert node.reset_offset == node.depth + 1
-        if node.kind in ("conv", "dense"):
-            assert node.stock, node
+        if node.kind in ("conv", "dense"):  # stock at delay 0; a delayed conv: DelayConv
+            assert node.processes[0] in ("Conv", "Dense"), node
+            assert node.stock or set(node.processes.values()) == {"Conv", "DelayConv"}, node
     kinds = {n.kind: n for n in graph.nodes.values()}
     assert kinds["attention"].placement == "embedded"
     assert kinds["maxpool"].placement == "embedded"
@@ -71,6 +72,7 @@ def test_plan_uses_stock_lif_reset_and_stock_synapses(graph):
     assert {p for _, p in graph.custom_processes()} == {
         "BiasInjection",
         "CurrentMaxPool",
+        "DelayConv",
         "TokenLinear",
         "SpikeAttention",
         "HostReadout",
@@ -97,10 +99,10 @@ def test_delays_computed_where_residual_paths_meet(graph):
     # One replica per distinct delay: conv4 feeds delays {0, 3, 5, 8, 10}.
     assert dict(graph.nodes[p + "tokenizer.conv4"].processes) == {
         0: "Conv",
-        3: "DelaySparse",
-        5: "DelaySparse",
-        8: "DelaySparse",
-        10: "DelaySparse",
+        3: "DelayConv",
+        5: "DelayConv",
+        8: "DelayConv",
+        10: "DelayConv",
     }
     assert graph.timing.max_depth == 14
 
