@@ -330,7 +330,8 @@ def mapping_summary(mapping: Any) -> str:
     bound = optimistic.lower.cores if optimistic.lower is not None else 0
     ratio = f", {optimistic.cores / bound:.2f}× the lower bound" if bound else ""
     return (
-        f"{cores} cores on {chips} chips (binds: {optimistic.binding}{ratio}); "
+        f"{cores} cores on {chips} chip{'' if chips == '1' else 's'} "
+        f"(binds: {optimistic.binding}{ratio}); "
         f"≈{image_ms:.2f} ms per image at the optimistic timing"
     )
 
