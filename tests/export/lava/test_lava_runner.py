@@ -20,11 +20,12 @@ import numpy as np
 import psutil
 import pytest
 from _paths import REPO, TESTS
+from _small_nets import residual_net
 
 from export.lava import LavaRunError, LavaSession, compare_to_sim, run_in_lava, run_lava, to_lava
 from export.lava.errors import LavaInputError, LavaLoweringError
 from export.lava.runner import GRACE_S, POLL_S, TERM_S
-from hardware.ir.layers import CurrentInputLayer, DenseLayer, LIFLayer, SpikeInputLayer
+from hardware.ir.layers import CurrentInputLayer, LIFLayer
 from hardware.ir.network import Edge, LoihiNetwork
 from hardware.simulate.engine import simulate
 
@@ -36,25 +37,6 @@ FAIL_WITHIN_S = 30.0
 ORPHANS_GONE_WITHIN_S = 5.0
 
 
-def _residual() -> LoihiNetwork:
-    """in(2) → d1 → lif1 → d2 → lif2 plus the skip in → skip → lif2 (needs a 1-step delay)."""
-    layers = (
-        SpikeInputLayer(name="in", shape=(2,)),
-        DenseLayer(name="d1", weights=[[4, -2]], weight_exp=1),
-        LIFLayer(name="lif1", shape=(1,), du=4095, dv=2048, vth=5, bias_mant=3, bias_exp=3),
-        DenseLayer(name="d2", weights=[[10]]),
-        DenseLayer(name="skip", weights=[[3, 5]], weight_exp=-1),
-        LIFLayer(name="lif2", shape=(1,), du=4095, dv=2048, vth=4),
-    )
-    edges = (
-        Edge(src="in", dst="d1"),
-        Edge(src="d1", dst="lif1"),
-        Edge(src="lif1", dst="d2"),
-        Edge(src="d2", dst="lif2"),
-        Edge(src="in", dst="skip"),
-        Edge(src="skip", dst="lif2"),
-    )
-    return LoihiNetwork(layers=layers, edges=edges, T=3)
 
 
 def _children() -> set[int]:
@@ -96,8 +78,8 @@ def test_run_in_lava_by_hand_then_releases_everything(baseline):
     # lif2: a = 10·s1 + ((3x0 + 5x1) >> 1) = 4, 11, 2 → v = 256 (tie, no spike under >),
     # 128 + 704 = 832 → spike, 128 → F, T, F. Sample 1: lif1 sees only β = 24 < 320: silent.
     raster = np.array([[[1, 1], [0, 0]], [[1, 0], [0, 0]], [[0, 1], [0, 0]]])
-    result = run_lava(to_lava(_residual()), raster)
-    features, spikes = run_in_lava(_residual(), raster, n_samples=2)
+    result = run_lava(to_lava(residual_net()), raster)
+    features, spikes = run_in_lava(residual_net(), raster, n_samples=2)
     assert features == {} and result.n_samples == 2
     assert all(np.array_equal(spikes[n], result.spikes[n]) for n in ("lif1", "lif2"))
     assert spikes["lif1"][:, :, 0].tolist() == [[False, False], [True, False], [False, False]]
@@ -118,13 +100,13 @@ def test_first_samples_cut_time_major_rasters_on_the_batch_axis():
     x = np.arange(3 * 4 * 2).reshape(3, 4, 2)  # [T = 3, B = 4, 2]
     assert np.array_equal(_first(net, x, 2), x[:, :2])
     assert np.array_equal(_first(net, {"cur": x}, 1)["cur"], x[:, :1])
-    assert np.array_equal(_first(_residual(), x, 3), x[:, :3])  # spike input
+    assert np.array_equal(_first(residual_net(), x, 3), x[:, :3])  # spike input
     with pytest.raises(LavaLoweringError, match="n_samples"):
         _first(net, x, 0)
 
 
 def test_compare_to_sim_on_the_hand_network():
-    graph = to_lava(_residual())
+    graph = to_lava(residual_net())
     rng = np.random.default_rng(0)
     raster = (rng.random((3, 4, 2)) < 0.5).astype(np.int8)
     cmp = compare_to_sim(run_lava(graph, raster), simulate(graph.network, raster, keep_states=True))
@@ -134,7 +116,7 @@ def test_compare_to_sim_on_the_hand_network():
 def test_wrong_input_shape_raises_promptly_and_leaves_nothing(baseline):
     start = time.monotonic()
     with pytest.raises(LavaRunError, match=r"'in'.*expected spikes") as info:
-        run_in_lava(_residual(), np.zeros((3, 2, 5)))  # 5 input neurons instead of 2
+        run_in_lava(residual_net(), np.zeros((3, 2, 5)))  # 5 input neurons instead of 2
     assert isinstance(info.value, LavaInputError)
     assert time.monotonic() - start < FAIL_WITHIN_S
     assert _children() <= baseline
@@ -181,7 +163,7 @@ def test_a_child_killed_mid_run_raises_promptly_and_leaves_nothing(baseline):
     # down (at most TERM_S).
     rng = np.random.default_rng(0)
     raster = (rng.random((3, 3000, 2)) < 0.5).astype(np.int8)
-    build = to_lava(_residual()).build(raster)
+    build = to_lava(residual_net()).build(raster)
     session = LavaSession(build.anchor, build.n_steps, timeout_s=FAIL_WITHIN_S)
     killed: list[tuple[int, float]] = []
     problems: list[str] = []
@@ -216,7 +198,7 @@ def test_interrupt_while_lava_starts_leaves_nothing(baseline):
     # Ctrl-C (or a signal turned into KeyboardInterrupt) while Lava is still forking its
     # processes: the teardown must also catch the ones forked meanwhile.
     rng = np.random.default_rng(1)
-    build = to_lava(_residual()).build((rng.random((3, 3000, 2)) < 0.5).astype(np.int8))
+    build = to_lava(residual_net()).build((rng.random((3, 3000, 2)) < 0.5).astype(np.int8))
     session = LavaSession(build.anchor, build.n_steps, timeout_s=FAIL_WITHIN_S)
     interrupted: list[float] = []
 
@@ -248,11 +230,11 @@ KILLED_PARENT = textwrap.dedent(
     import sys, threading, time
     import numpy as np
     sys.path[:0] = sys.argv[1:3]  # this test's folder, tests/ (helpers)
-    from test_lava_runner import _residual
+    from _small_nets import residual_net
     from export.lava import LavaSession, to_lava
 
     raster = (np.random.default_rng(0).random((3, 3000, 2)) < 0.5).astype(np.int8)
-    build = to_lava(_residual()).build(raster)
+    build = to_lava(residual_net()).build(raster)
     session = LavaSession(build.anchor, build.n_steps, timeout_s=300)
 
     def report():
@@ -325,7 +307,7 @@ def test_the_next_run_unlinks_segments_left_by_a_dead_run(tmp_path):
 def test_streaming_equals_each_sample_run_alone_on_the_hand_network():
     # lif1 has a bias (24 v-units per step) and lif2 a delayed skip input: state left over
     # from the previous sample, or a reset one step off, would change the later samples.
-    graph = to_lava(_residual())
+    graph = to_lava(residual_net())
     samples = [[[1, 0], [1, 1], [0, 1]], [[1, 1], [1, 0], [1, 0]], [[0, 1], [1, 0], [0, 0]]]
     raster = np.array(samples).transpose(1, 0, 2)  # [T, B, 2]
     streamed = run_lava(graph, raster)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from _design_int64 import run_network
 from _sim_paths import PATHS, simulate_path
+from _small_nets import residual_net
 
 from hardware.ir.layers import (
     LAYER_TYPES,
@@ -32,27 +33,6 @@ from hardware.simulate.engine import SimulationError, simulate
 from hardware.simulate.result import MissingRuleError, exact_float_dtype
 
 
-def _residual_net() -> LoihiNetwork:
-    """in(2) → d1 → lif1 → d2 → lif2, plus the skip in → skip → lif2 (residual fan-in)."""
-    layers = (
-        SpikeInputLayer(name="in", shape=(2,)),
-        DenseLayer(name="d1", weights=[[4, -2]], weight_exp=1),
-        LIFLayer(name="lif1", shape=(1,), du=4095, dv=2048, vth=5, bias_mant=3, bias_exp=3),
-        DenseLayer(name="d2", weights=[[10]]),
-        DenseLayer(name="skip", weights=[[3, 5]], weight_exp=-1),
-        LIFLayer(name="lif2", shape=(1,), du=4095, dv=2048, vth=4),
-    )
-    edges = (
-        Edge(src="in", dst="d1"),
-        Edge(src="d1", dst="lif1"),
-        Edge(src="lif1", dst="d2"),
-        Edge(src="d2", dst="lif2"),
-        Edge(src="in", dst="skip"),
-        Edge(src="skip", dst="lif2"),
-    )
-    return LoihiNetwork(layers=layers, edges=edges, T=3)
-
-
 def test_three_layer_residual_states_by_hand():
     # Input spikes x[t] = [1,1], [1,0], [0,1].
     # d1: a1 = (4·x0 − 2·x1) << 1 → t0 (4−2)·2 = 4, t1 4·2 = 8, t2 −2·2 = −4.
@@ -67,7 +47,7 @@ def test_three_layer_residual_states_by_hand():
     #   t1 u = 704, v = 128 + 704 = 832 > 256 → spike, v ← 0
     #   t2 u = 128, v = 0 + 128 = 128 (no spike)
     raster = np.array([[[1, 1]], [[1, 0]], [[0, 1]]])
-    res = simulate(_residual_net(), raster, keep_states=True)
+    res = simulate(residual_net(), raster, keep_states=True)
     assert res.u["lif1"][:, 0, 0].tolist() == [256, 512, -256]
     assert res.v["lif1"][:, 0, 0].tolist() == [280, 0, -232]
     assert res.spikes["lif1"][:, 0, 0].tolist() == [False, True, False]
@@ -82,7 +62,7 @@ def test_three_layer_residual_states_by_hand():
 def test_counts_sum_over_batch_and_keep_time_axis():
     # Sample 0 as above; sample 1 all-zero input: lif1 sees only its bias (24 < 320, silent).
     raster = np.array([[[1, 1], [0, 0]], [[1, 0], [0, 0]], [[0, 1], [0, 0]]])
-    res = simulate(_residual_net(), raster)
+    res = simulate(residual_net(), raster)
     assert res.batch_size == 2
     assert res.spike_counts["lif1"].shape == (3, 1)
     assert res.spike_counts["lif1"][:, 0].tolist() == [0, 1, 0]
@@ -285,4 +265,4 @@ def test_a_kind_without_a_rule_is_a_typed_error_naming_kind_and_path(ref, backen
 
 def test_input_shape_errors_name_the_layer():
     with pytest.raises(SimulationError, match="'in'"):
-        simulate(_residual_net(), np.zeros((2, 1, 2)))
+        simulate(residual_net(), np.zeros((2, 1, 2)))
