@@ -16,7 +16,9 @@ Every command that writes output runs its body inside :func:`exit_on_signals`:
   manager unlinks its segments before it goes; killed first, it would leave that to Python's
   resource tracker, which warns on stderr). Each such child runs a watchdog thread that kills
   it within :data:`ORPHAN_POLL_S` once its parent has died (also by SIGKILL, which no handler
-  sees); the parent kills them with SIGKILL when it tears them down.
+  sees); the parent kills them with SIGKILL when it tears them down. A signal that reaches a
+  child before that hook runs (Python runs ``random``'s reseed hook first) finds the inherited
+  handler, which does nothing outside the process that installed it.
   ``prctl(PR_SET_PDEATHSIG)`` cannot do this here: Linux sends that signal when the *thread*
   that forked the child ends, and Lava forks from the worker thread that runs it, which ends
   before its processes are read back.
@@ -69,12 +71,17 @@ class _State:
     previous: dict[int, Any] = field(default_factory=dict)
     guard_children: int = 0  # nesting depth of exit_on_signals / children_die_with_parent
     forking_pid: int = 0  # the pid that forked, as seen in the child (set just before fork)
+    owner_pid: int = 0  # the process that installed the handlers (children inherit them)
 
 
 _STATE = _State()
 
 
 def _handler(signum: int, _frame: FrameType | None) -> None:
+    if os.getpid() != _STATE.owner_pid:
+        # A child forked while the handlers were installed, caught before its own at-fork hook
+        # set SIG_IGN (Python runs ``random``'s reseed hook first). Its parent stops it.
+        return
     if _STATE.raised:
         return  # cleanup of the first signal is running: let it finish
     if _STATE.deferring:
@@ -95,7 +102,7 @@ def exit_on_signals() -> Iterator[None]:
         yield  # signal handlers can only be installed from the main thread
         return
     if not _STATE.installed:
-        _STATE.raised, _STATE.pending = False, None
+        _STATE.raised, _STATE.pending, _STATE.owner_pid = False, None, os.getpid()
         _STATE.previous = {int(s): signal.signal(s, _handler) for s in SIGNALS}
     _STATE.installed += 1
     try:
