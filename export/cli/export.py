@@ -36,8 +36,8 @@ from export.cli.foreign import (
     ForeignOptions,
     add_foreign_arguments,
     foreign_stages,
-    model_kind,
 )
+from export.cli.model_file import model_kind
 from export.cli.output_dir import atomic_directory
 from export.cli.stages import STAGES, TARGETS, ExportContext, ExportOptions
 from spikeclip import progress
@@ -229,7 +229,8 @@ def _checks_status(context: ExportContext) -> int:
 
 
 def _pipeline(options: ExportOptions, args: argparse.Namespace):
-    """The stages and a context factory for MODEL's kind (:func:`export.cli.foreign.model_kind`)."""
+    """The stages and a context factory for MODEL's kind
+    (:func:`export.cli.model_file.model_kind`)."""
     kind = model_kind(options.model_path)
     if kind == "checkpoint":
         stages = [s for s in STAGES if options.target in s.targets]

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from export.cli.args import nonnegative_int, positive_int, probability
+from export.cli.model_file import check_nir_node_types
 from export.cli.stages import (
     ExportContext,
     ExportUsageError,
@@ -37,62 +38,14 @@ from export.cli.stages import (
 )
 from hardware.ir.layers import CurrentInputLayer, LIFLayer, SpikeInputLayer
 from spikeclip.atomic_io import write_text_atomic
-from spikeclip.errors import ModelFileError, UnsupportedError
+from spikeclip.errors import ModelFileError
 
-ZIP_MAGIC = b"PK\x03\x04"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-#: Offsets where HDF5 looks for its signature (0, then 512·2^k: a user block may precede it).
-HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
 FOREIGN_TARGETS = frozenset({"loihi", "loihi1", "sim"})
 DEFAULT_STEPS = 16
 #: ``hardware.lower.from_foreign_nir``'s conventions and resets, spelled here so that ``--help``
 #: does not import nir (tests/export/cli/test_cli_foreign.py checks they agree).
 CONVENTIONS = ("nir", "snntorch", "norse", "sinabs", "rockpool")
 RESETS = ("zero", "subtract", "subtract-delayed")
-
-
-class UnknownModelFormat(UnsupportedError):
-    """An HDF5 file that is neither a NIR graph nor a lava-dl netx network (exit 4)."""
-
-
-class UnreadableModelFile(ModelFileError):
-    """A file with an HDF5 signature that h5py cannot open (exit 3)."""
-
-
-def _is_hdf5(path: Path) -> bool:
-    """Whether ``path`` starts with HDF5's signature at one of its offsets. A file that cannot
-    be read is not HDF5 here: the checkpoint loader then reports why (exit 3)."""
-    try:
-        with open(path, "rb") as f:
-            for offset in HDF5_OFFSETS:
-                f.seek(offset)
-                if f.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
-                    return True
-    except OSError:
-        return False
-    return False
-
-
-def model_kind(path: Path) -> str:
-    """``"checkpoint"`` (a torch zip, or anything not HDF5: the checkpoint loader reports it),
-    ``"netx"`` (HDF5 with a ``layer`` group) or ``"nir"`` (HDF5 with a ``node`` group)."""
-    if not path.is_file() or not _is_hdf5(path):
-        return "checkpoint"
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            keys = sorted(f.keys())
-    except OSError as err:
-        raise UnreadableModelFile(f"{path}: HDF5 signature but unreadable: {err}") from err
-    if "layer" in keys:
-        return "netx"
-    if "node" in keys:
-        return "nir"
-    raise UnknownModelFormat(
-        f"{path}: an HDF5 file that is neither a NIR graph (group 'node') nor a lava-dl netx "
-        f"network (group 'layer'); its top-level keys are {keys}"
-    )
 
 
 def add_foreign_arguments(parser: argparse.ArgumentParser) -> None:
@@ -186,10 +139,15 @@ def stage_foreign_load(ctx: ForeignContext) -> str:
         return f"lava-dl netx: {len(ctx.network.layers)} layers ({n} LIF), T = {ctx.network.T}"
     import nir
 
+    from hardware.lower.from_foreign_nir import NIR_NODE_TYPES
+
+    check_nir_node_types(path, NIR_NODE_TYPES)
     try:
         graph = nir.read(path, type_check=False)  # Norse/Rockpool keep a batch axis
-    except (KeyError, ValueError, TypeError) as err:
-        raise ModelFileError(f"{path}: not a readable NIR 1.0.8 graph: {err!r}") from err
+    except (KeyError, ValueError, TypeError, AssertionError, OSError) as err:
+        # nir.read validates the file's fields with asserts and KeyErrors: a bad file, not a bug
+        raise ModelFileError(f"{path}: an HDF5 file with a 'node' group that is not a readable "
+                             f"NIR 1.0.8 graph: {err!r}") from err
     ctx.foreign = float_graph_from_foreign(graph, T=_steps(ctx) or DEFAULT_STEPS, dt=opts.dt,
                                            convention=opts.convention, reset=opts.reset)
     ctx.summary_lines.extend(f"- {note}" for note in ctx.foreign.notes)

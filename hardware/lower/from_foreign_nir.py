@@ -331,6 +331,10 @@ NEURONS: Mapping[type, Callable[..., _Neuron]] = {
     nir.LI: lambda n, node, shape, ctx: _lif(n, node, shape, ctx, role="li"),
     nir.CubaLI: lambda n, node, shape, ctx: _cuba(n, node, shape, ctx, role="li"),
 }
+#: The node type names NIR 1.0.8 defines (what ``nir.read`` can build).
+NIR_NODE_TYPES: frozenset[str] = frozenset(
+    n for n, c in vars(nir).items()
+    if isinstance(c, type) and issubclass(c, nir.NIRNode) and c is not nir.NIRNode)
 REGISTRY: Mapping[type, str] = {
     nir.Input: "input", nir.Output: "output",
     **dict.fromkeys(LINEAR, "linear"), **dict.fromkeys(NEURONS, "neuron"),

@@ -23,7 +23,7 @@ from _paths import DEFAULT_MODEL, PILOTNET_NET
 
 from export.cli import export as cli
 from export.cli import foreign
-from export.cli.foreign import model_kind
+from export.cli.model_file import model_kind
 from hardware.lower import from_foreign_nir
 from spikeclip.errors import EXIT_BAD_MODEL, EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE
 
