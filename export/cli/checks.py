@@ -8,7 +8,10 @@
 - ``twin_equals_simulator``: the fake-quant twin equals the bit-accurate simulator bit for bit
   on the test images (spikes and features);
 - ``float_vs_simulator``: prediction agreement of the float model and the simulator (fraction),
-  both top-1s and the drop ``100·(top-1 float − top-1 simulator)`` in percentage points;
+  both top-1s and the drop ``100·(top-1 float − top-1 simulator)`` in percentage points; for a
+  foreign NIR network (:func:`foreign_float_sim`) the agreement is that of spikes, over every
+  neuron-step of every spiking layer, float NIR executor vs simulator, and there is no top-1
+  (``measure`` says which);
 - ``exactness``: T and whether the quantizer's exactness bound holds (the quantization record's
   "exact twin": T ≤ 7 and every bias on the 2^(T−1) grid, DESIGN §4);
 - ``counters``: the simulator's whole-network tie/overflow/saturation/wrap/clip counts on the
@@ -101,6 +104,19 @@ def lava_skipped(reason: str) -> dict[str, Any]:
             "reason": reason}
 
 
+PREDICTION_MEASURE = "prediction agreement"
+NEURON_STEP_MEASURE = "spike agreement over all neuron-steps (float NIR executor vs simulator)"
+
+
+def foreign_float_sim(*, samples: int, agreement: float) -> dict[str, Any]:
+    """``float_vs_simulator`` of a foreign NIR network: the fraction of neuron-steps (every
+    spiking layer, every sample) where the float executor and the simulator agree; no labels,
+    so no top-1."""
+    return {"samples": int(samples), "agreement": float(agreement),
+            "measure": NEURON_STEP_MEASURE, "top1_float": None, "top1_simulator": None,
+            "top1_drop_pp": None}
+
+
 def collect_checks(
     *, fidelity: Any = None, quant_record: Any = None, lava: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -113,6 +129,7 @@ def collect_checks(
         float_sim = {
             "samples": int(fidelity.samples),
             "agreement": float(fidelity.agreement_float_sim),
+            "measure": PREDICTION_MEASURE,
             "top1_float": float(fidelity.top1_float),
             "top1_simulator": float(fidelity.top1_sim),
             "top1_drop_pp": 100.0 * (float(fidelity.top1_float) - float(fidelity.top1_sim)),
@@ -132,6 +149,10 @@ def collect_checks(
     }
 
 
+def _measure(float_sim: Mapping[str, Any] | None) -> str:
+    return (float_sim or {}).get("measure", PREDICTION_MEASURE)
+
+
 def evaluate(requirements: Requirements, checks: Mapping[str, Any]) -> tuple[CheckResult, ...]:
     """Evaluate every requested gate against ``checks`` (a missing figure fails its gate)."""
     results: list[CheckResult] = []
@@ -142,8 +163,8 @@ def evaluate(requirements: Requirements, checks: Mapping[str, Any]) -> tuple[Che
         ok = got is not None and got >= need
         results.append(CheckResult(
             name="agreement", option=f"--require-agreement {need:g}", required=need, actual=got,
-            passed=ok, detail=("float↔simulator prediction agreement "
-                               + ("not measured" if got is None else f"{got:.4f}")
+            passed=ok, detail=("float↔simulator " + _measure(fs) + " "
+                               + ("not measured" if got is None else f"{got:.6f}")
                                + (" ≥ " if ok else " < ") + f"{need:g} required"),
         ))
     if requirements.top1_drop_pp is not None:

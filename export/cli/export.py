@@ -154,7 +154,8 @@ def _add_gates(parser: argparse.ArgumentParser) -> None:
         "--require-agreement",
         type=probability,
         metavar="FRACTION",
-        help="minimum float↔simulator prediction agreement on the test images, e.g. 0.99",
+        help="minimum float↔simulator prediction agreement on the test images, e.g. 0.99 "
+        "(a NIR network: spike agreement over every neuron-step of its spiking layers)",
     )
     gates.add_argument(
         "--require-top1-delta",
@@ -236,7 +237,8 @@ def _pipeline(options: ExportOptions, args: argparse.Namespace):
         stages = [s for s in STAGES if options.target in s.targets]
         return stages, lambda folder: ExportContext(options=options, folder=folder)
     foreign = ForeignOptions.from_args(kind, args)
-    return foreign_stages(options.target, options.model_path), lambda folder: ForeignContext(
+    stages = foreign_stages(options.target, options.model_path, kind, options.requirements)
+    return stages, lambda folder: ForeignContext(
         options=options, folder=folder, foreign_options=foreign)
 
 

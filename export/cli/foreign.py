@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from export.cli.args import nonnegative_int, positive_int, probability
+from export.cli.checks import Requirements, foreign_float_sim
 from export.cli.model_file import check_nir_node_types
 from export.cli.stages import (
     ExportContext,
@@ -288,7 +289,8 @@ def stage_foreign_simulate(ctx: ForeignContext) -> str:
     line = (f"{n} samples: float vs simulator {100 * agreement:.3f}% of neuron-steps agree; "
             f"twin == simulator bit for bit: {twin_exact}")
     ctx.summary_lines.append(f"- fidelity: {line}")
-    ctx.checks["foreign_fidelity"] = {"agreement": agreement, "twin_equals_simulator": twin_exact}
+    ctx.checks["float_vs_simulator"] = foreign_float_sim(samples=n, agreement=agreement)
+    ctx.checks["twin_equals_simulator"] = twin_exact
     return line
 
 
@@ -375,10 +377,26 @@ FOREIGN_STAGES: tuple[Stage, ...] = (
 )
 
 
-def foreign_stages(target: str, model: Path) -> list[Stage]:
-    """The stages for ``target``; targets that need a SpikeCLIP checkpoint are usage errors."""
+def check_foreign_requirements(kind: str, req: Requirements, model: Path) -> None:
+    """The --require-* gates a foreign network can measure: ``--require-agreement`` and
+    ``--require-twin-exact`` (NIR: float executor / fake-quant twin vs simulator) and
+    ``--require-lava-exact``; the others are usage errors before anything runs."""
+    if req.top1_drop_pp is not None:
+        raise ExportUsageError(f"--require-top1-delta needs a SpikeCLIP checkpoint (labels and "
+                               f"classes); {model} is a {kind} network: gate its fidelity with "
+                               "--require-agreement FRACTION (spike agreement over neuron-steps)")
+    if kind == "netx" and (req.agreement is not None or req.twin_exact):
+        raise ExportUsageError(f"--require-agreement/--require-twin-exact compare with a float "
+                               f"model; {model} is a lava-dl netx network (fixed point, no float "
+                               "model): use --require-lava-exact")
+
+
+def foreign_stages(target: str, model: Path, kind: str, req: Requirements) -> list[Stage]:
+    """The stages for ``target``; targets that need a SpikeCLIP checkpoint, and gates the
+    network cannot measure (:func:`check_foreign_requirements`), are usage errors."""
     if target not in FOREIGN_TARGETS:
         raise ExportUsageError(f"--target {target} needs a SpikeCLIP checkpoint; {model} is a "
                                f"NIR/netx network (targets: {', '.join(sorted(FOREIGN_TARGETS))})")
+    check_foreign_requirements(kind, req, model)
     return [s for s in FOREIGN_STAGES if target in s.targets]
 

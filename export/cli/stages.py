@@ -573,9 +573,12 @@ def stage_report(ctx: ExportContext) -> str:
     every artifact). A failed gate is only recorded here; the CLI exits 10 after the folder is
     in place."""
     opts = ctx.options
-    ctx.checks = collect_checks(
+    measured = collect_checks(
         fidelity=ctx.fidelity, quant_record=ctx.quant_record, lava=ctx.lava_check
     )
+    # a section an earlier stage measured itself (a foreign network's fidelity, its mapping)
+    # stands; collect_checks fills the rest
+    ctx.checks = {**measured, **{k: v for k, v in ctx.checks.items() if v is not None}}
     ctx.check_results = evaluate(opts.requirements, ctx.checks)
     ctx.checks["requirements"] = [r.to_dict() for r in ctx.check_results]
     ctx.checks["passed"] = all(r.passed for r in ctx.check_results)
