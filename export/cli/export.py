@@ -61,7 +61,8 @@ The number of time steps T comes from the checkpoint (its time weights are learn
 
 MODEL may also be a NIR graph (.nir, e.g. from snnTorch or Norse) or a lava-dl netx network
 (.net), recognised by content: targets loihi, loihi1 and sim, with the SpikeCLIP-only stages
-(text tower, zero-shot, ONNX twin) skipped and said so in the report.
+(text tower, zero-shot) skipped and said so in the report; a NIR graph's ANN twin (each neuron
+a ReLU) is written to model.onnx for the energy report's MAC count.
 """
 
 EXAMPLES = """\

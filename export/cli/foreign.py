@@ -1,11 +1,15 @@
 """`spikeclip-export` for foreign networks: a NIR graph (snnTorch, Norse, … exports) or a lava-dl
-netx ``.net`` file, recognised by content (:func:`model_kind`), not by extension.
+netx ``.net`` file, recognised by content (:func:`export.cli.model_file.model_kind`), not by
+extension.
 
     load → inputs → quantize (NIR) / imported as is (netx) → map → simulate (+ fidelity) → Lava
-    check → energy → report
+    check → energy (+ the ONNX ReLU twin, NIR) → report
 
 The SpikeCLIP-only stages are skipped and the report says so: no text tower, no zero-shot
-classes, no ONNX ANN twin (energy counts the ReLU twin's MACs from the layer shapes). NIR graphs
+classes. The ANN baseline of the energy report is the NIR graph with each neuron a ReLU,
+exported to ``model.onnx`` and its MACs counted from that file
+(:mod:`export.onnx.foreign_twin`); a netx file has no float graph, so its ANN MACs come from
+the layer shapes. NIR graphs
 become a float graph (:mod:`hardware.lower.from_foreign_nir`) that the quantizer maps to
 integers; netx files are already fixed point and are imported exactly
 (:func:`hardware.lower.from_netx.load_netx`, no re-quantization). Inputs: ``--calib FILE.npz``
@@ -88,11 +92,12 @@ class ForeignOptions:
 @dataclass(kw_only=True)
 class ForeignContext(ExportContext):
     """:class:`ExportContext` plus the foreign network: ``foreign`` (its float graph, NIR only),
-    ``inputs`` (the simulator's ``[T, N, *shape]``), ``input_note`` (how they were made) and
-    ``sim`` (the simulator's run on them)."""
+    ``nir_graph`` (the NIR graph read, NIR only), ``inputs`` (the simulator's ``[T, N, *shape]``),
+    ``input_note`` (how they were made) and ``sim`` (the simulator's run on them)."""
 
     foreign_options: ForeignOptions
     foreign: Any = None
+    nir_graph: Any = None
     inputs: np.ndarray | None = None
     input_note: str = ""
     sim: Any = None
@@ -149,6 +154,7 @@ def stage_foreign_load(ctx: ForeignContext) -> str:
         # nir.read validates the file's fields with asserts and KeyErrors: a bad file, not a bug
         raise ModelFileError(f"{path}: an HDF5 file with a 'node' group that is not a readable "
                              f"NIR 1.0.8 graph: {err!r}") from err
+    ctx.nir_graph = graph
     ctx.foreign = float_graph_from_foreign(graph, T=_steps(ctx) or DEFAULT_STEPS, dt=opts.dt,
                                            convention=opts.convention, reset=opts.reset)
     ctx.summary_lines.extend(f"- {note}" for note in ctx.foreign.notes)
@@ -322,9 +328,29 @@ def stage_foreign_lava(ctx: ForeignContext) -> str:
     return line
 
 
+def _onnx_twin(ctx: ForeignContext, layers: list) -> tuple[list, int]:
+    """Export the NIR graph's ReLU twin to ``model.onnx``, count its MACs, and put them on the
+    synapse layers (:mod:`export.onnx.foreign_twin`); returns the layers and MACs per sample."""
+    from export.onnx.foreign_twin import (
+        ReluTwin,
+        export_foreign_twin,
+        onnx_macs_per_neuron,
+        with_onnx_ann_macs,
+    )
+    from export.onnx.macs import count_onnx_macs
+
+    twin = ReluTwin(ctx.nir_graph, ctx.foreign.graph.input_shape)
+    path = export_foreign_twin(twin, ctx.folder / "model.onnx")
+    macs = count_onnx_macs(path)
+    ctx.artifacts["model.onnx"] = "the ANN twin (the NIR graph, each neuron a ReLU, T = 1)"
+    per_neuron = onnx_macs_per_neuron(twin, macs)
+    n = int(ctx.inputs.shape[1])
+    return with_onnx_ann_macs(ctx.network, layers, per_neuron, samples=n), int(macs.total)
+
+
 def stage_foreign_energy(ctx: ForeignContext) -> str:
-    """Exact operation counts of the network from the simulated spikes, priced by the presets
-    (no ANN twin: no MAC baseline)."""
+    """Exact operation counts of the network from the simulated spikes, priced by the presets;
+    the ANN baseline's MACs from the ONNX ReLU twin (NIR) or the layer shapes (netx)."""
     from export.cli.stages import energy_summary
     from hardware.energy.files import write_report
     from hardware.energy.network_counts import count_network
@@ -336,14 +362,22 @@ def stage_foreign_energy(ctx: ForeignContext) -> str:
     counts.update({ly.name: ctx.inputs.sum(axis=1) for ly in ctx.network.layers
                    if isinstance(ly, SpikeInputLayer)})
     layers = count_network(ctx.network, counts, samples=n)
+    onnx_macs = None
+    if ctx.nir_graph is not None:
+        layers, onnx_macs = _onnx_twin(ctx, layers)
     moved, preset = deployment(layers, ctx.mapping)
     hops = moved[0].mean_hops if moved else 0.0
     assumptions = default_assumptions(steps=ctx.network.T, samples=n, order="q_ktv",
                                       activity=f"bit-accurate simulator, {ctx.input_note}",
                                       dense_runs=1, hops=hops)
-    assumptions["ANN baseline"] = ("the same layers with each neuron a ReLU, MACs counted from "
-                                   "the layer shapes (no ONNX export for a foreign network)")
+    assumptions["ANN baseline"] = (
+        "the same graph with each neuron a ReLU (T = 1), its MACs counted from its ONNX file "
+        "model.onnx, per layer (each synapse layer: the MACs of the NIR nodes it fuses)"
+        if onnx_macs is not None else
+        "the same layers with each neuron a ReLU, MACs counted from the layer shapes (a netx "
+        "file has no float graph to export)")
     report = build_report(layers, assumptions=assumptions, presets=ctx.options.presets,
+                          ann_onnx_macs=onnx_macs,
                           title=f"{ctx.options.model_path.name}: energy", hops=hops,
                           deployment=moved, deployment_preset=preset)
     write_report(report, ctx.folder)
@@ -355,8 +389,10 @@ def stage_foreign_energy(ctx: ForeignContext) -> str:
 
 def stage_foreign_report(ctx: ForeignContext) -> str:
     """What was skipped, then the shared manifest and report."""
-    ctx.skipped += ["text tower and zero-shot classes (SpikeCLIP only)",
-                    "ONNX ANN twin (SpikeCLIP only; energy counts the ANN MACs from the layers)"]
+    ctx.skipped.append("text tower and zero-shot classes (SpikeCLIP only)")
+    if ctx.nir_graph is None:
+        ctx.skipped.append("ONNX ANN twin (a netx file has no float graph; energy counts the "
+                           "ANN MACs from the layers)")
     ctx.summary_lines.append("- skipped: " + "; ".join(ctx.skipped))
     if ctx.mapping is not None:
         ctx.checks["mapping"] = mapping_summary(ctx.mapping)

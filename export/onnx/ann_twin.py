@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,13 @@ def export_onnx(
     *,
     dynamic_batch: bool = False,
     opset: int = OPSET,
+    input_name: str = INPUT_NAME,
+    output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> Path:
     """Write ``module`` (in eval mode) traced on ``example`` to ``path``; returns the path.
 
-    One input ``image`` and one output ``features``; the model is checked with
-    ``onnx.checker`` before it replaces ``path``.
+    One input ``input_name`` (default ``image``) and outputs ``output_names`` (default one,
+    ``features``); the model is checked with ``onnx.checker`` before it replaces ``path``.
     """
     path = Path(path)
     buffer = io.BytesIO()  # built in memory, checked, then written atomically
@@ -62,10 +65,11 @@ def export_onnx(
                 buffer,
                 dynamo=False,
                 opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                input_names=[input_name],
+                output_names=list(output_names),
                 dynamic_axes=(
-                    {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+                    {name: {0: "batch"} for name in (input_name, *output_names)}
+                    if dynamic_batch else None
                 ),
             )
         onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))

@@ -105,7 +105,8 @@ class _Ctx:
 
 @dataclass(frozen=True, kw_only=True)
 class _Lin:
-    """One linear node: ``lin`` bias-free on ``[B, *shape]`` float64, ``bias`` added after it;
+    """One linear node: ``lin`` bias-free on ``[B, *shape]`` (float64 here; any float dtype:
+    the weights follow the input's, for the float32 ReLU twin), ``bias`` added after it;
     ``window`` ``(kernel, stride, padding)`` when it is a 2-D conv/pool fusable into one conv,
     and ``probe`` the same op with zero padding (for fusion)."""
 
@@ -265,7 +266,7 @@ def _matrix(name: str, node) -> _Lin:
         if x.shape[1:] != (w.shape[1],):
             raise ForeignNIRError(name, f"input of shape {tuple(x.shape[1:])} where "
                                         f"({w.shape[1]},) is expected (add a Flatten)")
-        return x @ w.T
+        return x @ w.to(x.dtype).T
 
     bias = _t(node.bias) if isinstance(node, nir.Affine) else None
     return _Lin(lin=lin, bias=bias)
@@ -273,7 +274,7 @@ def _matrix(name: str, node) -> _Lin:
 
 def _scale(name: str, node) -> _Lin:
     s = _t(node.scale)
-    return _Lin(lin=lambda x: x * s)
+    return _Lin(lin=lambda x: x * s.to(x.dtype))
 
 
 def _flatten(name: str, node) -> _Lin:
@@ -291,7 +292,8 @@ def _conv2d(name: str, node) -> _Lin:
         pad = _pair(node.padding)
 
     def conv(p):
-        return lambda x: F.conv2d(x, w, stride=stride, padding=p, dilation=dil, groups=groups)
+        return lambda x: F.conv2d(x, w.to(x.dtype), stride=stride, padding=p, dilation=dil,
+                                  groups=groups)
 
     fusable = dil == (1, 1) and not isinstance(pad, str)
     window = (tuple(w.shape[2:]), stride, pad) if fusable else None
@@ -303,7 +305,7 @@ def _conv2d(name: str, node) -> _Lin:
 def _conv1d(name: str, node) -> _Lin:
     w = _t(node.weight)
     pad = node.padding if isinstance(node.padding, str) else _pair(node.padding, 1)
-    return _Lin(lin=lambda x: F.conv1d(x, w, stride=_pair(node.stride, 1), padding=pad,
+    return _Lin(lin=lambda x: F.conv1d(x, w.to(x.dtype), stride=_pair(node.stride, 1), padding=pad,
                                        dilation=_pair(node.dilation, 1), groups=int(node.groups)),
                 bias=None if node.bias is None else _t(node.bias).view(-1, 1))
 
@@ -436,6 +438,19 @@ def _recurrent_edges(graph: nir.NIRGraph) -> list[tuple[str, str]]:
                                      "supported (self-recurrence only)")
         loops.append((a, n))
     return loops
+
+
+def forward_order(graph: nir.NIRGraph) -> tuple[list[str], list[tuple[str, str]],
+                                                 list[tuple[str, str]]]:
+    """``(order, forward edges, loop edges)``: the nodes in an order where every node follows
+    its forward inputs, and the edges split into the forward ones and those closing a
+    self-recurrent loop (:func:`_recurrent_edges`). Raises :class:`ForeignNIRError` on an
+    unsupported node type or cycle."""
+    for name, node in graph.nodes.items():
+        _role(name, node)
+    loops = _recurrent_edges(graph)
+    forward = [e for e in graph.edges if e not in loops]
+    return _order(graph, forward), forward, loops
 
 
 def _order(graph: nir.NIRGraph, edges: list[tuple[str, str]]) -> list[str]:
@@ -588,9 +603,8 @@ def float_graph_from_foreign(
     if int(T) < 1:
         raise UsageError(f"NIR import: T must be ≥ 1, got {T}")
     w = _Walk(ctx=ctx, vals={}, shapes={}, nodes=[], edges=[], outputs=[], neurons={})
-    loops = _recurrent_edges(graph)
-    forward = [e for e in graph.edges if e not in loops]
-    for name in _order(graph, forward):
+    order, forward, loops = forward_order(graph)
+    for name in order:
         ins = [w.vals[s] for s, d in forward if d == name]
         _visit(w, name, graph.nodes[name], ins)
     for src, dst in loops:
