@@ -177,6 +177,28 @@ def sinabs_cnn(seed: int = 0, batch: int = 32):
     return net, g
 
 
+def sinabs_conv1d(seed: int = 0, batch: int = 32):
+    """Conv1d(2→4, 3, pad 1) on 2×8 → IAFSqueeze → Flatten → Linear(32→5) → IAFSqueeze."""
+    import sinabs
+    import sinabs.layers as sl
+    from sinabs.activation import SingleSpike
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv1d(2, 4, 3, padding=1), sl.IAFSqueeze(batch_size=batch, spike_fn=SingleSpike),
+        torch.nn.Flatten(), torch.nn.Linear(32, 5),
+        sl.IAFSqueeze(batch_size=batch, spike_fn=SingleSpike),
+    )  # fmt: skip
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[3].weight.mul_(3.0)
+    x = torch.zeros(batch, 2, 8)
+    net(x)
+    g = quiet(sinabs.to_nir, net, x)
+    sinabs.reset_states(net)
+    return net, g
+
+
 def run_sinabs(net, x) -> dict[int, torch.Tensor]:
     """sinabs ``…Squeeze`` layers take ``[B·T, …]`` batch-major; one call runs all T steps."""
     import sinabs

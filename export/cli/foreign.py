@@ -213,8 +213,12 @@ def stage_foreign_quantize(ctx: ForeignContext) -> str:
         ctx.network.save(ctx.folder / "network.npz")
         ctx.artifacts["network.npz"] = "the imported integer network (LoihiNetwork v1)"
         return "netx is fixed point: imported exactly, no re-quantization -> network.npz"
+    from hardware.lower.from_foreign_nir import ForeignNIRError
     from hardware.quantize.image import quantize_graph
 
+    refusals = ctx.foreign.deploy_refusals()
+    if refusals:
+        raise ForeignNIRError(*refusals[0])
     calib = torch.as_tensor(np.swapaxes(ctx.inputs, 0, 1))
     ctx.network, record = quantize_graph(ctx.foreign.graph, calib)
     ctx.quant_record = record

@@ -5,7 +5,8 @@ The twin is the same graph with each neuron a ReLU: every ``Affine``, ``Linear``
 specification defines it (the importer's own ops, :data:`hardware.lower.from_foreign_nir.LINEAR`,
 one source of truth), several edges into a node sum, and each neuron node (``LIF``, ``CubaLIF``,
 ``IF``, ``LI``, ``CubaLI``, ``Threshold``) becomes ``y = ReLU(x)`` of its summed input (its τ,
-``r``, ``w_in``, ``v_leak`` and threshold are no part of an ANN, and do not change a MAC).
+``r``, ``w_in``, ``v_leak`` and threshold are no part of an ANN, and do not change a MAC); a
+``Delay`` passes its input on (an ANN has no time).
 It runs once (T = 1, as the SpikeCLIP ANN twin), so the edges that close a recurrent loop carry
 nothing and are left out; nodes that reach no ``Output`` are left out too. Input ``[B, *shape]``
 float32 (``input``), outputs ``[B, *shape]`` float32, one per NIR ``Output`` node in the graph's
@@ -131,7 +132,7 @@ def consumers(twin: ReluTwin) -> dict[str, str]:
         if role != "linear":
             continue
         n = name
-        while twin.roles[n] == "linear":
+        while twin.roles[n] in ("linear", "delay"):
             n = succ[n][0]
         found[name] = n
     return found

@@ -84,7 +84,10 @@ class FSpikeInput(FNode):
 class FSynapse(FNode):
     """Spikes → current. ``kind`` ``conv`` (weight ``(C_out, C_in, kH, kW)``),
     ``token_linear`` (weight ``(C_out, C_in)``, shared by all tokens) or ``dense`` (weight
-    ``(N_out, N_in)`` on flat ``(N_in,)`` → ``(N_out,)``: Lava's Dense)."""
+    ``(N_out, N_in)`` on flat ``(N_in,)`` → ``(N_out,)``: Lava's Dense). A ``conv`` reads its
+    source as ``in_shape`` (a 1-D conv's ``(C, L)`` source as ``(C, 1, L)``). ``delay``: the
+    source's spikes reach it that many logical steps late (a foreign NIR ``Delay``; 0 before;
+    no integer layer has this yet, see ``hardware.lower.from_foreign_nir.deploy_refusals``)."""
 
     kind: str
     weight: Tensor
@@ -92,6 +95,7 @@ class FSynapse(FNode):
     out_shape: tuple[int, ...]
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    delay: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

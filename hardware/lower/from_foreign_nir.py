@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import nir
 import numpy as np
@@ -75,6 +75,18 @@ RESETS = ("zero", "subtract", "subtract-delayed")
 PROBE_MAX = 1 << 25
 
 
+DELAY_REFUSAL = ("a Delay of whole steps imports (the float executor runs it) but has no integer "
+                 "layer yet: the network's edge delays only align Lava's pipeline and the "
+                 "simulator's logical time ignores them")
+LI_REFUSAL: Mapping[str, str] = {
+    "LI": "LI deploys once LI neurons deploy (quantizer)",
+    "CubaLI": "CubaLI deploys once LI neurons deploy (quantizer): a CubaLIF that never spikes, "
+              "its output is its membrane",
+    "Output": "a linear readout (an Output fed through linear nodes, an LI of τ = 1 step) "
+              "deploys once LI neurons deploy (quantizer)",
+}
+
+
 class ForeignNIRError(FloatGraphError):
     """A foreign NIR node or parameter combination the import cannot represent (exit 4)."""
 
@@ -94,6 +106,21 @@ class ForeignGraph:
     convention: str
     reset: str
     notes: tuple[str, ...] = ()
+    node_types: Mapping[str, str] = field(default_factory=dict)
+
+    def deploy_refusals(self) -> list[tuple[str, str]]:
+        """``(NIR node, reason)`` for each part of the float graph that no integer layer
+        represents in this branch; the CLI refuses the first (exit 4) before quantizing.
+        ``hardware.quantize.image.quantize_graph`` itself does not check these."""
+        out = []
+        for n in self.graph.nodes:
+            if isinstance(n, FSynapse) and n.delay:
+                for d in n.meta.get("delay_nodes", ()):
+                    out.append((d, DELAY_REFUSAL))
+            elif isinstance(n, FLIF) and n.role == "li":
+                kind = self.node_types.get(n.name, "LI")
+                out.append((n.name, LI_REFUSAL.get(kind, LI_REFUSAL["LI"])))
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,12 +135,17 @@ class _Lin:
     """One linear node: ``lin`` bias-free on ``[B, *shape]`` (float64 here; any float dtype:
     the weights follow the input's, for the float32 ReLU twin), ``bias`` added after it;
     ``window`` ``(kernel, stride, padding)`` when it is a 2-D conv/pool fusable into one conv,
-    and ``probe`` the same op with zero padding (for fusion)."""
+    and ``probe`` the same op with zero padding (for fusion); ``lift``: a 1-D conv whose
+    ``window``/``probe`` are those of the 2-D conv of height 1 on ``(C, 1, L)``; ``delay``: a
+    NIR ``Delay`` (identity in space, ``delay`` steps in time)."""
 
     lin: Callable[[Tensor], Tensor]
     bias: Tensor | None = None
     window: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None
     probe: Callable[[Tensor], Tensor] | None = None
+    lift: bool = False
+    delay: int = 0
+    node: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -303,11 +335,23 @@ def _conv2d(name: str, node) -> _Lin:
 
 
 def _conv1d(name: str, node) -> _Lin:
+    """``(C_in, L)`` → ``(C_out, L')``; fusable (dilation 1, integer padding) as a 2-D conv of
+    height 1 on ``(C, 1, L)`` (``window``/``probe`` in that layout, ``lift``)."""
     w = _t(node.weight)
+    stride, dil, groups = _pair(node.stride, 1), _pair(node.dilation, 1), int(node.groups)
     pad = node.padding if isinstance(node.padding, str) else _pair(node.padding, 1)
-    return _Lin(lin=lambda x: F.conv1d(x, w.to(x.dtype), stride=_pair(node.stride, 1), padding=pad,
-                                       dilation=_pair(node.dilation, 1), groups=int(node.groups)),
-                bias=None if node.bias is None else _t(node.bias).view(-1, 1))
+
+    def lin(x: Tensor) -> Tensor:
+        return F.conv1d(x, w.to(x.dtype), stride=stride, padding=pad, dilation=dil,
+                        groups=groups)
+
+    def probe(x: Tensor) -> Tensor:  # [N, C, 1, k] → [N, C_out, 1, k'], no padding
+        return F.conv2d(x, w.to(x.dtype).unsqueeze(2), stride=(1, stride[0]), groups=groups)
+
+    fusable = dil == (1,) and not isinstance(pad, str)
+    window = ((1, int(w.shape[2])), (1, stride[0]), (0, pad[0])) if fusable else None
+    return _Lin(lin=lin, bias=None if node.bias is None else _t(node.bias).view(-1, 1),
+                window=window, probe=probe if fusable else None, lift=fusable)
 
 
 def _pool(name: str, node) -> _Lin:
@@ -318,6 +362,21 @@ def _pool(name: str, node) -> _Lin:
         return lambda x: F.avg_pool2d(x, k, s, pad, count_include_pad=True) * gain
 
     return _Lin(lin=pool(p), window=(k, s, p), probe=pool(0))
+
+
+def _delay(name: str, node, shape, ctx: _Ctx) -> _Lin:
+    """``y[t] = x[t − d]`` (0 before), ``d = delay/dt`` steps: one whole number per node."""
+    a = _per_neuron(name, "delay", node.delay, shape) / ctx.dt
+    d = _uniform(name, "delay", _snap(a))
+    if d != round(d) or d < 0:
+        raise ForeignNIRError(name, f"delay {d * ctx.dt:g} s is {d:g} steps of dt = {ctx.dt:g} s:"
+                                    " not a whole, non-negative number of steps")
+
+    def same(x: Tensor) -> Tensor:
+        return x
+
+    return _Lin(lin=same, window=((1, 1), (1, 1), (0, 0)), probe=same, lift=True, delay=int(d),
+                node=name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +397,7 @@ NIR_NODE_TYPES: frozenset[str] = frozenset(
     n for n, c in vars(nir).items()
     if isinstance(c, type) and issubclass(c, nir.NIRNode) and c is not nir.NIRNode)
 REGISTRY: Mapping[type, str] = {
-    nir.Input: "input", nir.Output: "output",
+    nir.Input: "input", nir.Output: "output", nir.Delay: "delay",
     **dict.fromkeys(LINEAR, "linear"), **dict.fromkeys(NEURONS, "neuron"),
 }
 
@@ -382,7 +441,27 @@ def _dense_matrix(name: str, src_shape, dst_shape, ops: tuple[_Lin, ...]) -> Ten
 def _synapse(name: str, src_shape, dst_shape, ops, gain: np.ndarray) -> FSynapse:
     """One synapse for the chain ``ops`` from a ``src_shape`` spike source, scaled by ``gain``."""
     g = torch.as_tensor(gain)
-    win = _conv_window(ops) if len(src_shape) == 3 and len(dst_shape) == 3 else None
+    lifted = len(src_shape) == len(dst_shape) == 2 and bool(ops) and all(op.lift for op in ops)
+    if lifted:  # 1-D convs: a 2-D conv of height 1 on (C, 1, L) (module doc)
+        conv = _conv_synapse(name, (src_shape[0], 1, src_shape[1]),
+                             (dst_shape[0], 1, dst_shape[1]), ops, g.unsqueeze(1))
+    elif len(src_shape) == len(dst_shape) == 3:
+        conv = _conv_synapse(name, src_shape, dst_shape, ops, g)
+    else:
+        conv = None
+    delay = sum(op.delay for op in ops)
+    meta = {"delay_nodes": tuple(op.node for op in ops if op.delay)} if delay else {}
+    if conv is not None:
+        return replace(conv, delay=delay, meta=meta)
+    w = _dense_matrix(name, src_shape, dst_shape, ops) * g.reshape(-1, 1)
+    return FSynapse(name=name, kind="dense", weight=w.contiguous(), in_shape=tuple(src_shape),
+                    out_shape=tuple(dst_shape), delay=delay, meta=meta)
+
+
+def _conv_synapse(name: str, src_shape, dst_shape, ops, g: Tensor) -> FSynapse | None:
+    """The chain ``ops`` as one conv synapse on ``(C, H, W)`` (gain ``g`` per channel), or
+    ``None`` when it is not one conv."""
+    win = _conv_window(ops)
     per_channel = bool(torch.all(g == g[:, :1, :1])) if g.ndim == 3 else False
     if win is not None and per_channel:
         (kh, kw), stride, pad = win
@@ -398,9 +477,7 @@ def _synapse(name: str, src_shape, dst_shape, ops, gain: np.ndarray) -> FSynapse
             if tuple(out) == tuple(dst_shape):
                 return FSynapse(name=name, kind="conv", weight=w, in_shape=tuple(src_shape),
                                 out_shape=tuple(dst_shape), stride=stride, padding=pad)
-    w = _dense_matrix(name, src_shape, dst_shape, ops) * g.reshape(-1, 1)
-    return FSynapse(name=name, kind="dense", weight=w.contiguous(), in_shape=tuple(src_shape),
-                    out_shape=tuple(dst_shape))
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,6 +631,9 @@ def _add_recurrence(w: _Walk, src: str, name: str) -> None:
     if val.shape != w.shapes[name] or any(s != name for s, _ in val.terms):
         raise ForeignNIRError(name, f"a recurrent loop through {src!r} from other neurons or of "
                                     "another shape is not supported (self-recurrence only)")
+    if any(op.delay for _, ops in val.terms for op in ops):
+        raise ForeignNIRError(name, f"a Delay in the recurrent loop through {src!r} is not "
+                                    "supported (the loop's delay is one step)")
     g = torch.as_tensor(neuron.gain).reshape(-1, 1)
     rec = sum(_dense_matrix(name, val.shape, val.shape, ops) for _, ops in val.terms) * g
     i = next(k for k, n in enumerate(w.nodes) if n.name == name)
@@ -573,6 +653,12 @@ def _visit(w: _Walk, name: str, node, ins: list[_Val]) -> None:
                             shape=shape)
     elif role == "linear":
         w.vals[name] = _through(name, LINEAR[type(node)](name, node), _sum_inputs(name, ins))
+    elif role == "delay":
+        val = _sum_inputs(name, ins)
+        if bool(val.const.any()):
+            raise ForeignNIRError(name, "a Delay after a bias is not supported (the delayed "
+                                        "constant would start late; neuron biases start at t = 0)")
+        w.vals[name] = _through(name, _delay(name, node, val.shape, w.ctx), val)
     elif role == "neuron":
         val = _sum_inputs(name, ins)
         _add_neuron(w, name, NEURONS[type(node)](name, node, val.shape, w.ctx), val)
@@ -619,4 +705,5 @@ def float_graph_from_foreign(
     notes = (f"NIR import: convention {convention}, dt = {ctx.dt:g} s, reset {reset}, forward "
              f"Euler, spike H {compare} θ",)
     return ForeignGraph(graph=fg, outputs=tuple(w.outputs), dt=ctx.dt, convention=convention,
-                        reset=reset, notes=notes)
+                        reset=reset, notes=notes,
+                        node_types={n: type(v).__name__ for n, v in graph.nodes.items()})

@@ -143,6 +143,13 @@ def neuron_steps(
     return torch.stack(outs), torch.stack(volts), hmax
 
 
+def _delayed(s: Tensor, d: int) -> Tensor:
+    """``s [T, …]`` shifted ``d`` steps later in time, zeros before (``d = 0``: ``s``)."""
+    if d == 0:
+        return s
+    return torch.cat([torch.zeros_like(s[:d]), s[: max(s.shape[0] - d, 0)]])[: s.shape[0]]
+
+
 def _tb(fn, x: Tensor) -> Tensor:
     return fn(x.flatten(0, 1)).unflatten(0, x.shape[:2])
 
@@ -178,8 +185,9 @@ def run_graph(
                 x = bias_grid(x * node.bias_scale, node.bias_exp, ste=node.ste) / node.bias_scale
             out[node.name] = x.unsqueeze(0).expand(T, *x.shape)
         elif isinstance(node, FSynapse):
-            s = out[srcs[0]]
-            if node.kind == "conv":
+            s = _delayed(out[srcs[0]], node.delay)
+            if node.kind == "conv":  # (C, L) sources of a 1-D conv run as (C, 1, L)
+                s = s.reshape(*s.shape[:2], *node.in_shape)
                 out[node.name] = _tb(
                     lambda z, n=node: F.conv2d(z, n.weight.to(z.dtype), stride=n.stride,
                                                padding=n.padding), s)

@@ -123,13 +123,13 @@ def test_pilotnet_netx_to_loihi(tmp_path: Path) -> None:
 
 
 def test_unsupported_node_exits_4_naming_it(tmp_path: Path, capsys) -> None:
-    g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.Delay(np.ones(2)),
+    g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.I(np.ones(2)),
                                nir.Output(np.array([2])))
-    nir.write(tmp_path / "delay.nir", g)
-    code = cli.main([str(tmp_path / "delay.nir"), "--target", "sim", "--dt", "1e-3",
+    nir.write(tmp_path / "integrator.nir", g)
+    code = cli.main([str(tmp_path / "integrator.nir"), "--target", "sim", "--dt", "1e-3",
                      "--out", str(tmp_path / "out"), "--quiet"])
     assert code == EXIT_UNSUPPORTED
-    assert "node 'delay': node type Delay is not supported" in capsys.readouterr().err
+    assert "node 'i': node type I is not supported" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -151,3 +151,43 @@ def test_missing_dt_and_checkpoint_targets_are_usage_errors(snn_nir: Path, tmp_p
     out = str(tmp_path / "out")
     assert cli.main([str(snn_nir), "--target", "sim", "--out", out, "--quiet"]) == EXIT_USAGE
     assert cli.main([str(snn_nir), "--target", "onnx", "--out", out, "--quiet"]) == EXIT_USAGE
+
+
+def _refused_at_quantize(graph: nir.NIRGraph, tmp_path: Path, capsys) -> str:
+    nir.write(tmp_path / "g.nir", graph)
+    code = cli.main([str(tmp_path / "g.nir"), "--target", "sim", "--dt", "1e-3", "--quiet",
+                     "--samples", "2", "--steps", "4", "--out", str(tmp_path / "out")])
+    assert code == EXIT_UNSUPPORTED and not (tmp_path / "out").exists()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spikeclip-export: quantize: NIR import: node ") and "\n" not in err
+    return err
+
+
+def _lif(n: int) -> nir.LIF:
+    return nir.LIF(tau=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n),
+                   v_threshold=np.ones(n))
+
+
+def test_delay_imports_but_is_refused_before_quantizing(tmp_path: Path, capsys) -> None:
+    g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Delay(np.full(3, 2e-3)),
+                               nir.Linear(np.ones((2, 3))), _lif(2), nir.Output(np.array([2])))
+    err = _refused_at_quantize(g, tmp_path, capsys)
+    assert "node 'delay': a Delay of whole steps imports" in err
+    assert "edge delays only align Lava's pipeline" in err
+
+
+def test_cubali_is_refused_until_li_neurons_deploy(tmp_path: Path, capsys) -> None:
+    """The quantizer raised OverflowError on an LI's infinite threshold (exit 7) before."""
+    cubali = nir.CubaLI(tau_syn=np.full(2, 4e-3), tau_mem=np.full(2, 2e-3), r=np.ones(2),
+                        v_leak=np.zeros(2))
+    g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(np.ones((2, 3))), cubali,
+                               nir.Output(np.array([2])))
+    err = _refused_at_quantize(g, tmp_path, capsys)
+    assert "node 'cubali': CubaLI deploys once LI neurons deploy (quantizer)" in err
+
+
+def test_linear_readout_is_refused_until_li_neurons_deploy(tmp_path: Path, capsys) -> None:
+    g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(np.ones((2, 3))), _lif(2),
+                               nir.Linear(np.ones((1, 2))), nir.Output(np.array([1])))
+    err = _refused_at_quantize(g, tmp_path, capsys)
+    assert "node 'output': a linear readout" in err

@@ -218,9 +218,9 @@ def test_unrepresentable_parameters_are_refused(over, reason) -> None:
 
 
 def test_unsupported_node_type_is_named() -> None:
-    g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.Delay(np.ones(2)),
+    g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.I(np.ones(2)),
                                nir.Output(np.array([2])))
-    with pytest.raises(ForeignNIRError, match=r"node 'delay'.*Delay is not supported"):
+    with pytest.raises(ForeignNIRError, match=r"node 'i'.*I is not supported"):
         float_graph_from_foreign(g, T=2, dt=1e-4)
 
 
