@@ -199,6 +199,31 @@ def sinabs_conv1d(seed: int = 0, batch: int = 32):
     return net, g
 
 
+def nir_conv1d(seed: int = 0):
+    """A hand-written NIR graph (no framework exports a deployable one): Input(2, 10) →
+    Conv1d(2→4, k 3) → LIF → Flatten → Affine(32→3) → LIF, τ = 2 ms, r = 2, θ = 1 (dt 1 ms:
+    τ = 2 steps, reset to 0, Loihi's neuron)."""
+    import nir
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def lif(shape):
+        return nir.LIF(tau=np.full(shape, 2e-3), r=np.full(shape, 2.0), v_leak=np.zeros(shape),
+                       v_threshold=np.ones(shape))
+
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([2, 10])),
+               "conv": nir.Conv1d(input_shape=10, weight=rng.normal(0, 0.8, (4, 2, 3)), stride=1,
+                                  padding=0, dilation=1, groups=1, bias=rng.normal(0, 0.1, 4)),
+               "lif1": lif((4, 8)),
+               "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array([4, 8])}),
+               "fc": nir.Affine(weight=rng.normal(0, 0.5, (3, 32)), bias=np.zeros(3)),
+               "lif2": lif((3,)), "output": nir.Output(np.array([3]))},
+        edges=[("input", "conv"), ("conv", "lif1"), ("lif1", "flat"), ("flat", "fc"),
+               ("fc", "lif2"), ("lif2", "output")])
+
+
 def run_sinabs(net, x) -> dict[int, torch.Tensor]:
     """sinabs ``…Squeeze`` layers take ``[B·T, …]`` batch-major; one call runs all T steps."""
     import sinabs

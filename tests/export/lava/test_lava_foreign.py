@@ -6,7 +6,7 @@ of 8 steps streamed through one build (measured: ~1 s for the MLP, ~3 s for the 
 from __future__ import annotations
 
 import pytest
-from _foreign import norse_mlp, raster, snntorch_cnn, snntorch_mlp
+from _foreign import nir_conv1d, norse_mlp, raster, snntorch_cnn, snntorch_mlp
 
 from export.lava import compare_to_sim, run_lava, to_lava
 from hardware.lower.from_foreign_nir import float_graph_from_foreign
@@ -20,13 +20,15 @@ NETS = {
     "snntorch-mlp": (lambda: snntorch_mlp(reset_mechanism="zero"), "snntorch"),
     "snntorch-cnn": (lambda: snntorch_cnn(reset_mechanism="zero"), "snntorch"),
     "norse-mlp": (norse_mlp, "norse"),
+    "nir-conv1d": (lambda: (None, nir_conv1d()), "nir"),  # a conv of height 1 on (C, 1, L)
 }
 
 
 @pytest.mark.parametrize("case", sorted(NETS))
 def test_simulator_equals_lava(case: str) -> None:
     build, convention = NETS[case]
-    fg = float_graph_from_foreign(build()[1], T=T, convention=convention, reset="zero")
+    fg = float_graph_from_foreign(build()[1], T=T, convention=convention, reset="zero",
+                                  dt=1e-3 if convention == "nir" else None)
     x = raster(fg.graph.input_shape, T, 32, 0.3, seed=1)
     net, _ = quantize_graph(fg.graph, x.transpose(0, 1))
     few = x[:, :4]

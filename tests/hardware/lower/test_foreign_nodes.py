@@ -14,7 +14,7 @@ import nir
 import numpy as np
 import pytest
 import torch
-from _foreign import raster, run_sinabs, sinabs_conv1d
+from _foreign import nir_conv1d, raster, run_sinabs, sinabs_conv1d
 
 from hardware.ir.layers import ConvLayer
 from hardware.lower.float_graph import FLIF, FSynapse
@@ -53,26 +53,12 @@ def test_conv1d_equals_sinabs_and_becomes_a_height_1_conv() -> None:
         assert int((s != s_ref.double()).sum()) == 0, f"layer {i}"
 
 
-def _conv1d_graph(rng) -> nir.NIRGraph:
-    """Input(2, 10) → Conv1d(2→4, k 3) → LIF → Flatten → Affine(32→3) → LIF (τ = 2 steps)."""
-    return nir.NIRGraph(
-        nodes={"input": nir.Input(np.array([2, 10])),
-               "conv": nir.Conv1d(input_shape=10, weight=rng.normal(0, 0.8, (4, 2, 3)), stride=1,
-                                  padding=0, dilation=1, groups=1, bias=rng.normal(0, 0.1, 4)),
-               "lif1": _lif((4, 8)),
-               "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array([4, 8])}),
-               "fc": nir.Affine(weight=rng.normal(0, 0.5, (3, 32)), bias=np.zeros(3)),
-               "lif2": _lif((3,)), "output": nir.Output(np.array([3]))},
-        edges=[("input", "conv"), ("conv", "lif1"), ("lif1", "flat"), ("flat", "fc"),
-               ("fc", "lif2"), ("lif2", "output")])
-
-
 def test_conv1d_deploys_and_the_simulator_equals_the_twin() -> None:
     """Measured: 38 of 8,192 (lif1) and 29 of 768 (lif2) neuron-steps differ from the float
     executor (the conv layer's scale is 128 where the same weights as a dense layer get 4096:
     conv weights have no weight exponent here, so the 2^7 bias grid is coarse); twin == sim."""
     T, B = 8, 32
-    fg = float_graph_from_foreign(_conv1d_graph(np.random.default_rng(0)), T=T, dt=1e-3)
+    fg = float_graph_from_foreign(nir_conv1d(), T=T, dt=1e-3)
     x = raster((2, 10), T, B, 0.4, seed=1)
     net, _ = quantize_graph(fg.graph, x.transpose(0, 1))
     conv = net.layer("lif1.syn")
