@@ -17,8 +17,13 @@ Euler with step ``dt`` (τ in steps: ``τ_s = τ/dt``):
 - ``Affine``, ``Linear``, ``Scale``, ``Flatten``, ``Conv1d``, ``Conv2d``, ``SumPool2d``,
   ``AvgPool2d``: linear maps; every chain of them between a spike source (``Input`` or a
   neuron) and a neuron becomes one :class:`FSynapse` (a conv when the chain is only 2-D convs and
-  pools whose composition is one conv, else a dense matrix obtained by probing the chain with the
-  identity), its affine constant a bias on the neuron. Several edges into a node sum.
+  pools whose composition is one conv, or only 1-D convs, run as a 2-D conv of height 1 on
+  ``(C, 1, L)``; else a dense matrix obtained by probing the chain with the identity), its
+  affine constant a bias on the neuron. Several edges into a node sum.
+- ``Delay``: ``y(t) = x(t − delay)`` (``nir/ir/delay.py``), ``delay/dt`` whole steps, one value
+  per node; the delays along a chain add up on its synapse (``FSynapse.delay``: the source's
+  spikes arrive that many steps late, 0 before). It imports; it does not deploy
+  (:meth:`ForeignGraph.deploy_refusals`).
 
 Exporter conventions (``convention``; facts and source lines in ``export/nir/FOREIGN.md``):
 ``"nir"`` the spec as written (``dt`` from the argument or the graph metadata ``dt``);
@@ -39,9 +44,10 @@ dropped; the module's ``bias`` and ``w_rec`` are not exported (FOREIGN.md).
 Time constants, ``r`` and ``w_in`` within 1e-5 of an integer are snapped to it (float32 noise
 of the exporters' ``τ = dt/(1 − β)``). A loop that feeds a neuron's own spikes back into it
 (snnTorch's ``RLeaky``/``RSynaptic``) adds ``recurrent @ s[t−1]`` to its input (a one-step
-delay, as snnTorch and nirtorch run it). Other loops, nested graphs, ``Delay``, non-uniform
-``τ`` or ``v_threshold`` per node and ``v_reset ≠ 0`` raise :class:`ForeignNIRError` (exit 4)
-naming the node and the reason.
+delay, as snnTorch and nirtorch run it). Other loops, nested graphs, ``I``, non-uniform ``τ``,
+``v_threshold`` or ``delay`` per node, a delay that is not a whole number of steps, a ``Delay``
+after a bias or in a loop, ``v_leak ≠ 0`` on a CUBA neuron and ``v_reset ≠ 0`` raise
+:class:`ForeignNIRError` (exit 4) naming the node and the reason.
 """
 
 from __future__ import annotations
