@@ -95,3 +95,17 @@ def test_energy_report_takes_ann_macs_from_the_onnx_twin(tmp_path: Path) -> None
     assert energy["totals"]["ann_onnx_macs"] == 2624
     manifest = json.loads((out / "manifest.json").read_text())
     assert "model.onnx" in manifest["artifacts"]
+
+
+def test_a_delay_passes_its_input_on(tmp_path: Path) -> None:
+    """Input(3) → Delay(2 steps) → Linear(3→2) → LIF: an ANN has no time; 3·2 = 6 MACs, and
+    the output is ReLU(W x)."""
+    w = np.array([[1.0, -2.0, 0.5], [0.25, 1.0, -1.0]])
+    lif = nir.LIF(tau=np.full(2, 2e-3), r=np.ones(2), v_leak=np.zeros(2),
+                  v_threshold=np.ones(2))
+    graph = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Delay(np.full(3, 2e-3)),
+                                   nir.Linear(w), lif, nir.Output(np.array([2])))
+    twin, macs = _twin(graph, (3,), tmp_path / "delay.onnx")
+    assert macs.total == 6 and dict(onnx_macs_per_neuron(twin, macs)) == {"lif": 6}
+    x = np.array([[1.0, 0.5, 2.0]])
+    assert np.allclose(_ort(tmp_path / "delay.onnx", x), np.maximum(x @ w.T, 0), atol=1e-6)
