@@ -101,3 +101,13 @@ def test_gates_a_foreign_network_cannot_measure_are_usage_errors(deployed, tmp_p
                      "--quiet", "--samples", "1", "--require-agreement", "0.9"])
     assert code == EXIT_USAGE and "lava-dl netx" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_require_twin_exact_reads_the_foreign_twin(deployed, tmp_path: Path, capsys) -> None:
+    """The twin equals the simulator on these samples, but T = 8 > 7: the quantizer's exactness
+    bound (DESIGN §4) does not hold, so the gate fails (exit 10) saying both."""
+    root, *_ = deployed
+    capsys.readouterr()
+    assert _export(root, tmp_path / "t", "--require-twin-exact") == EXIT_CHECK_FAILED
+    err = capsys.readouterr().err
+    assert "twin == simulator bit for bit: True; exactness bound met: False (T = 8" in err
