@@ -271,7 +271,7 @@ class LIFLayer(Layer):
 
         u ← wrap_u_once_s24(trunc0(u·(4096 − (du + 1))/4096) + (a << 6))
         v ← saturate_v_s24(trunc0(v·(4096 − dv)/4096) + u + (bias_mant << bias_exp))
-        s ← v > (vth << 6);  v ← 0 where s
+        s ← v > (vth << 6);  v ← 0 where s (v ← v − reset_sub where s, when set)
 
     where Lava forms both sums in int32 (``fixed.wrap_s32`` before the correction and the
     saturation; the identity while they stay inside ±2³¹).
@@ -283,7 +283,12 @@ class LIFLayer(Layer):
     3-bit, per neuron, int8); ``reset_interval``/``reset_offset``: ``LIFReset`` zeroes u and v
     at Lava steps with ``time_step % reset_interval == reset_offset % reset_interval`` (time
     starts at 1; ``hardware.ir.timing.Timing.reset_offset`` gives ``depth + 1``). ``None``
-    means a plain ``LIF``.
+    means a plain ``LIF``. ``reset_sub``: reset by subtraction, the v-units (unsigned 23-bit,
+    ``0 … 2²³ − 1``; one per layer) taken off v where the neuron spiked, instead of Lava's reset
+    to 0 (sinabs, snnTorch's default, Rockpool; a microcode neuron on Loihi 2, the project's
+    ``LIFResetSub`` Lava process in :mod:`export.lava.procs.lif_sub`); ``None`` resets to 0.
+    ``dv = 0`` is a non-leaky integrator (IF) and ``du < 4095`` keeps a decaying synaptic
+    current (CUBA), both Lava's own semantics.
     """
 
     shape: tuple[int, ...]
@@ -294,6 +299,7 @@ class LIFLayer(Layer):
     bias_exp: Any = 0
     reset_interval: int | None = None
     reset_offset: int = 0
+    reset_sub: int | None = None
 
     KIND: ClassVar[str] = "lif"
     OUTPUT: ClassVar[Signal] = "spikes"
@@ -331,6 +337,9 @@ class LIFLayer(Layer):
             "reset_offset",
             _int_scalar(n, "reset_offset", self.reset_offset, 0, 1 << 30, "steps ≥ 0"),
         )
+        if self.reset_sub is not None:
+            _set(self, "reset_sub", _int_scalar(n, "reset_sub", self.reset_sub, 0, fixed.V_MAX,
+                                                "u23 v-units"))
 
     @property
     def in_shape(self) -> tuple[int, ...]:

@@ -285,8 +285,10 @@ class _Fire:
     ``spikes[t]``), reset. Only float-to-float ops into reused buffers on the common path
     (torch's bool kernels are several times slower, and fresh memory costs page faults)."""
 
-    def __init__(self, thr: float, dt: torch.dtype, T: int, B: int, K: int) -> None:
+    def __init__(self, thr: float, dt: torch.dtype, T: int, B: int, K: int,
+                 reset_sub: int | None = None) -> None:
         self.thr = thr
+        self.reset_sub = reset_sub
         self.spikes = torch.empty((T, B, K), dtype=torch.float32)
         self.flag = torch.empty((B, K), dtype=dt)
         self.fired = self.flag if dt == torch.float32 else torch.empty_like(self.flag)
@@ -315,6 +317,8 @@ class _Fire:
         else:
             s = torch.gt(v, self.thr, out=self.fired)
             self.spikes[t].copy_(s)
+        if self.reset_sub is not None:  # v ← v − reset_sub where it spiked (|v| < 2²⁴: exact)
+            return v.add_(s, alpha=-float(self.reset_sub))
         return v.addcmul_(v, s, value=-1.0)  # v ← 0 where it spiked
 
 
@@ -368,7 +372,8 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     x = lay.rows(a.x.reshape(T, B, *layer.shape)) if a is not None else None
     b = torch.from_numpy(np.asarray(bias, np.int64)).to(plan.dt)
     b = lay.rows(b if b.dim() > len(layer.shape) else b[None])  # [B or 1, K]
-    fire = _Fire(float(fixed.threshold_v(layer.vth)), plan.dt, T, B, b.shape[1])
+    fire = _Fire(float(fixed.threshold_v(layer.vth)), plan.dt, T, B, b.shape[1],
+                 layer.reset_sub)
     states = torch.empty((2, T, B, b.shape[1]), dtype=plan.dt) if keep else None
     if plan.keep_u == 0 and plan.U < _HALF:
         _simple_steps(plan, x, b, fire, states)
