@@ -198,6 +198,17 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert LoihiNetwork.load(path).layer("lif1").vth == 101
 
 
+def test_reset_sub_round_trips_and_is_validated(tmp_path: Path) -> None:
+    net = _mini_spikeclip()
+    sub = dataclasses.replace(net.layer("lif1"), reset_sub=6400)
+    net = dataclasses.replace(
+        net, layers=tuple(sub if la.name == "lif1" else la for la in net.layers))
+    back = LoihiNetwork.load(net.save(tmp_path / "net.npz"))
+    assert back.layer("lif1").reset_sub == 6400 and back.layer("lif0").reset_sub is None
+    with pytest.raises(NetworkValidationError, match=r"'lif1'.*reset_sub.*8388608 outside"):
+        dataclasses.replace(sub, reset_sub=1 << 23)
+
+
 def _rewrite_header(src: Path, dst: Path, **changes: object) -> None:
     with np.load(src) as data:
         arrays = {k: data[k] for k in data.files}
