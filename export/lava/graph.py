@@ -57,7 +57,8 @@ class LavaNode:
     """One layer's Lava realization.
 
     ``processes``: Lava process class per replica, keyed by out-edge delay (producers of a
-    current) or ``{0: …}``; ``stock``: whether every one is a stock Lava process;
+    current) or ``{0: …}``, and a recurrent LIF's feedback synapse under :data:`FEEDBACK`;
+    ``stock``: whether every one is a stock Lava process;
     ``placement``: the layer's (``neurocore``, ``neurocore-L2``, ``embedded``, ``host``);
     ``depth``: pipeline depth (steps); ``reset_offset``: the ``LIFReset`` offset (LIFs only).
     """
@@ -70,6 +71,9 @@ class LavaNode:
     depth: int
     reset_offset: int | None = None
 
+
+#: The :attr:`LavaNode.processes` key of a recurrent LIF's feedback synapse (``RecurrentDense``).
+FEEDBACK = -1
 
 #: Lava process class name (as in :attr:`LavaNode.processes`) → ``module:Class``: where each
 #: process a plan names lives (stock Lava, or the project's own under :data:`PROJECT_PREFIX`).
@@ -90,6 +94,7 @@ PROCESS_CLASSES: Mapping[str, str] = MappingProxyType({
     "BiasInjection": "export.lava.procs.injection.process:BiasInjection",
     "SpikeRecorder": "export.lava.procs.recorder.process:SpikeRecorder",
     "LIFResetSub": "export.lava.procs.lif_sub.process:LIFResetSub",
+    "RecurrentDense": "export.lava.procs.recurrent.process:RecurrentDense",
 })  # fmt: skip
 #: The module prefix of the project's own processes.
 PROJECT_PREFIX = "export.lava.procs."
@@ -220,6 +225,8 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
                     f"differ from the pipeline's (T, depth + 1) = {want}",
                 )
         procs = {d: rule.process(layer, d) for d in delays}
+        if isinstance(layer, LIFLayer) and layer.rec_weights is not None:
+            procs[FEEDBACK] = "RecurrentDense"
         nodes[name] = LavaNode(
             name=name,
             kind=layer.KIND,
@@ -491,6 +498,8 @@ class _Builder:
         )
         self._add(layer, 0, lif, lambda: lif.s_out)
         self.ins[layer.name] = [_Input(lif.a_in, layer.shape, _SAME)]
+        if layer.rec_weights is not None:
+            self._make_feedback(layer, lif)
         if hosts:
             inj = BiasInjection(
                 mant=per_sample,
@@ -501,6 +510,20 @@ class _Builder:
             )
             inj.connect_var(lif.bias_mant)
             self.out.injections[hosts[0]] = inj
+
+    def _make_feedback(self, layer: LIFLayer, lif: Any) -> None:
+        """The population's recurrent Dense: ``s_out`` → ``RecurrentDense`` → ``a_in``."""
+        from export.lava.procs.recurrent.process import RecurrentDense
+
+        rec = RecurrentDense(
+            weights=layer.rec_weights, weight_exp=layer.rec_weight_exp,
+            num_weight_bits=layer.rec_num_weight_bits, sign_mode=layer.rec_sign_mode,
+            reset_interval=self.net.T, reset_offset=self.g.timing.reset_offset(layer.name),
+            placement=layer.placement, name=f"{layer.name}.rec",
+        )
+        lif.s_out.flatten().connect(rec.s_in)
+        rec.a_out.reshape(layer.shape).connect(lif.a_in)
+        self.out.processes[(layer.name, FEEDBACK)] = rec
 
     # -- synapses ------------------------------------------------------------------------
 

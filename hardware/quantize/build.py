@@ -73,7 +73,7 @@ from hardware.quantize.plan import (
 )
 from hardware.quantize.record import SynapseQuant
 from hardware.quantize.registry import rule_for
-from hardware.quantize.scales import BIAS_MAX
+from hardware.quantize.scales import BIAS_MAX, recurrent_key
 
 BACKEND = "hardware.quantize.build"
 
@@ -211,7 +211,6 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
          "a constant input (bias) into a synaptic current (CUBA): Loihi adds its bias to v, "
          "not to u"),
         (node.role == "li", "a non-spiking (LI / linear readout) node"),
-        (node.recurrent is not None, "a recurrent connection (the network must be acyclic)"),
     ) if bad]
     if reasons:
         raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))
@@ -232,8 +231,20 @@ def _lif(b: _Build, node: FLIF) -> LIFLayer:
     if node.reset_sub is not None:
         meta["reset_sub"] = node.reset_sub
     return LIFLayer(name=node.name, shape=shape, du=du, dv=dv, vth=round(node.theta * s),
-                    bias_mant=mant, bias_exp=exp, reset_sub=reset_sub_v(node, s),
-                    meta=meta)
+                    bias_mant=mant, bias_exp=exp, reset_sub=reset_sub_v(node, s), meta=meta,
+                    **_recurrence(b, node, s))
+
+
+def _recurrence(b: _Build, node: FLIF, s: float) -> dict:
+    """The LIF's recurrent Dense fields (``rec_*``): ``w = grid(W_rec·s/(D·2^e))``."""
+    if node.recurrent is None:
+        return {}
+    key, bits = recurrent_key(node.name), b.plan.num_weight_bits
+    exp, mode = b.plan.weight_exps.get(key, 0), b.plan.sign_modes[key]
+    _, w = weight_mantissas(node.recurrent.detach(), s, input_divisor(b.graph, node.name), exp,
+                            mode, bits)
+    return {"rec_weights": w.to(torch.int64).numpy(), "rec_weight_exp": exp,
+            "rec_sign_mode": mode, "rec_num_weight_bits": bits}
 
 
 def _readout(b: _Build, node: FReadout) -> ReadoutLayer:

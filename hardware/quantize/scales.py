@@ -67,10 +67,25 @@ def _clip_fraction(weight: torch.Tensor, s: float, tau: float, exp: int = 0) -> 
 def weight_exp_for(syn: FSynapse, s: float, tau: float, max_clip_fraction: float) -> int | None:
     """Smallest weight exponent (0 for convs) at which ≤ max_clip_fraction of weights clip."""
     top = fixed.WEIGHT_EXP_MAX if syn.kind in ("token_linear", "dense") else 0
+    return _exp_for(syn.weight.detach(), top, s, tau, max_clip_fraction)
+
+
+def _exp_for(weight: torch.Tensor, top: int, s: float, tau: float, max_clip: float) -> int | None:
     for e in range(top + 1):
-        if _clip_fraction(syn.weight.detach(), s, tau, e) <= max_clip_fraction:
+        if _clip_fraction(weight, s, tau, e) <= max_clip:
             return e
     return None
+
+
+def recurrent_key(lif: str) -> str:
+    """The plan's ``weight_exps`` / ``sign_modes`` key of a LIF's recurrent Dense."""
+    return f"{lif}.rec"
+
+
+def recurrent_exp_for(graph: FloatGraph, node: FLIF, s: float, max_clip: float) -> int | None:
+    """:func:`weight_exp_for` of a LIF's recurrent matrix (a Dense into its own input)."""
+    return _exp_for(node.recurrent.detach(), fixed.WEIGHT_EXP_MAX, s,
+                    input_divisor(graph, node.name), max_clip)
 
 
 def _vth_reasons(node, s: float) -> list[str]:
@@ -113,6 +128,9 @@ def _calibrated_reasons(
             reasons.append(f"observed |a|·margin = {a:.0f} wu > {fixed.A_MAX_NO_WRAP}")
         if hosts and a * fixed.V_PER_WU > BIAS_MAX:
             reasons.append(f"host input β·margin = {a * fixed.V_PER_WU:.0f} > {BIAS_MAX}")
+        if isinstance(n, FLIF) and n.recurrent is not None and recurrent_exp_for(
+                graph, n, s, opts.max_clip_fraction) is None:
+            reasons.append(f"{n.name}: recurrent weights clip at 8 bits")
         if isinstance(n, FLIF):
             v = fixed.V_PER_WU * s * stats.max_abs_h[n.name] * opts.margin
             if v > fixed.V_MAX:
@@ -159,6 +177,11 @@ def plan_from_stats(graph: FloatGraph, stats: FloatStats, opts: QuantOptions) ->
                 beta = (fixed.V_PER_WU * scales[node.name] * float(node.bias.abs().max())
                         / bias_divisor(graph, node.name))
                 bias_exps[node.name] = bias_exp_for(beta, graph.T)
+                if node.recurrent is not None:
+                    key = recurrent_key(node.name)
+                    sign_modes[key] = sign_mode_for(node.recurrent)
+                    weight_exps[key] = recurrent_exp_for(graph, node, scales[node.name],
+                                                         opts.max_clip_fraction) or 0
         for node in graph.nodes:
             if isinstance(node, FHostInput):
                 (lif,) = current_consumers(graph, node.name)

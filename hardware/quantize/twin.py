@@ -56,11 +56,13 @@ from hardware.quantize.plan import (
     divisors,
     feeder_divisor,
     host_bias_scale,
+    input_divisor,
     lif_decays,
     reset_sub_v,
     weight_mantissas,
 )
 from hardware.quantize.registry import rule_for
+from hardware.quantize.scales import recurrent_key
 
 # ---------------------------------------------------------------------------------------------
 # The dequantization rules (both entry points call these).
@@ -76,10 +78,11 @@ def dequantized_weight(mantissas: Tensor, weight_exp: int, s: float, tau: float)
 def dequantized_lif(
     *, name: str, shape: tuple[int, ...], vth: int, beta: Tensor, s: float, tau: float,
     role: str, tie_break: bool, meta: Mapping | None = None, tau_syn: float | None = None,
-    reset_sub: int | None = None,
+    reset_sub: int | None = None, recurrent: Tensor | None = None,
 ) -> FLIF:
     """The float LIF of an integer one: ``θ̂ = vth/s``, ``b̂ = D_v·β̂/(64·s)`` (``beta`` = β̂ in
-    v-units; ``D_v`` = τ, 1 for IF τ = inf), ``Δ̂ = reset_sub/(64·s)``, ``tau_syn`` as is;
+    v-units; ``D_v`` = τ, 1 for IF τ = inf), ``Δ̂ = reset_sub/(64·s)``, ``tau_syn`` and the
+    dequantized ``recurrent`` matrix (:func:`dequantized_weight`) as given;
     with ``tie_break`` (an attention LIF's 1-v-unit bias) bias 0 and rule ``>=``."""
     if tie_break:
         return FLIF(name=name, shape=shape, theta=vth / s, tau=tau, bias=beta * 0.0, role=role,
@@ -87,7 +90,8 @@ def dequantized_lif(
     d_v = 1.0 if tau == float("inf") else tau
     sub = None if reset_sub is None else reset_sub / (fixed.V_PER_WU * s)
     return FLIF(name=name, shape=shape, theta=vth / s, tau=tau, tau_syn=tau_syn, reset_sub=sub,
-                bias=beta * (d_v / (fixed.V_PER_WU * s)), role=role, meta=meta or {})
+                bias=beta * (d_v / (fixed.V_PER_WU * s)), role=role, meta=meta or {},
+                recurrent=recurrent)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,10 +167,12 @@ def _dq_lif(c: _Net, ly) -> FNode:
     beta = _t(fixed.bias_s13e3(ly.bias_mant, ly.bias_exp))
     role = str(ly.meta.get("role", "lif"))
     tau, tau_syn = decay_taus(ly.du, ly.dv)
-    return dequantized_lif(name=ly.name, shape=ly.shape, vth=ly.vth, beta=beta,
-                           s=_scale(c.network, ly.name), tau=tau, role=role,
-                           tie_break=role == "attention" and bool((beta == 1).all()),
-                           tau_syn=tau_syn, reset_sub=ly.reset_sub)
+    s = _scale(c.network, ly.name)
+    rec = None if ly.rec_weights is None else dequantized_weight(
+        _t(ly.rec_weights), ly.rec_weight_exp, s, divisors(ly.du, ly.dv)[0])
+    return dequantized_lif(name=ly.name, shape=ly.shape, vth=ly.vth, beta=beta, s=s, tau=tau,
+                           role=role, tie_break=role == "attention" and bool((beta == 1).all()),
+                           tau_syn=tau_syn, reset_sub=ly.reset_sub, recurrent=rec)
 
 
 def _dq_spike_input(c: _Net, ly) -> FNode:
@@ -259,7 +265,18 @@ def _fq_lif(c: _Plan, node: FLIF) -> FNode:
                                c.plan.bias_exps[node.name], ste=c.ste)
     return dequantized_lif(name=node.name, shape=node.shape, vth=round(node.theta * s),
                            beta=beta, s=s, tau=tau, role=node.role, tie_break=tie,
-                           meta=node.meta, tau_syn=tau_syn, reset_sub=reset_sub_v(node, s))
+                           meta=node.meta, tau_syn=tau_syn, reset_sub=reset_sub_v(node, s),
+                           recurrent=_fq_recurrent(c, node, s))
+
+
+def _fq_recurrent(c: _Plan, node: FLIF, s: float) -> Tensor | None:
+    if node.recurrent is None:
+        return None
+    key, d = recurrent_key(node.name), input_divisor(c.graph, node.name)
+    exp = c.plan.weight_exps.get(key, 0)
+    _, w = weight_mantissas(node.recurrent, s, d, exp, c.plan.sign_modes[key],
+                            c.plan.num_weight_bits, ste=c.ste)
+    return dequantized_weight(w, exp, s, d)
 
 
 def _fq_keep(c: _Plan, node: FNode) -> FNode:

@@ -209,6 +209,21 @@ def test_reset_sub_round_trips_and_is_validated(tmp_path: Path) -> None:
         dataclasses.replace(sub, reset_sub=1 << 23)
 
 
+def test_recurrent_weights_are_square_on_grid_and_round_trip(tmp_path: Path) -> None:
+    lif = LIFLayer(name="r", shape=(2, 1), du=4095, dv=0, vth=4,
+                   rec_weights=[[0, -4], [6, 0]], rec_weight_exp=2)
+    assert lif.rec_sign_mode == "mixed" and lif.rec_weights.dtype == np.int16
+    net = LoihiNetwork(layers=(SpikeInputLayer(name="in", shape=(2,)),
+                               DenseLayer(name="d", weights=np.eye(2, dtype=int) * 2), lif),
+                       edges=(Edge(src="in", dst="d"), Edge(src="d", dst="r")), T=3)
+    back = LoihiNetwork.load(net.save(tmp_path / "net.npz")).layer("r")
+    assert np.array_equal(back.rec_weights, lif.rec_weights) and back.rec_weight_exp == 2
+    with pytest.raises(NetworkValidationError, match=r"'r'.*rec_weights.*needs \(2, 2\)"):
+        dataclasses.replace(lif, rec_weights=np.zeros((3, 3), int))
+    with pytest.raises(NetworkValidationError, match=r"'r'.*weights.*not on the mixed grid"):
+        dataclasses.replace(lif, rec_weights=[[0, 3], [6, 0]])
+
+
 def _rewrite_header(src: Path, dst: Path, **changes: object) -> None:
     with np.load(src) as data:
         arrays = {k: data[k] for k in data.files}

@@ -12,6 +12,8 @@ differences (neuron-steps): the ``MEASURED`` table.
 
 from __future__ import annotations
 
+import dataclasses
+
 import nir
 import numpy as np
 import pytest
@@ -87,6 +89,9 @@ NETS = {
                    [(4095, 0), (4095, DV_EXP4)], 1.0),
     "sinabs-cnn": (lambda: sinabs_cnn(batch=B), "sinabs", "subtract", [(4095, 0)] * 2, 1.0),
     "rockpool-mlp": (rockpool_mlp, "rockpool", "subtract", [(DV_EXP4 - 1, DV_EXP4)] * 2, 1.0),
+    # RLeaky: a recurrent Linear(12→12) from its spikes into its input, one step later.
+    "snntorch-rleaky": (snntorch_recurrent, "snntorch", "subtract-delayed", [(4095, 2048)] * 2,
+                        2.0),
     # Two time constants in one graph, and τ = 3: 4096/3 rounds to dv = 1365 (τ̂ = 3.0007).
     "nir-tau-2-and-3": (lambda: _two_lifs(2.0, 3.0), "nir", "zero", [(4095, 2048), (4095, 1365)],
                         None),
@@ -96,7 +101,7 @@ NETS = {
 MEASURED: dict[str, int] = {
     "snntorch-mlp": 13, "snntorch-cnn": 144, "norse-mlp": 6, "snntorch-mlp-subtract": 18,
     "snntorch-cnn-subtract": 167, "snntorch-synaptic": 42, "sinabs-mlp": 19, "sinabs-cnn": 346,
-    "rockpool-mlp": 43, "nir-tau-2-and-3": 0,
+    "rockpool-mlp": 43, "nir-tau-2-and-3": 0, "snntorch-rleaky": 24,
 }
 
 
@@ -132,6 +137,26 @@ def test_simulator_equals_twin_and_agrees_with_float(case: str) -> None:
     assert 0 < total and differ <= MEASURED[case], f"{case}: {differ} of {total} differ"
 
 
+def test_recurrent_weights_are_the_exported_matrix_and_matter() -> None:
+    """RLeaky's recurrent Linear W (12×12), gain r = 2 (β = 0.5), on the grid of the LIF's
+    scale s: ``rec_weights·2^e = round(2·W·s/τ) = round(W·s)`` (τ = 2, within half a grid step);
+    dropping the feedback changes the simulated spikes (the recurrence is exercised)."""
+    net_t, _ = snntorch_recurrent()
+    _, net, _, x = _deployed("snntorch-rleaky")
+    lif = net.layer("1.lif")
+    w = net_t[1].recurrent.weight.detach().double().numpy()
+    s, e = lif.meta["scale"], lif.rec_weight_exp
+    step = (2 if lif.rec_sign_mode == "mixed" else 1) * 2**e
+    assert np.abs(lif.rec_weights * 2.0**e - w * s).max() <= step / 2 + 1e-9
+    assert np.count_nonzero(lif.rec_weights) > 100
+    plain = dataclasses.replace(net, layers=tuple(
+        dataclasses.replace(ly, rec_weights=None) if ly.name == "1.lif" else ly
+        for ly in net.layers))
+    with_rec = simulate(net, x, keep_states=True).spikes["1.lif"]
+    without = simulate(plain, x, keep_states=True).spikes["1.lif"]
+    assert int((np.asarray(with_rec) != np.asarray(without)).sum()) > 100
+
+
 def test_rounded_decays_are_recorded() -> None:
     """τ = 3 steps: the layer runs τ̂ = 4096/1365; its meta and the quantization record say so."""
     _, net, record, _ = _deployed("nir-tau-2-and-3")
@@ -150,10 +175,6 @@ def _refused(build, convention: str, reset: str, match: str) -> None:
     with pytest.raises(FloatGraphError, match=match) as err:
         quantize_graph(fg.graph, x)
     assert err.value.exit_code == EXIT_UNSUPPORTED
-
-
-def test_recurrent_neurons_are_refused() -> None:
-    _refused(lambda: snntorch_recurrent(), "snntorch", "zero", r"neuron '1.lif'.*recurrent")
 
 
 def test_cuba_neurons_with_a_bias_are_refused() -> None:

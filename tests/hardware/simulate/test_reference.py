@@ -106,6 +106,27 @@ def test_cuba_current_with_subtraction() -> None:
         assert run[path]["v"] == [212, 168, -4, 60] and run[path]["s"] == [1, 1, 1, 0]
 
 
+def test_recurrent_spikes_arrive_one_step_later() -> None:
+    """Two IF neurons (dv = 0, vth 4: v > 256), n0 driven by a = 5 (320) at step 0 only;
+    W_rec = [[0, 0], [6, 0]] (n0 → n1, 6 wu = 384 v-units), weight_exp 0. n0 spikes at step 0,
+    n1 receives it at step 1 (v1 = 384 > 256, spikes), nothing at step 0; a second sample
+    (batch column) without input stays silent."""
+    net = LoihiNetwork(
+        layers=(CurrentInputLayer(name="in", shape=(2,)),
+                LIFLayer(name="n", shape=(2,), du=4095, dv=0, vth=4,
+                         rec_weights=np.array([[0, 0], [6, 0]]))),
+        edges=(Edge(src="in", dst="n"),), T=4)
+    a = np.zeros((4, 2, 2), np.int64)
+    a[0, 0, 0] = 5
+    run = reference.lif(a, np.zeros(2, np.int64), du=4095, dv=0, vth=4, keep=True,
+                        rec=(net.layer("n").rec_weights, 0))
+    assert run.spikes[:, 0].tolist() == [[1, 0], [0, 1], [0, 0], [0, 0]]
+    assert run.v[:, 0].tolist() == [[0, 0], [0, 0], [0, 0], [0, 0]]
+    assert not run.spikes[:, 1].any()
+    for path, r in simulate_paths(net, a).items():
+        assert r.spikes["n"].astype(int).tolist() == run.spikes.tolist(), path
+
+
 def test_lif_batch_matches_per_sample_runs() -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(-3000, 3000, size=(6, 3, 5))  # [T, B, N]
