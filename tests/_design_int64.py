@@ -218,7 +218,7 @@ def lif_run(a, *, du: int, dv: int, vth: int, bias, reset_sub: int | None = None
 
 
 def _recurrence(la: LIFLayer, B: int):
-    """A LIF's recurrent Dense as ``s[t−1] → a`` (wu), through this module's grid and dense rules."""
+    """A LIF's recurrent Dense as ``s[t−1] → a`` (wu), by this module's grid and dense rules."""
     if la.rec_weights is None:
         return None
     w = weights_on_grid(i64(la.rec_weights), la.rec_sign_mode, la.rec_num_weight_bits)
