@@ -2,8 +2,9 @@
 dense and conv synapses with folded pooling, CUBA LIFs with biases; IF neurons, a synaptic
 current, rounded decays, reset by subtraction in the project's ``LIFResetSub``, recurrence
 through the project's ``RecurrentDense``: one step late, silent at each sample's first step)
-runs in Lava 0.10 (``fixed_pt``) and equals the bit-accurate simulator on every spike of every layer, 4
-samples of 8 steps streamed through one build (measured: ~1 s for an MLP, ~3 s for a CNN)."""
+runs in Lava 0.10 (``fixed_pt``) and equals the bit-accurate simulator on every spike of every
+layer, 4 samples of 8 steps streamed through one build (measured: ~1 s for an MLP, ~3 s for a
+CNN)."""
 
 from __future__ import annotations
 
