@@ -1,6 +1,8 @@
 """`spikeclip-export` deploys sinabs, Rockpool and snnTorch networks whose neurons reset by
-subtraction, integrate without leak (IF), keep a synaptic current or decay by a τ with no exact
-12-bit decay (rounded, and said so), each exported by its framework's own NIR exporter.
+subtraction, integrate without leak (IF), keep a synaptic current, decay by a τ with no exact
+12-bit decay (rounded, and said so) or feed their spikes back into themselves (snnTorch
+``RLeaky``), each exported by its framework's own NIR exporter. (Rockpool has no convolution
+module to export, so no Rockpool CNN: export/nir/FOREIGN.md §2.)
 
 Per network, on one Bernoulli(0.3) raster (the ``--calib`` file, 32 samples × 8 steps): the
 float executor of the written file equals the framework's own run spike for spike except at
@@ -27,6 +29,7 @@ from _foreign import (
     sinabs_cnn,
     sinabs_mlp,
     snntorch_mlp,
+    snntorch_recurrent,
 )
 
 from export.cli import export as cli
@@ -44,13 +47,14 @@ CASES = {
     "sinabs-cnn": (lambda: sinabs_cnn(batch=N), run_sinabs, "sinabs", "subtract"),
     "rockpool-mlp": (rockpool_mlp, run_rockpool, "rockpool", "subtract"),
     "snntorch-mlp": (snntorch_mlp, run_snntorch, "snntorch", "subtract-delayed"),
+    "snntorch-rleaky": (snntorch_recurrent, run_snntorch, "snntorch", "subtract-delayed"),
 }
 #: The fidelity report's float-vs-simulator neuron-step agreement, measured (differing of all
 #: neuron-steps: sinabs MLP 12 of 5,120, CNN 186 of 66,816; Rockpool 24 of 4,096; snnTorch 10
-#: of 5,120); the test holds it as a floor.
+#: of 5,120, RLeaky 26 of 4,096); the test holds it as a floor.
 AGREEMENT: dict[str, float] = {
     "sinabs-mlp": 0.99765625, "sinabs-cnn": 0.9972162356321839, "rockpool-mlp": 0.994140625,
-    "snntorch-mlp": 0.998046875,
+    "snntorch-mlp": 0.998046875, "snntorch-rleaky": 0.99365234375,
 }
 
 
