@@ -216,6 +216,13 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
         raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))
 
 
+def check_neurons(graph: FloatGraph) -> None:
+    """:class:`FloatGraphError` (exit 4) naming the first neuron Loihi's LIF cannot run."""
+    for node in graph.nodes:
+        if isinstance(node, FLIF):
+            _loihi_lif_check(graph, node)
+
+
 def _lif(b: _Build, node: FLIF) -> LIFLayer:
     s = b.plan.scales[node.name]
     shape = _token_shape(b.graph, node)
@@ -295,9 +302,7 @@ def build_network(
     other τ are rounded, :func:`hardware.quantize.plan.lif_decays`), and
     :class:`hardware.quantize.registry.NoRuleError` for a node kind without a builder.
     """
-    for node in graph.nodes:
-        if isinstance(node, FLIF):
-            _loihi_lif_check(graph, node)
+    check_neurons(graph)
     host_fed = {current_consumers(graph, n.name)[0]: plan.bias_exps[n.name]
                 for n in graph.nodes if isinstance(n, FHostInput)}
     b = _Build(graph=graph, plan=plan, host_fed=host_fed)

@@ -32,7 +32,12 @@ from hardware.ir.layers import LIFLayer, ReadoutLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.float_graph import FloatGraph, FloatGraphError
 from hardware.lower.from_nir import float_graph_from_nir
-from hardware.quantize.build import BiasStats, build_network, rounded_decay_notes
+from hardware.quantize.build import (
+    BiasStats,
+    build_network,
+    check_neurons,
+    rounded_decay_notes,
+)
 from hardware.quantize.calibrate import (
     FloatStats,
     SimStats,
@@ -129,6 +134,7 @@ def quantize_graph(
     (default: from the memory estimate, :func:`plan_batches`); the result does not depend on it.
     """
     opts = options or QuantOptions()
+    check_neurons(graph)  # before planning: an LI's infinite threshold has no scale
     if isinstance(opts, StaticOptions):
         plan, calib, n = static_plan(graph, opts), None, 0
     elif calibration is None:
