@@ -98,3 +98,7 @@ def test_deploy_with_spikeclip_export(case: str, tmp_path: Path) -> None:
     assert fid["twin_equals_simulator"] is True
     assert json.loads((out / "manifest.json").read_text())["checks"]["lava"]["identical"] is True
     assert fid["float_vs_simulator_neuron_step_agreement"] >= AGREEMENT[case] - 1e-12
+    rounded = [n for n in fid["notes"] if "decay rounded" in n]  # τ = 4.52 steps: dv = 906
+    assert len(rounded) == {"sinabs-mlp": 1, "rockpool-mlp": 2}.get(case, 0), fid["notes"]
+    assert all("dv = 906" in n for n in rounded)
+    assert all(n in (out / "fidelity.md").read_text() for n in rounded)
