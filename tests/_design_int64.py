@@ -175,18 +175,23 @@ class Regimes:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def lif_run(a, *, du: int, dv: int, vth: int, bias) -> tuple[dict[str, np.ndarray], Regimes]:
+def lif_run(a, *, du: int, dv: int, vth: int, bias, reset_sub: int | None = None,
+            rec=None) -> tuple[dict[str, np.ndarray], Regimes]:
     """Run a LIF population over ``a`` ``[T, B, *shape]`` (wu) from zero state.
 
-    Returns ``({"u", "v", "s"} each [T, B, *shape], regimes)``; ``v`` after the spike reset.
+    Returns ``({"u", "v", "s"} each [T, B, *shape], regimes)``; ``v`` after the spike reset
+    (to 0, or ``v − reset_sub``). ``rec(s)``: the recurrent current (wu) of last step's spikes,
+    added to step t > 0's input.
     """
-    a = i64(a)
+    a = i64(a).copy()
     u = np.zeros(a.shape[1:], np.int64)
     v = np.zeros(a.shape[1:], np.int64)
     thr = threshold(vth)
     reg = Regimes()
     out = {"u": [], "v": [], "s": []}
     for t in range(a.shape[0]):
+        if rec is not None and t:
+            a[t] += rec(out["s"][-1])
         for x, keep in ((u, UNITY - (du + 1)), (v, UNITY - dv)):
             prod = x * keep
             reg.trunc_differs_from_floor += int(np.count_nonzero((prod < 0) & (prod % UNITY != 0)))
@@ -205,11 +210,20 @@ def lif_run(a, *, du: int, dv: int, vth: int, bias) -> tuple[dict[str, np.ndarra
         reg.ties += int(np.count_nonzero(v == thr))
         reg.negative_v += int(np.count_nonzero(v < 0))
         s = v > thr
-        v = np.where(s, 0, v)
+        v = np.where(s, 0 if reset_sub is None else v - reset_sub, v)
         out["u"].append(u)
         out["v"].append(v)
         out["s"].append(s)
     return {k: np.stack(x) for k, x in out.items()}, reg
+
+
+def _recurrence(la: LIFLayer, B: int):
+    """A LIF's recurrent Dense as ``s[t−1] → a`` (wu), by this module's grid and dense rules."""
+    if la.rec_weights is None:
+        return None
+    w = weights_on_grid(i64(la.rec_weights), la.rec_sign_mode, la.rec_num_weight_bits)
+    return lambda s: dense(i64(s).reshape(1, B, -1), w, la.rec_weight_exp).reshape(
+        B, *la.shape)
 
 
 def host_mantissa(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
@@ -320,7 +334,8 @@ def run_network(
             for s in srcs:
                 if s in host:
                     bias = bias + host[s].reshape(B, *la.shape)
-            st, reg = lif_run(a, du=la.du, dv=la.dv, vth=la.vth, bias=bias)
+            st, reg = lif_run(a, du=la.du, dv=la.dv, vth=la.vth, bias=bias,
+                              reset_sub=la.reset_sub, rec=_recurrence(la, B))
             res.states[name], res.regimes[name] = st, reg
             out[name] = st["s"].astype(np.int64)
             counts[f"du={la.du}"] += a.size

@@ -258,12 +258,15 @@ def _foreign_fidelity(ctx: ForeignContext) -> tuple[list[LayerAgreement], bool]:
 
 
 def _write_fidelity(ctx: ForeignContext, rows: list[LayerAgreement], twin_exact: bool) -> float:
+    from hardware.quantize.build import rounded_decay_notes
+
+    notes = rounded_decay_notes(ctx.network)  # decays with no exact 12-bit value
     total = sum(r.neuron_steps for r in rows)
     agreement = 1.0 - sum(r.differ for r in rows) / max(total, 1)
     data = {"samples": int(ctx.inputs.shape[1]), "inputs": ctx.input_note,
             "float_vs_simulator_neuron_step_agreement": agreement,
             "twin_equals_simulator": twin_exact,
-            "layers": [r.__dict__ for r in rows]}
+            "layers": [r.__dict__ for r in rows], "notes": list(notes)}
     import json
 
     write_text_atomic(ctx.folder / "fidelity.json", json.dumps(data, indent=2) + "\n")
@@ -278,7 +281,8 @@ def _write_fidelity(ctx: ForeignContext, rows: list[LayerAgreement], twin_exact:
              *(f"| {r.name} | {r.neuron_steps:,} | {r.spikes:,} | {r.differ:,} | "
                f"{100 * (1 - r.differ / max(r.neuron_steps, 1)):.3f}% |" for r in rows),
              f"| **all** | {total:,} | | {sum(r.differ for r in rows):,} | "
-             f"**{100 * agreement:.3f}%** |", ""]
+             f"**{100 * agreement:.3f}%** |", "",
+             *(["## Notes", "", *(f"- {n}" for n in notes), ""] if notes else [])]
     write_text_atomic(ctx.folder / "fidelity.md", "\n".join(lines))
     ctx.artifacts["fidelity.md"] = "float NIR executor vs fake-quant twin vs simulator per layer"
     return agreement

@@ -1,6 +1,7 @@
 """`to_lava`: a `LoihiNetwork` as a Lava 0.10 process graph (DESIGN §4–§5).
 
-Every neuron population is a stock ``LIFReset`` (``PyLifResetModelBitAcc``, tag ``fixed_pt``)
+Every neuron population is a stock ``LIFReset`` (``PyLifResetModelBitAcc``, tag ``fixed_pt``;
+the project's ``LIFResetSub`` for reset by subtraction, :mod:`export.lava.procs.lif_sub`)
 with ``reset_interval = T`` and ``reset_offset = depth + 1``; every static synapse a stock
 ``Dense``/``DelayDense`` (dense layers) or ``Conv`` (conv layers; a delayed consumer of a conv
 gets the project's weight-shared ``DelayConv``, not the conv's unrolled matrix as a
@@ -56,7 +57,8 @@ class LavaNode:
     """One layer's Lava realization.
 
     ``processes``: Lava process class per replica, keyed by out-edge delay (producers of a
-    current) or ``{0: …}``; ``stock``: whether every one is a stock Lava process;
+    current) or ``{0: …}``, and a recurrent LIF's feedback synapse under :data:`FEEDBACK`;
+    ``stock``: whether every one is a stock Lava process;
     ``placement``: the layer's (``neurocore``, ``neurocore-L2``, ``embedded``, ``host``);
     ``depth``: pipeline depth (steps); ``reset_offset``: the ``LIFReset`` offset (LIFs only).
     """
@@ -69,6 +71,9 @@ class LavaNode:
     depth: int
     reset_offset: int | None = None
 
+
+#: The :attr:`LavaNode.processes` key of a recurrent LIF's feedback synapse (``RecurrentDense``).
+FEEDBACK = -1
 
 #: Lava process class name (as in :attr:`LavaNode.processes`) → ``module:Class``: where each
 #: process a plan names lives (stock Lava, or the project's own under :data:`PROJECT_PREFIX`).
@@ -88,6 +93,8 @@ PROCESS_CLASSES: Mapping[str, str] = MappingProxyType({
     "HostReadout": "export.lava.procs.readout.process:HostReadout",
     "BiasInjection": "export.lava.procs.injection.process:BiasInjection",
     "SpikeRecorder": "export.lava.procs.recorder.process:SpikeRecorder",
+    "LIFResetSub": "export.lava.procs.lif_sub.process:LIFResetSub",
+    "RecurrentDense": "export.lava.procs.recurrent.process:RecurrentDense",
 })  # fmt: skip
 #: The module prefix of the project's own processes.
 PROJECT_PREFIX = "export.lava.procs."
@@ -217,7 +224,9 @@ def to_lava(network: LoihiNetwork) -> LavaGraph:
                     f"reset_interval/offset {(layer.reset_interval, layer.reset_offset)} "
                     f"differ from the pipeline's (T, depth + 1) = {want}",
                 )
-        procs = {d: rule.process(d) for d in delays}
+        procs = {d: rule.process(layer, d) for d in delays}
+        if isinstance(layer, LIFLayer) and layer.rec_weights is not None:
+            procs[FEEDBACK] = "RecurrentDense"
         nodes[name] = LavaNode(
             name=name,
             kind=layer.KIND,
@@ -463,6 +472,7 @@ class _Builder:
         from lava.proc.lif.process import LIFReset
 
         from export.lava.procs.injection.process import BiasInjection
+        from export.lava.procs.lif_sub.process import LIFResetSub
 
         hosts = [
             e.src
@@ -473,7 +483,9 @@ class _Builder:
         if hosts:
             per_sample = self.host_mant[hosts[0]].reshape(self.n, *layer.shape)
             mant = per_sample[0]
-        lif = LIFReset(
+        sub = {} if layer.reset_sub is None else {"reset_sub": layer.reset_sub}
+        lif = (LIFReset if layer.reset_sub is None else LIFResetSub)(
+            **sub,
             shape=layer.shape,
             du=layer.du,
             dv=layer.dv,
@@ -486,6 +498,8 @@ class _Builder:
         )
         self._add(layer, 0, lif, lambda: lif.s_out)
         self.ins[layer.name] = [_Input(lif.a_in, layer.shape, _SAME)]
+        if layer.rec_weights is not None:
+            self._make_feedback(layer, lif)
         if hosts:
             inj = BiasInjection(
                 mant=per_sample,
@@ -496,6 +510,20 @@ class _Builder:
             )
             inj.connect_var(lif.bias_mant)
             self.out.injections[hosts[0]] = inj
+
+    def _make_feedback(self, layer: LIFLayer, lif: Any) -> None:
+        """The population's recurrent Dense: ``s_out`` → ``RecurrentDense`` → ``a_in``."""
+        from export.lava.procs.recurrent.process import RecurrentDense
+
+        rec = RecurrentDense(
+            weights=layer.rec_weights, weight_exp=layer.rec_weight_exp,
+            num_weight_bits=layer.rec_num_weight_bits, sign_mode=layer.rec_sign_mode,
+            reset_interval=self.net.T, reset_offset=self.g.timing.reset_offset(layer.name),
+            placement=layer.placement, name=f"{layer.name}.rec",
+        )
+        lif.s_out.flatten().connect(rec.s_in)
+        rec.a_out.reshape(layer.shape).connect(lif.a_in)
+        self.out.processes[(layer.name, FEEDBACK)] = rec
 
     # -- synapses ------------------------------------------------------------------------
 
@@ -631,19 +659,25 @@ _DELAYED: Mapping[str, _DelayedProcess] = MappingProxyType({
 class LavaRule:
     """How the layers of one kind become Lava processes: one entry of :data:`LAVA_RULES`.
 
-    ``process(delay)``: the Lava process class name of the replica whose consumers receive its
-    output ``delay`` extra steps later; ``carries_delays``: whether that process can delay its
-    output (one replica per distinct out-edge delay), else every out-edge must have delay 0;
+    ``process(layer, delay)``: the Lava process class name of ``layer``'s replica whose
+    consumers receive its output ``delay`` extra steps later; ``carries_delays``: whether that
+    process can delay its output (one replica per distinct out-edge delay), else every out-edge
+    must have delay 0;
     ``build(builder, layer)``: creates the layer's processes and ports in a build.
     """
 
-    process: Callable[[int], str]
+    process: Callable[[Any, int], str]
     carries_delays: bool
     build: Callable[[_Builder, Any], None]
 
 
-def _only(process: str) -> Callable[[int], str]:
-    return lambda _delay: process
+def _only(process: str) -> Callable[[Layer, int], str]:
+    return lambda _layer, _delay: process
+
+
+def _lif_process(layer: LIFLayer, _delay: int) -> str:
+    """Stock ``LIFReset``; the project's ``LIFResetSub`` for reset by subtraction."""
+    return "LIFReset" if layer.reset_sub is None else "LIFResetSub"
 
 
 def _delayed_rule(kind: str) -> LavaRule:
@@ -659,11 +693,11 @@ LAVA_RULES: Mapping[str, LavaRule] = MappingProxyType({
                             build=_Builder._make_spike_input),
     "current_input": LavaRule(process=_only("RingBuffer"), carries_delays=False,
                               build=_Builder._make_current_input),
-    "lif": LavaRule(process=_only("LIFReset"), carries_delays=False, build=_Builder._make_lif),
-    "dense": LavaRule(process=lambda d: "Dense" if d == 0 else "DelayDense", carries_delays=True,
-                      build=_Builder._make_dense),
-    "conv": LavaRule(process=lambda d: "Conv" if d == 0 else "DelayConv", carries_delays=True,
-                     build=_Builder._make_conv),
+    "lif": LavaRule(process=_lif_process, carries_delays=False, build=_Builder._make_lif),
+    "dense": LavaRule(process=lambda _ly, d: "Dense" if d == 0 else "DelayDense",
+                      carries_delays=True, build=_Builder._make_dense),
+    "conv": LavaRule(process=lambda _ly, d: "Conv" if d == 0 else "DelayConv",
+                     carries_delays=True, build=_Builder._make_conv),
     "token_linear": _delayed_rule("token_linear"),
     "attention": _delayed_rule("attention"),
     "maxpool": _delayed_rule("maxpool"),

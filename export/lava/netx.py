@@ -128,6 +128,9 @@ def netx_chain(network: LoihiNetwork) -> tuple[LIFLayer | DenseLayer, ...]:
             )
         if len(network.in_edges(layer.name)) != 1:
             raise NetxExportError(layer.name, "netx layers take exactly one input")
+        if layer.reset_sub is not None or layer.rec_weights is not None:
+            raise NetxExportError(layer.name, "netx's CUBA neuron resets to 0 and has no "
+                                  "recurrent synapse")
         chain.append(layer)
         outs = network.out_edges(layer.name)
         if len(outs) != 1 or not isinstance(network.layer(outs[0].dst), DenseLayer):

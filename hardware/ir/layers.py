@@ -271,7 +271,7 @@ class LIFLayer(Layer):
 
         u ← wrap_u_once_s24(trunc0(u·(4096 − (du + 1))/4096) + (a << 6))
         v ← saturate_v_s24(trunc0(v·(4096 − dv)/4096) + u + (bias_mant << bias_exp))
-        s ← v > (vth << 6);  v ← 0 where s
+        s ← v > (vth << 6);  v ← 0 where s (v ← v − reset_sub where s, when set)
 
     where Lava forms both sums in int32 (``fixed.wrap_s32`` before the correction and the
     saturation; the identity while they stay inside ±2³¹).
@@ -283,7 +283,19 @@ class LIFLayer(Layer):
     3-bit, per neuron, int8); ``reset_interval``/``reset_offset``: ``LIFReset`` zeroes u and v
     at Lava steps with ``time_step % reset_interval == reset_offset % reset_interval`` (time
     starts at 1; ``hardware.ir.timing.Timing.reset_offset`` gives ``depth + 1``). ``None``
-    means a plain ``LIF``.
+    means a plain ``LIF``. ``reset_sub``: reset by subtraction, the v-units (unsigned 23-bit,
+    ``0 … 2²³ − 1``; one per layer) taken off v where the neuron spiked, instead of Lava's reset
+    to 0 (sinabs, snnTorch's default, Rockpool; a microcode neuron on Loihi 2, the project's
+    ``LIFResetSub`` Lava process in :mod:`export.lava.procs.lif_sub`); ``None`` resets to 0.
+    ``dv = 0`` is a non-leaky integrator (IF) and ``du < 4095`` keeps a decaying synaptic
+    current (CUBA), both Lava's own semantics.
+
+    Recurrence: ``rec_weights`` int ``(N, N)`` (N = prod(shape), C-order), a Dense from the
+    population's own spikes back into its input with Lava ``Dense``'s one-step latency: step t
+    adds ``floor((W_rec @ s[t−1]) << rec_weight_exp)`` wu to ``a`` (``s[−1] = 0``: each sample
+    starts without feedback). On Lava's 8-bit grid of ``rec_sign_mode`` / ``rec_num_weight_bits``
+    as :class:`DenseLayer` weights; ``rec_weight_exp`` signed 4-bit. ``None``: no recurrence.
+    In Lava: the project's ``RecurrentDense`` (:mod:`export.lava.procs.recurrent`).
     """
 
     shape: tuple[int, ...]
@@ -294,12 +306,18 @@ class LIFLayer(Layer):
     bias_exp: Any = 0
     reset_interval: int | None = None
     reset_offset: int = 0
+    reset_sub: int | None = None
+    rec_weights: Any = None
+    rec_weight_exp: int = 0
+    rec_sign_mode: str | None = None
+    rec_num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX
 
     KIND: ClassVar[str] = "lif"
     OUTPUT: ClassVar[Signal] = "spikes"
     ACCEPTS: ClassVar[frozenset[str]] = frozenset({"current", "bias"})
     FIELD_WIDTHS: ClassVar[Mapping[str, str]] = MappingProxyType(
-        {"du": "u12", "dv": "u12", "vth": "u17", "bias_mant": "s13", "bias_exp": "u3"}
+        {"du": "u12", "dv": "u12", "vth": "u17", "bias_mant": "s13", "bias_exp": "u3",
+         "rec_weights": "s9 (8-bit magnitude + sign)", "rec_weight_exp": "s4"}
     )
 
     def __post_init__(self) -> None:
@@ -331,6 +349,24 @@ class LIFLayer(Layer):
             "reset_offset",
             _int_scalar(n, "reset_offset", self.reset_offset, 0, 1 << 30, "steps ≥ 0"),
         )
+        if self.reset_sub is not None:
+            _set(self, "reset_sub", _int_scalar(n, "reset_sub", self.reset_sub, 0, fixed.V_MAX,
+                                                "u23 v-units"))
+        self._check_recurrence(math.prod(shape))
+
+    def _check_recurrence(self, size: int) -> None:
+        n = self.name
+        nwb = _int_scalar(n, "rec_num_weight_bits", self.rec_num_weight_bits, *_NWB)
+        _set(self, "rec_num_weight_bits", nwb)
+        _set(self, "rec_weight_exp", _int_scalar(n, "rec_weight_exp", self.rec_weight_exp, *_WEXP))
+        if self.rec_weights is None:
+            return
+        w, mode = _weights_8(n, self.rec_weights, 2, self.rec_sign_mode, nwb)
+        if w.shape != (size, size):
+            raise NetworkValidationError(n, "rec_weights", f"shape {w.shape}, the population "
+                                         f"needs ({size}, {size})")
+        _set(self, "rec_weights", w)
+        _set(self, "rec_sign_mode", mode)
 
     @property
     def in_shape(self) -> tuple[int, ...]:

@@ -5,6 +5,11 @@ Mapping (τ = 2, scale ``s`` of the consumer LIF group, DESIGN §4–§5):
 - every LIF: ``du = 4095`` (u = this step's input), ``dv = 4096/τ = 2048``, ``vth = θ·s``;
   its bias (the BN shifts of all its inputs, summed, rounded once) ``β = 64·s·b/τ`` v-units on
   the ``mant << bias_exp`` grid;
+- foreign neurons (:mod:`hardware.lower.from_foreign_nir`), each with its own decays
+  (:func:`hardware.quantize.plan.lif_decays`, rounded to nearest: the network runs τ̂ = 4096/dv
+  and τ̂_syn = 4096/(du + 1), recorded in the layer's ``meta``): IF ``dv = 0``; CUBA ``du < 4095``
+  with its weights divided by τ̂·τ̂_syn (``a = s·X/(τ̂·τ̂_syn)``, so ``u = 64·s·I/τ̂``); reset by
+  subtraction ``reset_sub = round(64·s·Δ)`` v-units for the float ``V ← H − Δ``;
 - synapse weights (BN folded): ``w = grid(W·s/(τ·2^e))`` rounded half-to-even straight onto
   Lava's grid (8-bit mixed: even numbers −256 … 254; excitatory/inhibitory: steps of 1) and
   clipped, so Lava's own clip/truncation is the identity; convs have ``weight_exp = 0``;
@@ -27,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hardware.ir import fixed
 from hardware.ir.grid import weight_clipped
 from hardware.ir.layers import (
     AttentionLayer,
@@ -55,16 +59,21 @@ from hardware.lower.float_graph import (
     FSynapse,
 )
 from hardware.quantize.plan import (
-    QuantizationRangeError,
     QuantPlan,
+    bias_divisor,
     bias_on_grid,
     current_consumers,
+    decay_taus,
+    feeder_divisor,
     host_bias_scale,
+    input_divisor,
+    lif_decays,
+    reset_sub_v,
     weight_mantissas,
 )
 from hardware.quantize.record import SynapseQuant
 from hardware.quantize.registry import rule_for
-from hardware.quantize.scales import BIAS_MAX
+from hardware.quantize.scales import BIAS_MAX, recurrent_key
 
 BACKEND = "hardware.quantize.build"
 
@@ -81,11 +90,10 @@ class BiasStats:
 
 @dataclass(kw_only=True)
 class _Build:
-    """What the builders share: the graph, the plan, dv, and the records they add to."""
+    """What the builders share: the graph, the plan, and the records they add to."""
 
     graph: FloatGraph
     plan: QuantPlan
-    dv: int
     host_fed: Mapping[str, int]  # LIF fed by a host input → its bias exponent
     synapses: list[SynapseQuant] = field(default_factory=list)
     biases: dict[str, BiasStats] = field(default_factory=dict)
@@ -101,7 +109,8 @@ def _host(b: _Build, node: FHostInput) -> HostInputLayer:
     return HostInputLayer(
         name=node.name, op=node.op, weight=_np(node.weight), bias=_np(node.bias),
         in_shape=node.in_shape, stride=node.stride, padding=node.padding,
-        bias_scale=host_bias_scale(s, b.graph.tau), bias_exp=b.plan.bias_exps[node.name],
+        bias_scale=host_bias_scale(s, input_divisor(b.graph, lif)),
+        bias_exp=b.plan.bias_exps[node.name],
         meta={"scale": s},
     )
 
@@ -110,7 +119,8 @@ def _synapse(b: _Build, node: FSynapse) -> Layer:
     s = b.plan.scales[current_consumers(b.graph, node.name)[0]]
     mode, bits = b.plan.sign_modes[node.name], b.plan.num_weight_bits
     exp = b.plan.weight_exps.get(node.name, 0)
-    real, w = weight_mantissas(node.weight.detach(), s, b.graph.tau, exp, mode, bits)
+    real, w = weight_mantissas(node.weight.detach(), s, feeder_divisor(b.graph, node.name), exp,
+                               mode, bits)
     wi = w.to(torch.int64).numpy()
     b.synapses.append(SynapseQuant(
         name=node.name, kind=node.kind, scale=s, sign_mode=mode, num_weight_bits=bits,
@@ -178,7 +188,8 @@ def _lif_bias(b: _Build, node: FLIF, shape: tuple[int, ...]) -> tuple[np.ndarray
         b.biases[node.name] = BiasStats(exp=exp)
         return np.zeros(shape, np.int64), exp
     exp = b.plan.bias_exps[node.name]
-    beta, q = bias_on_grid(node.bias.detach(), b.plan.scales[node.name], b.graph.tau, exp)
+    beta, q = bias_on_grid(node.bias.detach(), b.plan.scales[node.name],
+                           bias_divisor(b.graph, node.name), exp)
     b.biases[node.name] = BiasStats(
         exp=exp, max_abs=float(beta.abs().max()),
         pct_clipped=100 * float((beta.abs() > BIAS_MAX).double().mean()),
@@ -192,28 +203,62 @@ def _spike_input(b: _Build, node: FSpikeInput) -> SpikeInputLayer:
 
 
 def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
-    """Loihi's LIF (one τ for the graph, ``du = 4095``, reset to 0, spiking): else a typed
-    refusal naming the node (foreign neurons, :mod:`hardware.lower.from_foreign_nir`)."""
+    """What Loihi's CUBA LIF (with reset by subtraction) cannot run, as a typed refusal naming
+    the node (exit 4; foreign neurons, :mod:`hardware.lower.from_foreign_nir`)."""
     reasons = [why for bad, why in (
-        (node.tau != graph.tau, f"τ = {node.tau} steps differs from the graph's τ = {graph.tau}"),
-        (node.tau == float("inf"), "an integrator (IF, τ = inf: dv = 0) is not quantized yet"),
         (node.tau == 1, "a stateless neuron (Threshold, τ = 1: dv = 4096 > 4095)"),
-        (node.tau_syn is not None, "a synaptic current (CUBA τ_syn) is not quantized yet"),
-        (node.reset_sub is not None, "reset by subtraction (Loihi's LIF resets to 0)"),
+        (node.tau_syn is not None and bool((node.bias != 0).any()),
+         "a constant input (bias) into a synaptic current (CUBA): Loihi adds its bias to v, "
+         "not to u"),
         (node.role == "li", "a non-spiking (LI / linear readout) node"),
-        (node.recurrent is not None, "a recurrent connection (the network must be acyclic)"),
     ) if bad]
     if reasons:
         raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))
 
 
+def check_neurons(graph: FloatGraph) -> None:
+    """:class:`FloatGraphError` (exit 4) naming the first neuron Loihi's LIF cannot run, or
+    the first synapse with a NIR ``Delay`` (``FSynapse.delay``): the IR's edge delays only
+    align Lava's pipeline, so no integer layer carries a delay of the network's own."""
+    for node in graph.nodes:
+        if isinstance(node, FLIF):
+            _loihi_lif_check(graph, node)
+        elif isinstance(node, FSynapse) and node.delay:
+            raise FloatGraphError(
+                f"quantize: synapse {node.name!r}: a delay of {node.delay} step(s) "
+                "(NIR Delay) has no integer layer yet"
+            )
+
+
 def _lif(b: _Build, node: FLIF) -> LIFLayer:
-    s, tau = b.plan.scales[node.name], b.graph.tau
+    s = b.plan.scales[node.name]
     shape = _token_shape(b.graph, node)
     mant, exp = _lif_bias(b, node, shape)
-    return LIFLayer(name=node.name, shape=shape, du=fixed.DU_NO_MEMORY, dv=b.dv,
-                    vth=round(node.theta * s), bias_mant=mant, bias_exp=exp,
-                    meta={"scale": s, "theta": node.theta, "tau": tau, "role": node.role})
+    du, dv = lif_decays(node)
+    tau_hat, tau_syn_hat = decay_taus(du, dv)
+    meta = {"scale": s, "theta": node.theta, "role": node.role,
+            "tau": node.tau if math.isfinite(node.tau) else "inf"}  # JSON has no inf
+    if node.tau_syn is not None:
+        meta["tau_syn"] = node.tau_syn
+    if tau_hat != node.tau or tau_syn_hat != node.tau_syn:
+        meta["rounded_decay"] = {"tau": tau_hat, "tau_syn": tau_syn_hat, "du": du, "dv": dv}
+    if node.reset_sub is not None:
+        meta["reset_sub"] = node.reset_sub
+    return LIFLayer(name=node.name, shape=shape, du=du, dv=dv, vth=round(node.theta * s),
+                    bias_mant=mant, bias_exp=exp, reset_sub=reset_sub_v(node, s), meta=meta,
+                    **_recurrence(b, node, s))
+
+
+def _recurrence(b: _Build, node: FLIF, s: float) -> dict:
+    """The LIF's recurrent Dense fields (``rec_*``): ``w = grid(W_rec·s/(D·2^e))``."""
+    if node.recurrent is None:
+        return {}
+    key, bits = recurrent_key(node.name), b.plan.num_weight_bits
+    exp, mode = b.plan.weight_exps.get(key, 0), b.plan.sign_modes[key]
+    _, w = weight_mantissas(node.recurrent.detach(), s, input_divisor(b.graph, node.name), exp,
+                            mode, bits)
+    return {"rec_weights": w.to(torch.int64).numpy(), "rec_weight_exp": exp,
+            "rec_sign_mode": mode, "rec_num_weight_bits": bits}
 
 
 def _readout(b: _Build, node: FReadout) -> ReadoutLayer:
@@ -230,6 +275,23 @@ def _readout(b: _Build, node: FReadout) -> ReadoutLayer:
     )
 
 
+def rounded_decay_notes(network: LoihiNetwork) -> tuple[str, ...]:
+    """One line per LIF whose τ or τ_syn has no exact 12-bit decay and was rounded (its
+    ``meta["rounded_decay"]``, set by the builder): what the float graph asks, what runs."""
+    notes = []
+    for ly in network.layers:
+        r = ly.meta.get("rounded_decay") if isinstance(ly, LIFLayer) else None
+        if r is None:
+            continue
+        parts = [f"τ = {ly.meta['tau']:.6g} → dv = {r['dv']} (τ̂ = 4096/dv = {r['tau']:.6g})"]
+        if r["tau_syn"] is not None:
+            parts.append(f"τ_syn = {ly.meta['tau_syn']:.6g} → du = {r['du']} "
+                         f"(τ̂_syn = 4096/(du + 1) = {r['tau_syn']:.6g})")
+        notes.append(f"LIF {ly.name!r}: decay rounded to the nearest 12-bit value, "
+                     + "; ".join(parts) + " steps; the fidelity figures include the effect")
+    return tuple(notes)
+
+
 #: Float node kind → its integer layer builder (the quantizer's build backend).
 BUILD: Mapping[type[FNode], Callable[[_Build, FNode], Layer]] = {
     FHostInput: _host, FSynapse: _synapse, FMaxPool: _maxpool, FAttention: _attention,
@@ -243,18 +305,14 @@ def build_network(
     """The integer network for ``plan``; also per-synapse records and per-LIF bias stats.
 
     Raises :class:`FloatGraphError` for a neuron Loihi's LIF cannot run (foreign neurons),
-    :class:`QuantizationRangeError` when τ gives a non-integer ``dv = 4096/τ``, and
+    :class:`QuantizationRangeError` for a τ without a 12-bit decay (τ = 1, τ > 8192 steps;
+    other τ are rounded, :func:`hardware.quantize.plan.lif_decays`), and
     :class:`hardware.quantize.registry.NoRuleError` for a node kind without a builder.
     """
-    for node in graph.nodes:
-        if isinstance(node, FLIF):
-            _loihi_lif_check(graph, node)
-    dv = round(fixed.DECAY_UNITY / graph.tau)
-    if dv * graph.tau != fixed.DECAY_UNITY:
-        raise QuantizationRangeError("<graph>", f"τ = {graph.tau} gives a non-integer dv = 4096/τ")
+    check_neurons(graph)
     host_fed = {current_consumers(graph, n.name)[0]: plan.bias_exps[n.name]
                 for n in graph.nodes if isinstance(n, FHostInput)}
-    b = _Build(graph=graph, plan=plan, dv=dv, host_fed=host_fed)
+    b = _Build(graph=graph, plan=plan, host_fed=host_fed)
     layers = tuple(rule_for(BUILD, type(node), backend=BACKEND, layer=node.name)(b, node)
                    for node in graph.nodes)
     net = LoihiNetwork(layers=layers, edges=tuple(Edge(src=s, dst=d) for s, d in graph.edges),

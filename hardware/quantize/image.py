@@ -32,7 +32,12 @@ from hardware.ir.layers import LIFLayer, ReadoutLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.float_graph import FloatGraph, FloatGraphError
 from hardware.lower.from_nir import float_graph_from_nir
-from hardware.quantize.build import BiasStats, build_network
+from hardware.quantize.build import (
+    BiasStats,
+    build_network,
+    check_neurons,
+    rounded_decay_notes,
+)
 from hardware.quantize.calibrate import (
     FloatStats,
     SimStats,
@@ -129,6 +134,7 @@ def quantize_graph(
     (default: from the memory estimate, :func:`plan_batches`); the result does not depend on it.
     """
     opts = options or QuantOptions()
+    check_neurons(graph)  # before planning: an LI's infinite threshold has no scale
     if isinstance(opts, StaticOptions):
         plan, calib, n = static_plan(graph, opts), None, 0
     elif calibration is None:
@@ -139,7 +145,8 @@ def quantize_graph(
         n = int(calib.shape[0])
         batching = plan_batches(graph, n, batch_size=batch_size)  # memory check first
         plan = plan_from_stats(graph, float_stats(graph, calib, batching.batch_size), opts)
-    prov = {"quantizer": "hardware.quantize.image", "tau": graph.tau, "options": asdict(opts),
+    tau = graph.tau if math.isfinite(graph.tau) else "inf"  # JSON has no inf
+    prov = {"quantizer": "hardware.quantize.image", "tau": tau, "options": asdict(opts),
             "calibration_samples": n}
     if isinstance(opts, StaticOptions):
         prov["policy"] = "static"
@@ -150,7 +157,7 @@ def quantize_graph(
         not isinstance(ly, LIFLayer) or ly.meta["role"] == "attention"
         or int(np.min(ly.bias_exp)) >= graph.T - 1 for ly in net.layers
     )
-    notes = NOTES + ((STATIC_NOTE,) if calib is None else ())
+    notes = NOTES + ((STATIC_NOTE,) if calib is None else ()) + rounded_decay_notes(net)
     record = QuantRecord(T=graph.T, tau=graph.tau, calibration_samples=n, options=asdict(opts),
                          exact=exact, synapses=tuple(syn_recs), neurons=tuple(neurons),
                          notes=notes)

@@ -9,7 +9,10 @@ worst-case bounds (:class:`StaticOptions`, no data; the netx text export's polic
 The rounding rules of a plan (units: :mod:`hardware.ir.grid`): a weight W becomes the mantissa
 ``w = grid(W·s/(τ·2^e))`` (:func:`weight_mantissas`); a LIF bias b becomes
 ``β̂ = bias_grid(64·s·b/τ, bias_exp)`` v-units (:func:`bias_on_grid`); a host current x is injected
-as ``bias_grid(x·host_bias_scale(s, τ), bias_exp)``. The builder
+as ``bias_grid(x·host_bias_scale(s, τ), bias_exp)``. ``τ`` here is the consumer neuron's input
+divisor ``D`` (:func:`input_divisor`): τ̂ = 4096/dv for a leaky neuron (τ itself when 4096/τ is
+an integer, as SpikeCLIP's τ = 2), 1 for an integrator, times τ̂_syn = 4096/(du + 1) for a
+CUBA neuron; a bias uses the membrane part alone (:func:`bias_divisor`). The builder
 (:mod:`hardware.quantize.build`) and the fake-quant twin (:mod:`hardware.quantize.twin`) both
 call these, so the integers and their float twin come from one rule.
 """
@@ -120,6 +123,85 @@ def bias_on_grid(
 def host_bias_scale(s: float, tau: float) -> float:
     """v-units per unit of host current injected into a LIF of scale ``s``: ``64·s/τ``."""
     return fixed.V_PER_WU * s / tau
+
+
+# ---------------------------------------------------------------------------------------------
+# A float neuron's Loihi decays and the divisors they give (units: DESIGN §4).
+# ---------------------------------------------------------------------------------------------
+
+
+def lif_decays(node: FLIF) -> tuple[int, int]:
+    """Loihi's ``(du, dv)`` (unsigned 12-bit) for a float neuron, rounded to nearest (ties to
+    even): ``dv = round(4096/τ)`` (0 for an integrator, τ = inf), ``du = round(4096/τ_syn) − 1``
+    (4095, u forgets at once, without a synaptic current). The deployed neuron is the float one
+    with τ̂ = 4096/dv, τ̂_syn = 4096/(du + 1) (:func:`decay_taus`); the fidelity report shows the
+    effect. Raises :class:`QuantizationRangeError` for τ = 1 (dv = 4096 > 4095) or a τ so long
+    that its decay rounds to 0 (τ > 8192 steps; an IF neuron has τ = inf instead)."""
+    finite = {"τ": node.tau, "τ_syn": node.tau_syn}
+    rounded = {k: round(fixed.DECAY_UNITY / t) for k, t in finite.items()
+               if t is not None and t != float("inf")}
+    for what, r in rounded.items():
+        if not 1 <= r <= fixed.DECAY_MAX + (what == "τ_syn"):
+            raise QuantizationRangeError(
+                node.name, f"{what} = {finite[what]:g} steps has no 12-bit decay "
+                f"(4096/{what} rounds to {r})")
+    dv = rounded.get("τ", 0)
+    du = rounded["τ_syn"] - fixed.DU_OFFSET if "τ_syn" in rounded else fixed.DU_NO_MEMORY
+    return du, dv
+
+
+def decay_taus(du: int, dv: int) -> tuple[float, float | None]:
+    """The time constants a LIF runs with: ``(τ̂, τ̂_syn)`` = ``(4096/dv, 4096/(du + 1))``,
+    τ̂ = inf for ``dv = 0`` (IF) and τ̂_syn ``None`` for ``du = 4095`` (no synaptic current)."""
+    tau = fixed.DECAY_UNITY / dv if dv else float("inf")
+    tau_syn = None if du == fixed.DU_NO_MEMORY else fixed.DECAY_UNITY / (du + fixed.DU_OFFSET)
+    return tau, tau_syn
+
+
+def divisors(du: int, dv: int) -> tuple[float, float]:
+    """``(D, D_v)``: a current X reaches v as ``64·s·X/D`` per step (a = s·X/D wu), a bias b as
+    ``64·s·b/D_v`` v-units; ``D_v`` = τ̂ (1 for IF), ``D = D_v·τ̂_syn`` (``D_v`` without)."""
+    tau, tau_syn = decay_taus(du, dv)
+    d_v = 1.0 if dv == 0 else tau
+    return d_v * (tau_syn or 1.0), d_v
+
+
+def reset_sub_v(node: FLIF, s: float) -> int | None:
+    """Reset by subtraction in v-units: ``round(64·s·Δ)`` for the float ``V ← H − Δ`` of a
+    spiking neuron (None: reset to 0). Raises :class:`QuantizationRangeError` past 2²³ − 1."""
+    if node.reset_sub is None:
+        return None
+    r = round(fixed.V_PER_WU * s * node.reset_sub)
+    if not 0 <= r <= fixed.V_MAX:
+        raise QuantizationRangeError(
+            node.name, f"reset by subtraction of {r} v-units is outside 0 … {fixed.V_MAX}")
+    return r
+
+
+def _lif_divisors(graph: FloatGraph, name: str) -> tuple[float, float]:
+    node = graph.node(name)
+    if not isinstance(node, FLIF):
+        return graph.tau, graph.tau  # the host readout decodes with the graph's τ
+    return divisors(*lif_decays(node))
+
+
+def input_divisor(graph: FloatGraph, name: str) -> float:
+    """``D`` of the LIF (or readout: the graph's τ) ``name``: :func:`divisors`."""
+    return _lif_divisors(graph, name)[0]
+
+
+def bias_divisor(graph: FloatGraph, name: str) -> float:
+    """``D_v`` of the LIF (or readout: the graph's τ) ``name``: :func:`divisors`."""
+    return _lif_divisors(graph, name)[1]
+
+
+def feeder_divisor(graph: FloatGraph, name: str) -> float:
+    """The one input divisor of every consumer of ``name``'s current (error if they differ)."""
+    ds = {input_divisor(graph, c) for c in current_consumers(graph, name)}
+    if len(ds) != 1:
+        raise FloatGraphError(
+            f"node {name!r}: its consumers need one input divisor (τ̂·τ̂_syn), got {sorted(ds)}")
+    return ds.pop()
 
 
 # ---------------------------------------------------------------------------------------------

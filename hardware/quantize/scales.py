@@ -40,8 +40,11 @@ from hardware.quantize.plan import (
     QuantOptions,
     QuantPlan,
     StaticOptions,
+    bias_divisor,
     current_consumers,
     current_feeders,
+    feeder_divisor,
+    input_divisor,
     largest_scale,
     scale_groups,
 )
@@ -64,10 +67,25 @@ def _clip_fraction(weight: torch.Tensor, s: float, tau: float, exp: int = 0) -> 
 def weight_exp_for(syn: FSynapse, s: float, tau: float, max_clip_fraction: float) -> int | None:
     """Smallest weight exponent (0 for convs) at which ≤ max_clip_fraction of weights clip."""
     top = fixed.WEIGHT_EXP_MAX if syn.kind in ("token_linear", "dense") else 0
+    return _exp_for(syn.weight.detach(), top, s, tau, max_clip_fraction)
+
+
+def _exp_for(weight: torch.Tensor, top: int, s: float, tau: float, max_clip: float) -> int | None:
     for e in range(top + 1):
-        if _clip_fraction(syn.weight.detach(), s, tau, e) <= max_clip_fraction:
+        if _clip_fraction(weight, s, tau, e) <= max_clip:
             return e
     return None
+
+
+def recurrent_key(lif: str) -> str:
+    """The plan's ``weight_exps`` / ``sign_modes`` key of a LIF's recurrent Dense."""
+    return f"{lif}.rec"
+
+
+def recurrent_exp_for(graph: FloatGraph, node: FLIF, s: float, max_clip: float) -> int | None:
+    """:func:`weight_exp_for` of a LIF's recurrent matrix (a Dense into its own input)."""
+    return _exp_for(node.recurrent.detach(), fixed.WEIGHT_EXP_MAX, s,
+                    input_divisor(graph, node.name), max_clip)
 
 
 def _vth_reasons(node, s: float) -> list[str]:
@@ -96,25 +114,29 @@ def _attention_scale(graph: FloatGraph, group: list[str], att: FAttention) -> fl
 def _calibrated_reasons(
     graph: FloatGraph, group: list[str], stats: FloatStats, opts: QuantOptions, s: float
 ) -> list[str]:
-    tau = graph.tau
     feeders = sorted({f for n in group for f in current_feeders(graph, n)})
     hosts = any(isinstance(graph.node(f), FHostInput) for f in feeders)
     reasons = []
     for w in (graph.node(f) for f in feeders):
-        if isinstance(w, FSynapse) and weight_exp_for(w, s, tau, opts.max_clip_fraction) is None:
-            frac = _clip_fraction(w.weight.detach(), s, tau)
+        d = feeder_divisor(graph, w.name)
+        if isinstance(w, FSynapse) and weight_exp_for(w, s, d, opts.max_clip_fraction) is None:
+            frac = _clip_fraction(w.weight.detach(), s, d)
             reasons.append(f"{w.name}: {100 * frac:.3f}% of weights clip at 8 bits")
     for n in (graph.node(name) for name in group):
-        a = stats.max_abs_current[n.name] * s / tau * opts.margin
+        a = stats.max_abs_current[n.name] * s / input_divisor(graph, n.name) * opts.margin
         if not hosts and a > fixed.A_MAX_NO_WRAP:
             reasons.append(f"observed |a|·margin = {a:.0f} wu > {fixed.A_MAX_NO_WRAP}")
         if hosts and a * fixed.V_PER_WU > BIAS_MAX:
             reasons.append(f"host input β·margin = {a * fixed.V_PER_WU:.0f} > {BIAS_MAX}")
+        if isinstance(n, FLIF) and n.recurrent is not None and recurrent_exp_for(
+                graph, n, s, opts.max_clip_fraction) is None:
+            reasons.append(f"{n.name}: recurrent weights clip at 8 bits")
         if isinstance(n, FLIF):
             v = fixed.V_PER_WU * s * stats.max_abs_h[n.name] * opts.margin
             if v > fixed.V_MAX:
                 reasons.append(f"observed |v|·margin = {v:.0f} > {fixed.V_MAX}")
-            beta = fixed.V_PER_WU * s * float(n.bias.detach().abs().max()) / tau
+            beta = (fixed.V_PER_WU * s * float(n.bias.detach().abs().max())
+                    / bias_divisor(graph, n.name))
             if beta > BIAS_MAX:
                 reasons.append(f"bias {beta:.0f} v-units > {BIAS_MAX}")
         reasons += _vth_reasons(n, s)
@@ -148,17 +170,24 @@ def plan_from_stats(graph: FloatGraph, stats: FloatStats, opts: QuantOptions) ->
             if isinstance(node, FSynapse):
                 sign_modes[node.name] = sign_mode_for(node.weight)
                 s = scales[current_consumers(graph, node.name)[0]]
-                e = weight_exp_for(node, s, graph.tau, opts.max_clip_fraction)
+                e = weight_exp_for(node, s, feeder_divisor(graph, node.name),
+                                   opts.max_clip_fraction)
                 weight_exps[node.name] = e or 0
             elif isinstance(node, FLIF) and node.role != "attention":
-                beta = fixed.V_PER_WU * scales[node.name] * float(node.bias.abs().max()) / graph.tau
+                beta = (fixed.V_PER_WU * scales[node.name] * float(node.bias.abs().max())
+                        / bias_divisor(graph, node.name))
                 bias_exps[node.name] = bias_exp_for(beta, graph.T)
+                if node.recurrent is not None:
+                    key = recurrent_key(node.name)
+                    sign_modes[key] = sign_mode_for(node.recurrent)
+                    weight_exps[key] = recurrent_exp_for(graph, node, scales[node.name],
+                                                         opts.max_clip_fraction) or 0
         for node in graph.nodes:
             if isinstance(node, FHostInput):
                 (lif,) = current_consumers(graph, node.name)
                 s = scales[lif]
-                beta = (fixed.V_PER_WU * s * stats.max_abs_current[lif] / graph.tau
-                        * opts.margin)
+                beta = (fixed.V_PER_WU * s * stats.max_abs_current[lif]
+                        / input_divisor(graph, lif) * opts.margin)
                 bias_exps[node.name] = bias_exps[lif] = bias_exp_for(beta, graph.T)
     return QuantPlan(scales=scales, bias_exps=bias_exps, sign_modes=sign_modes,
                      weight_exps=weight_exps)
@@ -188,9 +217,10 @@ def host_drive_bound(host: FHostInput) -> float:
 def _static_reasons(
     graph: FloatGraph, group: list[str], opts: StaticOptions, s: float
 ) -> list[str]:
-    tau, limit = graph.tau, _bias_limit_wu(opts)
+    limit = _bias_limit_wu(opts)
     reasons: list[str] = []
     for n in (graph.node(name) for name in group):
+        tau = input_divisor(graph, n.name)
         row: torch.Tensor | float = 0.0
         for f in (graph.node(x) for x in current_feeders(graph, n.name)):
             if isinstance(f, FHostInput):
@@ -208,7 +238,7 @@ def _static_reasons(
                     n.name, f"static bounds cover host inputs and synapses, not {f.name!r}"
                 )
         if isinstance(n, FLIF) and isinstance(row, torch.Tensor):
-            mant = (n.bias.detach() * (s / tau)).abs().reshape(-1)
+            mant = (n.bias.detach() * (s / bias_divisor(graph, n.name))).abs().reshape(-1)
             if float(mant.max()) > limit:
                 reasons.append(f"bias {float(mant.max()):.0f} wu > {limit:.0f}")
             if float((row + mant).max()) > STATIC_SUM_MAX:
@@ -229,11 +259,13 @@ def static_plan(graph: FloatGraph, opts: StaticOptions) -> QuantPlan:
     for node in graph.nodes:
         if isinstance(node, FLIF):
             beta = fixed.V_PER_WU * scales[node.name] * float(node.bias.detach().abs().max())
-            bias_exps[node.name] = _static_bias_exp(beta / graph.tau, graph.T, opts)
+            bias_exps[node.name] = _static_bias_exp(beta / bias_divisor(graph, node.name),
+                                                    graph.T, opts)
     for node in graph.nodes:
         if isinstance(node, FHostInput):
             (lif,) = current_consumers(graph, node.name)
-            beta = fixed.V_PER_WU * scales[lif] * host_drive_bound(node) / graph.tau
+            beta = fixed.V_PER_WU * scales[lif] * host_drive_bound(node) / input_divisor(graph,
+                                                                                         lif)
             bias_exps[node.name] = bias_exps[lif] = _static_bias_exp(beta, graph.T, opts)
     syns = [n for n in graph.nodes if isinstance(n, FSynapse)]
     return QuantPlan(scales=scales, bias_exps=bias_exps,

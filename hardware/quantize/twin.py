@@ -1,8 +1,11 @@
 """The fake-quant twin: integers (or a plan's grid values) as float64 parameters of a FloatGraph.
 
-The one home of dequantization. With each LIF's scale ``s`` and τ = 4096/dv:
-``Ŵ = τ·w·2^weight_exp/s`` (:func:`dequantized_weight`), ``b̂ = τ·β̂/(64·s)`` with
-``β̂ = bias_mant << bias_exp`` (:func:`dequantized_lif`), ``θ̂ = vth/s``; host inputs keep their
+The one home of dequantization. With each LIF's scale ``s``, τ̂ = 4096/dv (inf for dv = 0, an
+IF neuron), τ̂_syn = 4096/(du + 1) (none for du = 4095) and the divisors ``D = D_v·τ̂_syn``,
+``D_v = τ̂`` (1 for IF; :func:`hardware.quantize.plan.divisors`):
+``Ŵ = D·w·2^weight_exp/s`` (:func:`dequantized_weight`), ``b̂ = D_v·β̂/(64·s)`` with
+``β̂ = bias_mant << bias_exp`` (:func:`dequantized_lif`), ``θ̂ = vth/s``, reset by subtraction
+``Δ̂ = reset_sub/(64·s)``; host inputs keep their
 float conv / embedding and are fake-quantized onto the injected bias grid; the attention LIF's
 tie-break bias (1 v-unit, DESIGN §5) becomes the rule ``H ≥ θ̂`` with bias 0. Two entry points:
 
@@ -46,12 +49,20 @@ from hardware.lower.float_graph import (
 from hardware.lower.graph_run import GraphRun, run_graph
 from hardware.quantize.plan import (
     QuantPlan,
+    bias_divisor,
     bias_on_grid,
     consumer_scale,
+    decay_taus,
+    divisors,
+    feeder_divisor,
     host_bias_scale,
+    input_divisor,
+    lif_decays,
+    reset_sub_v,
     weight_mantissas,
 )
 from hardware.quantize.registry import rule_for
+from hardware.quantize.scales import recurrent_key
 
 # ---------------------------------------------------------------------------------------------
 # The dequantization rules (both entry points call these).
@@ -59,21 +70,28 @@ from hardware.quantize.registry import rule_for
 
 
 def dequantized_weight(mantissas: Tensor, weight_exp: int, s: float, tau: float) -> Tensor:
-    """``Ŵ = τ·w·2^weight_exp/s`` (float64) of weight mantissas ``w`` (wu)."""
+    """``Ŵ = D·w·2^weight_exp/s`` (float64) of weight mantissas ``w`` (wu); ``tau`` = ``D``, the
+    consumer's input divisor (τ for SpikeCLIP's LIF)."""
     return mantissas * (2.0**weight_exp * tau / s)
 
 
 def dequantized_lif(
     *, name: str, shape: tuple[int, ...], vth: int, beta: Tensor, s: float, tau: float,
-    role: str, tie_break: bool, meta: Mapping | None = None,
+    role: str, tie_break: bool, meta: Mapping | None = None, tau_syn: float | None = None,
+    reset_sub: int | None = None, recurrent: Tensor | None = None,
 ) -> FLIF:
-    """The float LIF of an integer one: ``θ̂ = vth/s``, ``b̂ = τ·β̂/(64·s)`` (``beta`` = β̂ in
-    v-units); with ``tie_break`` (an attention LIF's 1-v-unit bias) bias 0 and rule ``>=``."""
+    """The float LIF of an integer one: ``θ̂ = vth/s``, ``b̂ = D_v·β̂/(64·s)`` (``beta`` = β̂ in
+    v-units; ``D_v`` = τ, 1 for IF τ = inf), ``Δ̂ = reset_sub/(64·s)``, ``tau_syn`` and the
+    dequantized ``recurrent`` matrix (:func:`dequantized_weight`) as given;
+    with ``tie_break`` (an attention LIF's 1-v-unit bias) bias 0 and rule ``>=``."""
     if tie_break:
         return FLIF(name=name, shape=shape, theta=vth / s, tau=tau, bias=beta * 0.0, role=role,
                     compare=">=", meta=meta or {})
-    return FLIF(name=name, shape=shape, theta=vth / s, tau=tau,
-                bias=beta * (tau / (fixed.V_PER_WU * s)), role=role, meta=meta or {})
+    d_v = 1.0 if tau == float("inf") else tau
+    sub = None if reset_sub is None else reset_sub / (fixed.V_PER_WU * s)
+    return FLIF(name=name, shape=shape, theta=vth / s, tau=tau, tau_syn=tau_syn, reset_sub=sub,
+                bias=beta * (d_v / (fixed.V_PER_WU * s)), role=role, meta=meta or {},
+                recurrent=recurrent)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,14 +110,6 @@ class _Net:
 
 def _t(x) -> Tensor:
     return torch.tensor(np.asarray(x), dtype=torch.float64)
-
-
-def _tau(layer: LIFLayer) -> float:
-    if layer.du != fixed.DU_NO_MEMORY:
-        raise FloatGraphError(
-            f"twin: LIF {layer.name!r} has du={layer.du}; the twin needs du = 4095 (no u memory)"
-        )
-    return fixed.DECAY_UNITY / layer.dv
 
 
 def _scale(net: LoihiNetwork, name: str) -> float:
@@ -123,11 +133,19 @@ def _dq_host(c: _Net, ly) -> FNode:
                       bias_scale=ly.bias_scale, bias_exp=ly.bias_exp, op=ly.op)
 
 
+def _divisor(c: _Net, name: str) -> float:
+    """``D`` of a LIF (:func:`hardware.quantize.plan.divisors`); the graph's τ for a readout."""
+    ly = c.network.layer(name)
+    return divisors(ly.du, ly.dv)[0] if isinstance(ly, LIFLayer) else c.tau
+
+
 def _dq_synapse(c: _Net, ly) -> FNode:
-    scales = {_scale(c.network, n) for n in _consumers(c.network, ly.name)}
+    cons = _consumers(c.network, ly.name)
+    scales = {(_scale(c.network, n), _divisor(c, n)) for n in cons}
     if len(scales) != 1:
-        raise FloatGraphError(f"twin: consumers of {ly.name!r} have scales {scales}")
-    w = dequantized_weight(_t(ly.weights), getattr(ly, "weight_exp", 0), scales.pop(), c.tau)
+        raise FloatGraphError(f"twin: consumers of {ly.name!r} have scales, divisors {scales}")
+    s, d = scales.pop()
+    w = dequantized_weight(_t(ly.weights), getattr(ly, "weight_exp", 0), s, d)
     return FSynapse(name=ly.name, kind=ly.KIND, weight=w, in_shape=ly.in_shape,
                     out_shape=ly.out_shape, stride=getattr(ly, "stride", (1, 1)),
                     padding=getattr(ly, "padding", (0, 0)))
@@ -148,9 +166,13 @@ def _dq_attention(c: _Net, ly) -> FNode:
 def _dq_lif(c: _Net, ly) -> FNode:
     beta = _t(fixed.bias_s13e3(ly.bias_mant, ly.bias_exp))
     role = str(ly.meta.get("role", "lif"))
-    return dequantized_lif(name=ly.name, shape=ly.shape, vth=ly.vth, beta=beta,
-                           s=_scale(c.network, ly.name), tau=c.tau, role=role,
-                           tie_break=role == "attention" and bool((beta == 1).all()))
+    tau, tau_syn = decay_taus(ly.du, ly.dv)
+    s = _scale(c.network, ly.name)
+    rec = None if ly.rec_weights is None else dequantized_weight(
+        _t(ly.rec_weights), ly.rec_weight_exp, s, divisors(ly.du, ly.dv)[0])
+    return dequantized_lif(name=ly.name, shape=ly.shape, vth=ly.vth, beta=beta, s=s, tau=tau,
+                           role=role, tie_break=role == "attention" and bool((beta == 1).all()),
+                           tau_syn=tau_syn, reset_sub=ly.reset_sub, recurrent=rec)
 
 
 def _dq_spike_input(c: _Net, ly) -> FNode:
@@ -177,13 +199,14 @@ DEQUANTIZE: Mapping[str, Callable[[_Net, Layer], FNode]] = {
 def dequantize(network: LoihiNetwork) -> FloatGraph:
     """The network as a FloatGraph of dequantized float64 parameters (see module doc).
 
-    Raises :class:`FloatGraphError` (several τ, missing scales, unsupported settings) and
+    The graph's τ (the readout's decoding) is the first LIF's τ̂. Raises
+    :class:`FloatGraphError` (missing scales, unsupported settings) and
     :class:`hardware.quantize.registry.NoRuleError` for a layer kind without a rule.
     """
-    taus = {_tau(ly) for ly in network.layers if isinstance(ly, LIFLayer)}
-    if len(taus) != 1:
-        raise FloatGraphError(f"twin: LIFs use several time constants {sorted(taus)}")
-    ctx = _Net(network=network, tau=taus.pop())
+    taus = [decay_taus(ly.du, ly.dv)[0] for ly in network.layers if isinstance(ly, LIFLayer)]
+    if not taus:
+        raise FloatGraphError("twin: the network has no LIF")
+    ctx = _Net(network=network, tau=taus[0])
     nodes = []
     for name in network.topological_order():
         ly = network.layer(name)
@@ -212,12 +235,12 @@ class _Plan:
 
 
 def _fq_synapse(c: _Plan, node: FSynapse) -> FNode:
-    s = consumer_scale(c.graph, c.plan, node.name)
+    s, d = consumer_scale(c.graph, c.plan, node.name), feeder_divisor(c.graph, node.name)
     exp = c.plan.weight_exps.get(node.name, 0)
-    _, w = weight_mantissas(node.weight, s, c.graph.tau, exp, c.plan.sign_modes[node.name],
+    _, w = weight_mantissas(node.weight, s, d, exp, c.plan.sign_modes[node.name],
                             c.plan.num_weight_bits, ste=c.ste)
     return FSynapse(name=node.name, kind=node.kind,
-                    weight=dequantized_weight(w, exp, s, c.graph.tau), in_shape=node.in_shape,
+                    weight=dequantized_weight(w, exp, s, d), in_shape=node.in_shape,
                     out_shape=node.out_shape, stride=node.stride, padding=node.padding,
                     meta=node.meta)
 
@@ -226,21 +249,34 @@ def _fq_host(c: _Plan, node: FHostInput) -> FNode:
     s = consumer_scale(c.graph, c.plan, node.name)
     return FHostInput(name=node.name, weight=node.weight, bias=node.bias, in_shape=node.in_shape,
                       out_shape=node.out_shape, stride=node.stride, padding=node.padding,
-                      bias_scale=host_bias_scale(s, c.graph.tau),
+                      bias_scale=host_bias_scale(s, feeder_divisor(c.graph, node.name)),
                       bias_exp=c.plan.bias_exps[node.name], ste=c.ste, op=node.op, meta=node.meta)
 
 
 def _fq_lif(c: _Plan, node: FLIF) -> FNode:
-    s, tau = c.plan.scales[node.name], c.graph.tau
+    s = c.plan.scales[node.name]
+    tau, tau_syn = decay_taus(*lif_decays(node))
     if node.role == "attention":  # its bias is the tie-break (build_network), not a grid value
         tie = c.graph.compare == ">="
         beta = torch.full_like(node.bias, float(tie))
     else:
         tie = False
-        _, beta = bias_on_grid(node.bias, s, tau, c.plan.bias_exps[node.name], ste=c.ste)
+        _, beta = bias_on_grid(node.bias, s, bias_divisor(c.graph, node.name),
+                               c.plan.bias_exps[node.name], ste=c.ste)
     return dequantized_lif(name=node.name, shape=node.shape, vth=round(node.theta * s),
-                           beta=beta, s=s, tau=node.tau, role=node.role, tie_break=tie,
-                           meta=node.meta)
+                           beta=beta, s=s, tau=tau, role=node.role, tie_break=tie,
+                           meta=node.meta, tau_syn=tau_syn, reset_sub=reset_sub_v(node, s),
+                           recurrent=_fq_recurrent(c, node, s))
+
+
+def _fq_recurrent(c: _Plan, node: FLIF, s: float) -> Tensor | None:
+    if node.recurrent is None:
+        return None
+    key, d = recurrent_key(node.name), input_divisor(c.graph, node.name)
+    exp = c.plan.weight_exps.get(key, 0)
+    _, w = weight_mantissas(node.recurrent, s, d, exp, c.plan.sign_modes[key],
+                            c.plan.num_weight_bits, ste=c.ste)
+    return dequantized_weight(w, exp, s, d)
 
 
 def _fq_keep(c: _Plan, node: FNode) -> FNode:

@@ -29,6 +29,7 @@ channels-last through the LIF and into the next conv: no copies).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -285,8 +286,10 @@ class _Fire:
     ``spikes[t]``), reset. Only float-to-float ops into reused buffers on the common path
     (torch's bool kernels are several times slower, and fresh memory costs page faults)."""
 
-    def __init__(self, thr: float, dt: torch.dtype, T: int, B: int, K: int) -> None:
+    def __init__(self, thr: float, dt: torch.dtype, T: int, B: int, K: int,
+                 reset_sub: int | None = None) -> None:
         self.thr = thr
+        self.reset_sub = reset_sub
         self.spikes = torch.empty((T, B, K), dtype=torch.float32)
         self.flag = torch.empty((B, K), dtype=dt)
         self.fired = self.flag if dt == torch.float32 else torch.empty_like(self.flag)
@@ -315,6 +318,8 @@ class _Fire:
         else:
             s = torch.gt(v, self.thr, out=self.fired)
             self.spikes[t].copy_(s)
+        if self.reset_sub is not None:  # v ← v − reset_sub where it spiked (|v| < 2²⁴: exact)
+            return v.add_(s, alpha=-float(self.reset_sub))
         return v.addcmul_(v, s, value=-1.0)  # v ← 0 where it spiked
 
 
@@ -363,18 +368,23 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     largest |value| (measured); ``bias`` int64 v-units ``[*shape]`` or ``[B, *shape]``.
     Dtype and bounds: :class:`_LIFPlan`. Returns spikes as float32 0./1. ``[T, B, *shape]``.
     """
-    plan = _LIFPlan.of(layer, max_a, float(np.abs(bias).max(initial=0)), T)
     lay = _Layout.of(a.x if a is not None else None, layer.shape)
+    rec = _Recurrence.of(layer, lay)
+    if rec is not None:
+        max_a += rec.bound
+    plan = _LIFPlan.of(layer, max_a, float(np.abs(bias).max(initial=0)), T)
     x = lay.rows(a.x.reshape(T, B, *layer.shape)) if a is not None else None
     b = torch.from_numpy(np.asarray(bias, np.int64)).to(plan.dt)
     b = lay.rows(b if b.dim() > len(layer.shape) else b[None])  # [B or 1, K]
-    fire = _Fire(float(fixed.threshold_v(layer.vth)), plan.dt, T, B, b.shape[1])
+    fire = _Fire(float(fixed.threshold_v(layer.vth)), plan.dt, T, B, b.shape[1],
+                 layer.reset_sub)
     states = torch.empty((2, T, B, b.shape[1]), dtype=plan.dt) if keep else None
-    if plan.keep_u == 0 and plan.U < _HALF:
-        _simple_steps(plan, x, b, fire, states)
+    inp = _Input(x, b.dtype, rec, fire.spikes)
+    if plan.keep_u == 0 and plan.U < _HALF and rec is None:  # (max_u: measured, not bound)
+        _simple_steps(plan, inp, b, fire, states)
         fire.run.max_u = max_a << fixed.ACT_SHIFT
     else:
-        _general_steps(plan, x, b, fire, states)
+        _general_steps(plan, inp, b, fire, states)
     run = fire.run
     run.spikes = lay.unrows(fire.spikes)
     if keep:
@@ -382,28 +392,58 @@ def run_lif(layer: LIFLayer, a: Exact | None, max_a: int, bias: np.ndarray, T: i
     return run
 
 
+@dataclass(frozen=True)
+class _Recurrence:
+    """A recurrent LIF's feedback (``LIFLayer.rec_weights``) in the layout's neuron order:
+    ``w`` float64 ``(K, K)`` (exact integers), ``exp`` the weight exponent, ``bound`` an upper
+    bound on |its current| (wu): ``max_o Σ|w_o|·2^exp + 1`` (the floor of a negative exponent)."""
+
+    w: torch.Tensor
+    exp: int
+    bound: int
+
+    @classmethod
+    def of(cls, layer: LIFLayer, lay: _Layout) -> _Recurrence | None:
+        if layer.rec_weights is None:
+            return None
+        k = math.prod(layer.shape)
+        idx = lay.rows(torch.arange(k).reshape(1, *layer.shape))[0]  # row → C-order neuron
+        w = torch.from_numpy(np.asarray(layer.rec_weights, np.int64))[idx][:, idx]
+        rows = int(w.abs().sum(1).max()) if k else 0
+        exp = layer.rec_weight_exp
+        return cls(w.to(torch.float64), exp, (rows << exp if exp >= 0 else rows >> -exp) + 1)
+
+    def current(self, spikes: torch.Tensor) -> torch.Tensor:
+        """``floor((s @ wᵀ) · 2^exp)`` for spikes ``[B, K]`` (float64, exact: |Σ| < 2⁵³)."""
+        return shift_weight_exp_floor_(spikes.to(torch.float64) @ self.w.T, self.exp)
+
+
 class _Input:
     """Step t's synaptic input ``64·a_t`` added into a state, from ``x`` ``[T, B, K]``: a
     float32 ``x`` under a float64 state is cast row by row into one reused buffer (a mixed
-    dtype add is slow, a whole cast copy is memory)."""
+    dtype add is slow, a whole cast copy is memory). With a :class:`_Recurrence`, step t > 0
+    adds its current from the spikes of step t − 1 (``spikes`` ``[T, B, K]``)."""
 
-    def __init__(self, x: torch.Tensor | None, dt: torch.dtype) -> None:
+    def __init__(self, x: torch.Tensor | None, dt: torch.dtype, rec: _Recurrence | None = None,
+                 spikes: torch.Tensor | None = None) -> None:
         self.x = x
         self.row = torch.empty(x.shape[1:], dtype=dt) if x is not None and x.dtype != dt else None
+        self.rec, self.spikes = rec, spikes
 
     def add_to(self, state: torch.Tensor, t: int) -> torch.Tensor:
+        if self.rec is not None and t:
+            state.add_(self.rec.current(self.spikes[t - 1]).to(state.dtype), alpha=_ACT)
         if self.x is None:
             return state
         xt = self.x[t] if self.row is None else self.row.copy_(self.x[t])
         return state.add_(xt, alpha=_ACT)
 
 
-def _simple_steps(plan: _LIFPlan, x: torch.Tensor | None, b: torch.Tensor, fire: _Fire,
+def _simple_steps(plan: _LIFPlan, inp: _Input, b: torch.Tensor, fire: _Fire,
                   states: torch.Tensor | None) -> None:
     """du forgets u and no correction can happen: ``u_t = 64·a_t`` exactly, so
     ``v ← trunc0(v·keep_v/4096) + 64·a_t + bias`` and u is formed only when kept."""
     T, B, K = fire.spikes.shape
-    inp = _Input(x, b.dtype)
     v = torch.zeros((B, K), dtype=b.dtype)
     for t in range(T):
         if t:
@@ -414,12 +454,11 @@ def _simple_steps(plan: _LIFPlan, x: torch.Tensor | None, b: torch.Tensor, fire:
             inp.add_to(states[1, t].zero_(), t)
 
 
-def _general_steps(plan: _LIFPlan, x: torch.Tensor | None, b: torch.Tensor, fire: _Fire,
+def _general_steps(plan: _LIFPlan, inp: _Input, b: torch.Tensor, fire: _Fire,
                    states: torch.Tensor | None) -> None:
     """``u ← wrap_u_once_s24(wrap_s32(trunc0(u·keep_u/4096) + 64·a_t))``,
     ``v ← trunc0(v·keep_v/4096) + u + bias``, then :class:`_Fire`."""
     T, B, K = fire.spikes.shape
-    inp = _Input(x, b.dtype)
     u = torch.zeros((B, K), dtype=b.dtype)
     v = torch.zeros((B, K), dtype=b.dtype)
     for t in range(T):

@@ -147,15 +147,19 @@ def _into_int32(x: np.ndarray) -> tuple[np.ndarray, int, int, int]:
 
 
 def lif(a: np.ndarray, bias: np.ndarray, *, du: int, dv: int, vth: int,
-        keep: bool = False) -> LIFRun:
+        keep: bool = False, reset_sub: int | None = None,
+        rec: tuple[np.ndarray, int] | None = None) -> LIFRun:
     """The LIF recurrence over T from zero state, all neurons and samples at once.
 
     ``a`` int ``[T, B, *shape]`` (wu), ``bias`` int64 v-units broadcastable to ``[B, *shape]``.
     Per step: ``u = wrap_u_once_s24(wrap_s32(trunc0(u·(4096 − du − 1)/4096) + (a << 6)))``,
     ``v = saturate_v_s24(wrap_s32(trunc0(v·(4096 − dv)/4096) + u + bias))``, spike where
-    ``v > vth << 6``, v ← 0 there. Returns spikes int8 ``[T, B, *shape]`` and the counters
-    (:class:`hardware.simulate.walk.LIFRun`). Calls that are provably the identity are skipped
-    (checked on the step's min/max, which the range statistics need anyway).
+    ``v > vth << 6``, v ← 0 there (``v ← v − reset_sub`` with ``reset_sub`` v-units set:
+    reset by subtraction, ``v > 0`` so no wrap). ``rec = (W_rec, weight_exp)``: step t's input
+    also holds ``dense(s[t−1], W_rec, weight_exp)`` (``s[−1] = 0``; ``LIFLayer.rec_weights``).
+    Returns spikes int8 ``[T, B, *shape]`` and the
+    counters (:class:`hardware.simulate.walk.LIFRun`). Calls that are provably the identity are
+    skipped (checked on the step's min/max, which the range statistics need anyway).
     """
     u = np.zeros(a.shape[1:], np.int64)
     v = np.zeros(a.shape[1:], np.int64)
@@ -164,7 +168,9 @@ def lif(a: np.ndarray, bias: np.ndarray, *, du: int, dv: int, vth: int,
     run = LIFRun(spikes=spikes, overflow=0, saturated=0, ties=0, int32_wraps=0, max_u=0, max_v=0)
     vs, us = [], []
     for t in range(a.shape[0]):
-        u_in = fixed.act_shift_u(a[t])
+        a_t = a[t] if rec is None or t == 0 else a[t] + dense(
+            spikes[t - 1].reshape(a.shape[1], -1), *rec).reshape(a.shape[1:])
+        u_in = fixed.act_shift_u(a_t)
         u_raw = u_in if du == fixed.DECAY_MAX else fixed.decay_u_trunc0(u, du) + u_in
         u_raw, n_wrap, lo, hi = _into_int32(u_raw)
         run.max_u, run.int32_wraps = max(run.max_u, hi, -lo), run.int32_wraps + n_wrap
@@ -180,7 +186,7 @@ def lif(a: np.ndarray, bias: np.ndarray, *, du: int, dv: int, vth: int,
         run.saturated += int(np.count_nonzero(v != v_raw))
         run.ties += int(np.count_nonzero(v == thr))
         s = fixed.spike_gt(v, vth)
-        v[s] = 0
+        v[s] = 0 if reset_sub is None else v[s] - reset_sub
         spikes[t] = s
         if keep:
             vs.append(v)
@@ -248,7 +254,9 @@ def _summed(w: Walk, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def _step_lif(w: Walk, layer: LIFLayer) -> None:
     a = _summed(w, layer.name, layer.shape)
-    run = lif(a, w.lif_bias(layer), du=layer.du, dv=layer.dv, vth=layer.vth, keep=w.keep)
+    rec = None if layer.rec_weights is None else (layer.rec_weights, layer.rec_weight_exp)
+    run = lif(a, w.lif_bias(layer), du=layer.du, dv=layer.dv, vth=layer.vth, keep=w.keep,
+              reset_sub=layer.reset_sub, rec=rec)
     w.out[layer.name] = run.spikes
     w.record_lif(layer.name, run, _absmax(a), run.spikes.sum(axis=1, dtype=np.int64),
                  run.spikes.astype(bool) if w.keep else None)

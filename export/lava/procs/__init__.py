@@ -6,6 +6,8 @@ torch: Lava forks its runtime children and torch calls hang there):
 
 - :mod:`.attention`: spike × spike attention ``P = Q·(KᵀV)`` per head (``embedded``);
 - :mod:`.maxpool`: max-pool over integer currents, padding = −∞ (``embedded``);
+- :mod:`.lif_sub`: Lava's ``LIFReset`` with reset by subtraction (``neurocore``; a microcode
+  neuron on Loihi 2);
 - :mod:`.token_linear`: a token-shared linear layer (Conv1d k=1) with its own delay line
   (``neurocore``; stock Conv is too slow and DelayDense is Dense-only);
 - :mod:`.delay_conv`: a weight-shared conv with its own delay line, for the delayed consumers of

@@ -198,6 +198,32 @@ def test_save_load_round_trip_is_exact(tmp_path: Path) -> None:
     assert LoihiNetwork.load(path).layer("lif1").vth == 101
 
 
+def test_reset_sub_round_trips_and_is_validated(tmp_path: Path) -> None:
+    net = _mini_spikeclip()
+    sub = dataclasses.replace(net.layer("lif1"), reset_sub=6400)
+    net = dataclasses.replace(
+        net, layers=tuple(sub if la.name == "lif1" else la for la in net.layers))
+    back = LoihiNetwork.load(net.save(tmp_path / "net.npz"))
+    assert back.layer("lif1").reset_sub == 6400 and back.layer("lif0").reset_sub is None
+    with pytest.raises(NetworkValidationError, match=r"'lif1'.*reset_sub.*8388608 outside"):
+        dataclasses.replace(sub, reset_sub=1 << 23)
+
+
+def test_recurrent_weights_are_square_on_grid_and_round_trip(tmp_path: Path) -> None:
+    lif = LIFLayer(name="r", shape=(2, 1), du=4095, dv=0, vth=4,
+                   rec_weights=[[0, -4], [6, 0]], rec_weight_exp=2)
+    assert lif.rec_sign_mode == "mixed" and lif.rec_weights.dtype == np.int16
+    net = LoihiNetwork(layers=(SpikeInputLayer(name="in", shape=(2,)),
+                               DenseLayer(name="d", weights=np.eye(2, dtype=int) * 2), lif),
+                       edges=(Edge(src="in", dst="d"), Edge(src="d", dst="r")), T=3)
+    back = LoihiNetwork.load(net.save(tmp_path / "net.npz")).layer("r")
+    assert np.array_equal(back.rec_weights, lif.rec_weights) and back.rec_weight_exp == 2
+    with pytest.raises(NetworkValidationError, match=r"'r'.*rec_weights.*needs \(2, 2\)"):
+        dataclasses.replace(lif, rec_weights=np.zeros((3, 3), int))
+    with pytest.raises(NetworkValidationError, match=r"'r'.*weights.*not on the mixed grid"):
+        dataclasses.replace(lif, rec_weights=[[0, 3], [6, 0]])
+
+
 def _rewrite_header(src: Path, dst: Path, **changes: object) -> None:
     with np.load(src) as data:
         arrays = {k: data[k] for k in data.files}

@@ -184,3 +184,15 @@ def test_a_delay_in_a_recurrent_loop_is_refused() -> None:
         edges=[("in", "lif"), ("lif", "w"), ("w", "d"), ("d", "lif"), ("lif", "out")])
     with pytest.raises(ForeignNIRError, match="node 'lif': a Delay in the recurrent loop"):
         float_graph_from_foreign(g, T=4, dt=1e-3)
+
+
+def test_the_quantizer_refuses_a_delayed_synapse() -> None:
+    """Called directly (not through the CLI's deploy_refusals), quantize_graph used to drop a
+    NIR Delay silently: the integer network fired at t where the float one fires at t + 1."""
+    g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.Delay(np.full(2, 1e-3)),
+                               nir.Linear(np.eye(2) * 2.0), _lif((2,)), nir.Output(np.array([2])))
+    fg = float_graph_from_foreign(g, T=4, dt=1e-3)
+    x = raster(fg.graph.input_shape, 4, 8, 0.5, seed=0)
+    with pytest.raises(Exception, match=r"synapse .*delay of 1 step") as err:
+        quantize_graph(fg.graph, x.transpose(0, 1))
+    assert err.value.exit_code == EXIT_UNSUPPORTED

@@ -22,13 +22,13 @@ from hardware.simulate import reference
 
 
 def _lif_states(a: list[int], *, du: int, dv: int, vth: int, bias: tuple[int, int] = (0, 0),
-                ) -> dict[str, dict[str, list]]:
+                reset_sub: int | None = None) -> dict[str, dict[str, list]]:
     """One neuron fed the graded currents ``a[t]`` (wu), zero start, with ``bias = (mant,
     exp)``; per simulator path its u, v (after the reset) and spikes."""
     net = LoihiNetwork(
         layers=(CurrentInputLayer(name="in", shape=(1,)),
                 LIFLayer(name="n", shape=(1,), du=du, dv=dv, vth=vth, bias_mant=bias[0],
-                         bias_exp=bias[1])),
+                         bias_exp=bias[1], reset_sub=reset_sub)),
         edges=(Edge(src="in", dst="n"),), T=len(a))
     runs = simulate_paths(net, np.asarray(a, np.int64).reshape(-1, 1, 1))
     return {p: {"u": r.u["n"][:, 0, 0].tolist(), "v": r.v["n"][:, 0, 0].tolist(),
@@ -80,6 +80,51 @@ def test_golden_bias_scaling_and_bias_driven_spikes() -> None:
         assert big[path]["v"] == [131040]
         assert out[path]["v"][:5] == [128, 256, 384, 512, 0]
         assert [t for t, s in enumerate(out[path]["s"]) if s] == [4, 9]
+
+
+def test_reset_by_subtraction_keeps_the_excess() -> None:
+    """IF (dv = 0), vth 8 (v > 512 spikes), reset_sub = 512, a = 3, 3, 3, 0, 3 wu (64·a = 192):
+    v = 192, 384, 576 > 512 → spike, 576 − 512 = 64; 64; 256; the reset-to-0 neuron instead
+    keeps 0, 0, 192. Leaky (dv = 2048, v halves), a = 6, 6, 6, 0, 0 (384): v = 384,
+    192 + 384 = 576 → spike → 64, 32 + 384 = 416, 208, 104."""
+    sub = _lif_states([3, 3, 3, 0, 3], du=4095, dv=0, vth=8, reset_sub=512)
+    zero = _lif_states([3, 3, 3, 0, 3], du=4095, dv=0, vth=8)
+    leaky = _lif_states([6, 6, 6, 0, 0], du=4095, dv=2048, vth=8, reset_sub=512)
+    for path in PATHS:
+        assert sub[path]["v"] == [192, 384, 64, 64, 256] and sub[path]["s"] == [0, 0, 1, 0, 0]
+        assert zero[path]["v"] == [192, 384, 0, 0, 192]
+        assert leaky[path]["v"] == [384, 64, 416, 208, 104]
+        assert leaky[path]["s"] == [0, 1, 0, 0, 0]
+
+
+def test_cuba_current_with_subtraction() -> None:
+    """du = 2047 (u halves), dv = 0, vth 4 (256), reset_sub 300, a = 8 then 0 (u = 512, 256,
+    128, 64): v = 512 > 256 → 212; 212 + 256 = 468 → 168; 296 → −4; 60."""
+    run = _lif_states([8, 0, 0, 0], du=2047, dv=0, vth=4, reset_sub=300)
+    for path in PATHS:
+        assert run[path]["u"] == [512, 256, 128, 64]
+        assert run[path]["v"] == [212, 168, -4, 60] and run[path]["s"] == [1, 1, 1, 0]
+
+
+def test_recurrent_spikes_arrive_one_step_later() -> None:
+    """Two IF neurons (dv = 0, vth 4: v > 256), n0 driven by a = 5 (320) at step 0 only;
+    W_rec = [[0, 0], [6, 0]] (n0 → n1, 6 wu = 384 v-units), weight_exp 0. n0 spikes at step 0,
+    n1 receives it at step 1 (v1 = 384 > 256, spikes), nothing at step 0; a second sample
+    (batch column) without input stays silent."""
+    net = LoihiNetwork(
+        layers=(CurrentInputLayer(name="in", shape=(2,)),
+                LIFLayer(name="n", shape=(2,), du=4095, dv=0, vth=4,
+                         rec_weights=np.array([[0, 0], [6, 0]]))),
+        edges=(Edge(src="in", dst="n"),), T=4)
+    a = np.zeros((4, 2, 2), np.int64)
+    a[0, 0, 0] = 5
+    run = reference.lif(a, np.zeros(2, np.int64), du=4095, dv=0, vth=4, keep=True,
+                        rec=(net.layer("n").rec_weights, 0))
+    assert run.spikes[:, 0].tolist() == [[1, 0], [0, 1], [0, 0], [0, 0]]
+    assert run.v[:, 0].tolist() == [[0, 0], [0, 0], [0, 0], [0, 0]]
+    assert not run.spikes[:, 1].any()
+    for path, r in simulate_paths(net, a).items():
+        assert r.spikes["n"].astype(int).tolist() == run.spikes.tolist(), path
 
 
 def test_lif_batch_matches_per_sample_runs() -> None:

@@ -10,6 +10,8 @@ against the fake-quant twin in ``test_twin.py``.)
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -100,10 +102,13 @@ def test_exact_dtype_thresholds():
 # ---------------------------------------------------------------------------------------------
 
 
-def _random_net(seed: int, *, T: int = 4, hot: bool = False) -> LoihiNetwork:
+def _random_net(seed: int, *, T: int = 4, hot: bool = False,
+                foreign: bool = False) -> LoihiNetwork:
     """in(24) → d1 → lif1 → d2 → lif2, plus in → skip → lif2 (residual fan-in); random weight
     exponents, decays (incl. non-powers of two), thresholds and per-neuron biases. ``hot``:
-    large weights and exponents, low thresholds: forces u overflow and v saturation."""
+    large weights and exponents, low thresholds: forces u overflow and v saturation.
+    ``foreign``: lif1 also resets by subtraction and feeds its spikes back through a random
+    recurrent matrix (``rec_weights``), lif2 resets by subtraction."""
     rng = np.random.default_rng(seed)
 
     def w(n_out, n_in):
@@ -127,6 +132,13 @@ def _random_net(seed: int, *, T: int = 4, hot: bool = False) -> LoihiNetwork:
         Edge(src="in", dst="d1"), Edge(src="d1", dst="lif1"), Edge(src="lif1", dst="d2"),
         Edge(src="d2", dst="lif2"), Edge(src="in", dst="skip"), Edge(src="skip", dst="lif2"),
     )
+    if foreign:
+        vth1 = layers[2].vth
+        lif1 = dataclasses.replace(
+            layers[2], reset_sub=int(rng.integers(0, 2 * (vth1 << 6) + 1)),
+            rec_weights=w(32, 32), rec_weight_exp=int(rng.integers(-3, exp_hi + 1)))
+        lif2 = dataclasses.replace(layers[5], reset_sub=int(layers[5].vth << 6))
+        layers = (*layers[:2], lif1, *layers[3:5], lif2)
     return LoihiNetwork(layers=layers, edges=edges, T=T)
 
 
@@ -161,6 +173,17 @@ def test_random_dense_networks_equal_the_reading(path):
             hot_counters[k] += sim.totals()[k]
     # The rules with side effects were exercised (else the comparison proves less).
     assert all(v > 0 for v in hot_counters.values()), hot_counters
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_random_recurrent_subtracting_networks_equal_the_reading(path):
+    for seed in range(8):
+        net = _random_net(seed, T=4 + seed % 4, hot=seed % 2 == 1, foreign=True)
+        rng = np.random.default_rng(200 + seed)
+        raster = (rng.random((net.T, 9, 24)) < 0.4).astype(np.int8)
+        sim = simulate_path(net, {"in": raster}, path)
+        _assert_equals_reading(sim, net, {"in": raster})
+        assert sim.spike_counts["lif1"].sum() > 0
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from export.lava.procs.delay_conv.process import DelayConv
 from export.lava.procs.pipeline import OutputPipeline
+from export.lava.procs.synapse_model import PySpikeSynapseModel
 from hardware.ir import fixed
 
 
@@ -39,16 +37,11 @@ def conv_spikes(s: np.ndarray, w: np.ndarray, p: dict) -> np.ndarray:
 @implements(proc=DelayConv, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyDelayConvModelFixed(PyLoihiProcessModel):
+class PyDelayConvModelFixed(PySpikeSynapseModel):
     """``a = wrap_s24(conv2d(s, W_eff))``, sent ``1 + delay`` steps later."""
-
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
-        self._w64: np.ndarray | None = None
         self._pipe: OutputPipeline | None = None
 
     def run_spk(self) -> None:

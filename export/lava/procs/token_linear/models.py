@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from export.lava.procs.pipeline import OutputPipeline
+from export.lava.procs.synapse_model import PySpikeSynapseModel
 from export.lava.procs.token_linear.process import TokenLinear
 from hardware.ir import fixed
 
@@ -18,20 +16,15 @@ from hardware.ir import fixed
 @implements(proc=TokenLinear, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyTokenLinearModelFixed(PyLoihiProcessModel):
+class PyTokenLinearModelFixed(PySpikeSynapseModel):
     """``a = (W_grid @ s) << weight_exp`` per token, sent ``1 + delay`` steps later.
 
     The product of 0/1 spikes and integer weights is computed in float64 BLAS: exact, because
     every partial sum is bounded by Σ|w| per row ≤ 256·C_in < 2⁵³.
     """
 
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
-
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
-        self._w64: np.ndarray | None = None
         self._pipe: OutputPipeline | None = None
 
     def _setup(self) -> None:
