@@ -13,6 +13,8 @@ import contextlib
 import io
 import warnings
 
+import nir
+import numpy as np
 import torch
 
 with warnings.catch_warnings():
@@ -113,15 +115,64 @@ def norse_mlp(seed: int = 0, *, dt: float = 1e-3, cuba: bool = False):
     return net, quiet(norse.to_nir, net, torch.zeros(1, 8), dt=dt)
 
 
+#: Norse 1.1.0's ``to_nir`` (norse/torch/utils/export_nir.py ``_extract_norse_module``) maps
+#: only Conv2d, Linear, LIFCell, LIFBoxCell, LIBoxCell and IAFCell; any other module becomes a
+#: ``None`` node that ``nir.write`` cannot store. The torch modules the CNN needs, in NIR:
+_NORSE_GAPS = {
+    torch.nn.AvgPool2d: lambda m, _shape: nir.AvgPool2d(
+        kernel_size=np.array(_pair(m.kernel_size)), stride=np.array(_pair(m.stride)),
+        padding=np.array(_pair(m.padding))),
+    torch.nn.Flatten: lambda m, shape: nir.Flatten(
+        input_type={"input": np.array(shape)}, start_dim=m.start_dim - 1, end_dim=m.end_dim),
+}
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def norse_cnn(seed: int = 0, *, dt: float = 1e-3):
+    """Conv(1→4, 3, pad 1) → LIFBoxCell → AvgPool(2) → Flatten → Linear(64→5) → LIFBoxCell on
+    1×8×8, τ_mem = 4 ms at dt = 1 ms, v_th = 0.5, exported with ``norse.to_nir``; the pooling
+    and flatten nodes Norse leaves ``None`` are filled in from the same torch modules
+    (``_NORSE_GAPS``) and the conv's input shape is set, everything else is Norse's output."""
+    torch.manual_seed(seed)
+
+    def box():
+        return norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(250.0),
+                                                       v_th=torch.tensor(0.5)))
+
+    net = norse.SequentialState(torch.nn.Conv2d(1, 4, 3, padding=1), box(), torch.nn.AvgPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(64, 5), box())
+    _louder(net)
+    with torch.no_grad():
+        net[4].weight.mul_(3.0)  # Norse's LIFBox integrates dt/τ = 1/4 of its input
+    shapes: dict[int, tuple[int, ...]] = {}  # each module's input shape, batch axis dropped
+    hooks = [m.register_forward_hook(
+        lambda _m, inp, _out, i=i: shapes.__setitem__(i, tuple(inp[0].shape[1:])))
+        for i, m in enumerate(net)]
+    graph = quiet(norse.to_nir, net, torch.zeros(1, 1, 8, 8), dt=dt)
+    for h in hooks:
+        h.remove()
+    for name, node in list(graph.nodes.items()):
+        if node is None:
+            module = net[int(name)]
+            graph.nodes[name] = _NORSE_GAPS[type(module)](module, shapes[int(name)])
+    # Norse writes Conv2d input_shape = None (``nir.write`` needs it) and keeps the batch axis
+    # on the Input, which breaks ``infer_types``: the sample's (H, W), given here.
+    graph.nodes["0"].input_shape = np.array(shapes[0][1:])
+    return net, graph
+
+
 def run_norse(net, x) -> dict[int, torch.Tensor]:
-    """Norse cells with explicit state, stepped one layer at a time."""
+    """Norse cells with explicit state, stepped one layer at a time (torch modules stateless)."""
     state: list = [None] * len(net)
     out: dict[int, list[torch.Tensor]] = {}
     with torch.no_grad():
         for t in range(x.shape[0]):
             h = x[t].float()
             for i, m in enumerate(net):
-                if isinstance(m, torch.nn.Linear):
+                if not isinstance(m, norse.LIFBoxCell | norse.LIFCell):
                     h = m(h)
                 else:
                     h, state[i] = m(h, state[i])

@@ -1,4 +1,4 @@
-"""`spikeclip-export` deploys sinabs, Rockpool and snnTorch networks whose neurons reset by
+"""`spikeclip-export` deploys sinabs, Rockpool, Norse and snnTorch networks whose neurons reset by
 subtraction, integrate without leak (IF), keep a synaptic current, decay by a τ with no exact
 12-bit decay (rounded, and said so) or feed their spikes back into themselves (snnTorch
 ``RLeaky``), each exported by its framework's own NIR exporter. (Rockpool has no convolution
@@ -21,8 +21,10 @@ import nir
 import numpy as np
 import pytest
 from _foreign import (
+    norse_cnn,
     raster,
     rockpool_mlp,
+    run_norse,
     run_rockpool,
     run_sinabs,
     run_snntorch,
@@ -46,15 +48,17 @@ CASES = {
     "sinabs-mlp": (lambda: sinabs_mlp(batch=N), run_sinabs, "sinabs", "subtract"),
     "sinabs-cnn": (lambda: sinabs_cnn(batch=N), run_sinabs, "sinabs", "subtract"),
     "rockpool-mlp": (rockpool_mlp, run_rockpool, "rockpool", "subtract"),
+    "norse-cnn": (norse_cnn, run_norse, "norse", "zero"),
     "snntorch-mlp": (snntorch_mlp, run_snntorch, "snntorch", "subtract-delayed"),
     "snntorch-rleaky": (snntorch_recurrent, run_snntorch, "snntorch", "subtract-delayed"),
 }
 #: The fidelity report's float-vs-simulator neuron-step agreement, measured (differing of all
 #: neuron-steps: sinabs MLP 12 of 5,120, CNN 186 of 66,816; Rockpool 24 of 4,096; snnTorch 10
-#: of 5,120, RLeaky 26 of 4,096); the test holds it as a floor.
+#: of 5,120, RLeaky 26 of 4,096; Norse CNN 39 of 66,816); the test holds it as a floor.
 AGREEMENT: dict[str, float] = {
     "sinabs-mlp": 0.99765625, "sinabs-cnn": 0.9972162356321839, "rockpool-mlp": 0.994140625,
     "snntorch-mlp": 0.998046875, "snntorch-rleaky": 0.99365234375,
+    "norse-cnn": 0.9994163074712644,
 }
 
 
@@ -84,7 +88,8 @@ def test_deploy_with_spikeclip_export(case: str, tmp_path: Path) -> None:
     path = tmp_path / f"{case}.nir"
     if case == "sinabs-cnn":
         graph.infer_types()  # sinabs writes Conv2d input_shape = None: nir.write needs it
-    nir.write(path, graph)
+    # Norse writes its scalar τ and θ as 0-d arrays, which h5py cannot gzip: stored plain.
+    nir.write(path, graph, compression=None if convention == "norse" else "gzip")
     shape = float_graph_from_foreign(graph, T=T, convention=convention).graph.input_shape
     x = raster(shape, T, N, 0.3, seed=1)  # [T, N, *shape]
     np.savez(tmp_path / "calib.npz", spikes=x.transpose(0, 1).numpy().astype(np.float32))

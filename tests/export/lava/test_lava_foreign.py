@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from _foreign import (
     nir_conv1d,
+    norse_cnn,
     norse_mlp,
     raster,
     rockpool_mlp,
@@ -33,6 +34,7 @@ NETS = {
     "snntorch-mlp": (lambda: snntorch_mlp(reset_mechanism="zero"), "snntorch", "zero"),
     "snntorch-cnn": (lambda: snntorch_cnn(reset_mechanism="zero"), "snntorch", "zero"),
     "norse-mlp": (norse_mlp, "norse", "zero"),
+    "norse-cnn": (norse_cnn, "norse", "zero"),
     "snntorch-mlp-subtract": (snntorch_mlp, "snntorch", "subtract-delayed"),
     "sinabs-mlp": (lambda: sinabs_mlp(batch=32), "sinabs", "subtract"),
     "sinabs-cnn": (lambda: sinabs_cnn(batch=32), "sinabs", "subtract"),

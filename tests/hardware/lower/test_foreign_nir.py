@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from _foreign import (
+    norse_cnn,
     norse_mlp,
     raster,
     rockpool_mlp,
@@ -66,6 +67,7 @@ CASES = {
     "snntorch-synaptic": (snntorch_synaptic_mlp, run_snntorch, "snntorch", "subtract-delayed"),
     "norse-lifbox": (norse_mlp, run_norse, "norse", "zero"),
     "norse-lifcell": (lambda: norse_mlp(cuba=True), run_norse, "norse", "zero"),
+    "norse-cnn": (norse_cnn, run_norse, "norse", "zero"),
     "snntorch-rleaky": (snntorch_recurrent, run_snntorch, "snntorch", "subtract-delayed"),
     "snntorch-rsynaptic": (lambda: snntorch_recurrent(kind="RSynaptic"), run_snntorch,
                            "snntorch", "subtract-delayed"),
