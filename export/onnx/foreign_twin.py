@@ -34,6 +34,8 @@ from torch import Tensor, nn
 from export.onnx.ann_twin import export_onnx
 from export.onnx.macs import OnnxMacs
 from hardware.energy.counts import LayerCounts
+from hardware.energy.network_counts import RECURRENT_SUFFIX
+from hardware.ir.layers import LIFLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.from_foreign_nir import LINEAR, REGISTRY, forward_order
 from spikeclip.errors import SpikeCLIPError
@@ -154,7 +156,10 @@ def with_onnx_ann_macs(network: LoihiNetwork, layers: Sequence[LayerCounts],
     """``layers`` with each synapse layer's ``ann_macs`` taken from the ONNX twin: neuron ``X``'s
     MACs per sample (``per_neuron``) × ``samples`` on its first synapse layer ``X.syn``/``X.syn0``
     (the importer's names; a neuron fed by several sources has its MACs on the first), 0 on
-    every other layer (neurons, recurrent synapses: the twin runs once, T = 1).
+    every other layer (neurons), except a recurrent LIF's feedback synapse ``<lif>.rec``, which
+    keeps its own count: the ONNX file leaves loop edges out (T = 1, they would carry zeros),
+    and its ANN twin is one step of an RNN cell with the same N×N matrix, N² MACs per sample
+    (:func:`hardware.energy.counts.recurrent_counts`).
     Raises :class:`ForeignTwinError` when a neuron with MACs has no synapse layer."""
     first: dict[str, str] = {}
     for layer in network.layers:
@@ -165,4 +170,7 @@ def with_onnx_ann_macs(network: LoihiNetwork, layers: Sequence[LayerCounts],
     if missing:
         raise ForeignTwinError(f"ONNX twin MACs for {missing}, which have no synapse layer")
     macs = {first[n]: m * samples for n, m in per_neuron.items()}
-    return [replace(c, ann_macs=macs.get(c.name, 0)) for c in layers]
+    rec = {ly.name + RECURRENT_SUFFIX for ly in network.layers
+           if isinstance(ly, LIFLayer) and ly.rec_weights is not None}
+    return [replace(c, ann_macs=c.ann_macs if c.name in rec else macs.get(c.name, 0))
+            for c in layers]

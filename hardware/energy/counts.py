@@ -25,7 +25,7 @@ inputs), bias adds, ``neuron_updates`` and ``spikes_out``. One MAC = one multipl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -231,6 +231,34 @@ def conv_counts(
     )
 
 
+def recurrent_counts(
+    *, name: str, spikes: object, weights: object, batch_summed: int = 0
+) -> LayerCounts:
+    """Counts of a population's feedback synapse ``W_rec`` (int ``(N, N)``, ``out × in``) from
+    its own spikes ``[T, B, N]`` (or batch-summed ``[T, N]``), Lava ``Dense`` latency: step t
+    receives ``W_rec @ s[t−1]`` and ``s[−1] = 0``, so the last step's spikes reach no step of
+    the sample (the feedback is cleared at each sample's start) and are no events here.
+
+    ``sop_exact = Σ_{t<T−1} Σ_j s_j[t] · nnz(W_rec[:, j])`` (each delivered spike reaches the
+    nonzero synapses of its column); the dense side is the synapse as a linear layer on the
+    delayed spikes: ``snn_dense_ops = N·N·T·B``, and the ANN twin is one step of an RNN cell with
+    the same matrix, ``ann_macs = N·N`` per sample (the twin runs once, T = 1, with a zero
+    state: a dense engine still executes the product).
+    """
+    a, b, kind = _batched(spikes, name, "spikes", 3, batch_summed)
+    w = np.asarray(weights)
+    n = a.shape[-1]
+    if w.shape != (n, n):
+        raise EnergyCountError(f"{name}: recurrent weights {w.shape} for {n} neurons")
+    delayed = np.zeros_like(a)
+    delayed[1:] = a[:-1]
+    base = linear_counts(name=name, x=delayed, out_features=n, batch_summed=0)
+    fanout = np.count_nonzero(w, axis=0).astype(np.int64)  # [N]: synapses of each source j
+    t = a.shape[0]
+    return replace(base, samples=b, in_kind=kind, ann_macs=n * n * b, snn_dense_ops=n * n * t * b,
+                   in_elements=t * b * n, sop_exact=int((delayed * fanout).sum()))
+
+
 def dense_counts(
     *,
     name: str,
@@ -341,7 +369,7 @@ def lif_counts(*, name: str, spikes: object, batch_summed: int = 0) -> LayerCoun
 
     ``spikes`` is the layer's output ``[T, B, *neurons]`` (0/1).
     """
-    a, b, _ = _batched(spikes, name, "spikes", 3, batch_summed)
+    a, b, kind = _batched(spikes, name, "spikes", 3, batch_summed)
     t = a.shape[0]
     neurons = int(np.prod(a.shape[2:], dtype=np.int64))
     return LayerCounts(

@@ -2,10 +2,11 @@
 
 One entry per layer kind (:data:`ENERGY_KINDS`): a LIF counts its neuron updates and spikes; a
 dense, conv or token-wise synapse layer counts the synaptic events its source's spikes cause
-(exact conv fan-out at the borders); inputs, readouts and off-neurocore ops count nothing here
-(graded inputs are written by the host, as Intel's PilotNet benchmark writes its input layer's
-bias). A kind without an entry raises :class:`~hardware.mapping.kinds.MissingKindError`
-naming the kind and the ``energy`` backend.
+(exact conv fan-out at the borders), and a recurrent LIF's feedback synapse is one more layer
+``<lif>.rec`` (:func:`~hardware.energy.counts.recurrent_counts`); inputs, readouts and
+off-neurocore ops count nothing here (graded inputs are written by the host, as Intel's
+PilotNet benchmark writes its input layer's bias). A kind without an entry raises
+:class:`~hardware.mapping.kinds.MissingKindError` naming the kind and the ``energy`` backend.
 
 Spikes are the simulator's ``SimResult.spike_counts``: ``[T, *shape]`` summed over the batch of
 ``samples`` (the counters take ``batch_summed``); every count is a total over the batch and the
@@ -20,7 +21,13 @@ from typing import cast
 
 import numpy as np
 
-from hardware.energy.counts import LayerCounts, conv_counts, lif_counts, linear_counts
+from hardware.energy.counts import (
+    LayerCounts,
+    conv_counts,
+    lif_counts,
+    linear_counts,
+    recurrent_counts,
+)
 from hardware.energy.errors import EnergyCountError
 from hardware.ir.layers import (
     AttentionLayer,
@@ -38,7 +45,11 @@ from hardware.ir.layers import (
 from hardware.ir.network import LoihiNetwork
 from hardware.mapping.kinds import KindTable
 
-Counter = Callable[[LoihiNetwork, Layer, Mapping[str, np.ndarray], int], LayerCounts | None]
+Counter = Callable[[LoihiNetwork, Layer, Mapping[str, np.ndarray], int],
+                   LayerCounts | tuple[LayerCounts, ...] | None]
+
+RECURRENT_SUFFIX = ".rec"
+"""A recurrent LIF's feedback synapse is counted as the layer ``<lif name>.rec``."""
 
 
 def _source_spikes(net: LoihiNetwork, layer: Layer, spikes: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -49,10 +60,21 @@ def _source_spikes(net: LoihiNetwork, layer: Layer, spikes: Mapping[str, np.ndar
     return np.asarray(spikes[edges[0].src])
 
 
-def _lif(net: LoihiNetwork, layer: Layer, spikes: Mapping[str, np.ndarray], b: int) -> LayerCounts:
+def _lif(
+    net: LoihiNetwork, layer: Layer, spikes: Mapping[str, np.ndarray], b: int
+) -> LayerCounts | tuple[LayerCounts, ...]:
+    """The neurons' counts, and those of the feedback synapse ``rec_weights`` when there is one
+    (its own spikes, C-order flattened, are its input: :func:`recurrent_counts`)."""
+    layer = cast(LIFLayer, layer)
     if layer.name not in spikes:
         raise EnergyCountError(f"{layer.name}: no recorded spikes")
-    return lif_counts(name=layer.name, spikes=spikes[layer.name], batch_summed=b)
+    s = np.asarray(spikes[layer.name])
+    own = lif_counts(name=layer.name, spikes=s, batch_summed=b)
+    if layer.rec_weights is None:
+        return own
+    rec = recurrent_counts(name=layer.name + RECURRENT_SUFFIX, spikes=s.reshape(s.shape[0], -1),
+                           weights=layer.rec_weights, batch_summed=b)
+    return own, rec
 
 
 def _dense(
@@ -126,6 +148,8 @@ def count_network(
     for name in net.topological_order():
         layer = net.layer(name)
         counts = ENERGY_KINDS.of(layer)(net, layer, spikes, samples)
-        if counts is not None:
+        if isinstance(counts, LayerCounts):
             out.append(counts)
+        elif counts is not None:
+            out += counts
     return out

@@ -1,7 +1,9 @@
 """`LoihiNetwork` → core groups: what neurocores hold, in topological order.
 
 - One group per neuron population placed on a neurocore: its compartments plus one synapse
-  *replica* of every synapse layer feeding it (an edge delay is stored per synapse). A current
+  *replica* of every synapse layer feeding it (an edge delay is stored per synapse), and its
+  recurrent synapse (a recurrent LIF's ``rec_weights``: a dense N×N input ``<lif>:rec`` whose
+  source is the population itself). A current
   arriving from an off-neurocore op (max-pool, attention) is a one-to-one graded input.
 - One *relay* per off-neurocore consumer of currents (max-pool, readout) fed by neurocore
   synapse layers: graded compartments that forward the summed current.
@@ -23,7 +25,7 @@ from hardware.mapping.design_rules import (
     known_placement,
     weight_bits_within_limit,
 )
-from hardware.mapping.kinds import Geometry, geometry, role, rule
+from hardware.mapping.kinds import Geometry, feedback, geometry, role, rule
 from hardware.mapping.profiles import CoreLimits
 from hardware.mapping.specs import GroupSpec, InputSpec
 
@@ -135,6 +137,10 @@ def _inputs(
             graded = True
             delay_within_limit(src.name, e.delay, limits)
             inputs.append(identity(src.name, e.delay, layout, host=role(src) == "source"))
+    rec = feedback(layer)
+    if rec is not None:
+        weight_bits_within_limit(rec.name, rec.weight_bits, limits)
+        inputs.append(rec)
     return inputs, graded
 
 

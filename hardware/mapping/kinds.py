@@ -111,12 +111,15 @@ class KindRule:
     role: see the module docstring. ops: dense-equivalent operations of the layer for one
     image (synapse replicas counted). synapse: how one replica of a synapse kind is stored
     (None for other roles). category: the traffic category of data crossing to or from it.
+    feedback: a population's synapse from its own spikes back into itself, stored on its own
+    cores (None: the kind has none).
     """
 
     role: Role
     ops: Callable[[LoihiNetwork, Layer], int]
     synapse: SynapseSpec | None = None
     category: str = "other"
+    feedback: Callable[[Layer], InputSpec | None] | None = None
 
 
 def _replicas(net: LoihiNetwork, layer: Layer) -> int:
@@ -175,8 +178,26 @@ def _token_spec(syn: Layer, source: str, delay: int, consumer: Geometry) -> Inpu
     )
 
 
+RECURRENT_INPUT = ":rec"
+"""Suffix of the group input name of a population's recurrent synapse (``<lif>:rec``)."""
+
+
+def _lif_feedback(layer: Layer) -> InputSpec | None:
+    """A recurrent LIF's ``rec_weights``: a dense N×N input from the population itself (its N
+    neurons are N input axons of its own cores), one-step latency as every synapse edge."""
+    layer = cast(LIFLayer, layer)
+    if layer.rec_weights is None:
+        return None
+    n = math.prod(layer.shape)
+    return InputSpec(name=layer.name + RECURRENT_INPUT, source=layer.name, kind="dense",
+                     in_shape=(n, 1, 1), weight_bits=layer.rec_num_weight_bits)
+
+
 def _lif_ops(net: LoihiNetwork, layer: Layer) -> int:
-    return math.prod(layer.out_shape) * net.T
+    """Neuron updates, and the recurrent synapse's N² dense operations, every step."""
+    n = math.prod(layer.out_shape)
+    rec = n * n if cast(LIFLayer, layer).rec_weights is not None else 0
+    return (n + rec) * net.T
 
 
 def _dense_ops(net: LoihiNetwork, layer: Layer) -> int:
@@ -229,7 +250,7 @@ def _no_ops(_: LoihiNetwork, __: Layer) -> int:
 MAPPING_KINDS: KindTable[KindRule] = KindTable(
     "mapping",
     {
-        LIFLayer.KIND: KindRule(role="neurons", ops=_lif_ops),
+        LIFLayer.KIND: KindRule(role="neurons", ops=_lif_ops, feedback=_lif_feedback),
         DenseLayer.KIND: KindRule(role="synapse", ops=_dense_ops, synapse=_dense_spec),
         ConvLayer.KIND: KindRule(role="synapse", ops=_conv_ops, synapse=_conv_spec),
         TokenLinearLayer.KIND: KindRule(role="synapse", ops=_token_ops, synapse=_token_spec),
@@ -260,6 +281,12 @@ def category(layer: Layer) -> str:
     if own == "other" and layer.meta:
         return str(layer.meta.get(OFFLOAD_CATEGORY, own))
     return own
+
+
+def feedback(layer: Layer) -> InputSpec | None:
+    """The synapse from ``layer``'s own spikes back into it (a recurrent LIF), or None."""
+    fb = rule(layer).feedback
+    return None if fb is None else fb(layer)
 
 
 def layer_ops_per_image(net: LoihiNetwork, layer: Layer) -> int:

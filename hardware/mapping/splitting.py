@@ -60,6 +60,24 @@ def _fanout(
     return fanout
 
 
+def _feeds_itself(g: CoreGroup) -> bool:
+    """A population with a recurrent synapse: one of its inputs is its own spikes."""
+    return g.kind == "lif" and any(spec.source == g.source for spec in g.spec.inputs)
+
+
+def _with_own_cores(g: CoreGroup, base: int, limits: CoreLimits, rounds: int = 8) -> int:
+    """Fan-out `base` plus the group's own cores, which its recurrent (dense) synapse reaches
+    from every neuron: the split depends on the fan-out, so iterate to a fixed point (bounded;
+    the last, largest value otherwise)."""
+    fanout = base
+    for _ in range(rounds):
+        cores = split_group(g.spec, limits, min(fanout, limits.output_axons)).split.cores
+        if base + cores == fanout:
+            break
+        fanout = base + cores
+    return fanout
+
+
 def _outputs(
     net: LoihiNetwork, g: CoreGroup, groups: list[CoreGroup], placed: dict[str, Placed]
 ) -> tuple[Output, ...]:
@@ -71,6 +89,8 @@ def _outputs(
         # A population nothing consumes is the network's output: the host reads its spikes.
         routes = offcore_spike_consumers(net, g.anchor) if net.out_edges(g.anchor) else 1
         outs += [Output(consumer="host")] * routes
+    if _feeds_itself(g):
+        outs.append(Output(consumer="dense"))  # its recurrent synapse, on its own cores
     for spec, other, done in _consumers(g, groups, placed):
         if spec.kind == "dense":
             outs.append(Output(consumer="dense"))
@@ -86,6 +106,8 @@ def _split_explicit(
 ) -> Placed:  # fmt: skip
     """A Loihi 1-style split, with fan-out repeaters where one neuron reaches too many cores."""
     fanout = _fanout(net, g, groups, placed)
+    if _feeds_itself(g):
+        fanout = _with_own_cores(g, fanout, limits)
     if fanout <= limits.output_axons:
         return Placed(group=g, split=split_group(g.spec, limits, fanout))
     r, repeaters = repeater_split(math.prod(g.spec.shape), fanout, limits)

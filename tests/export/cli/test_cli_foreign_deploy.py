@@ -107,3 +107,10 @@ def test_deploy_with_spikeclip_export(case: str, tmp_path: Path) -> None:
     assert len(rounded) == {"sinabs-mlp": 1, "rockpool-mlp": 2}.get(case, 0), fid["notes"]
     assert all("dv = 906" in n for n in rounded)
     assert all(n in (out / "fidelity.md").read_text() for n in rounded)
+    if case == "snntorch-rleaky":  # 8 → 12 (feedback 12×12) → 4: the feedback on the cores
+        groups = json.loads((out / "mapping.json").read_text())["scenarios"]["optimistic"]
+        rec = next(g for g in groups["groups"] if g["inputs"] == ["1.lif.syn", "1.lif:rec"])
+        assert (rec["input_axons"], rec["synapses"]) == (8 + 12, 8 * 12 + 12 * 12)
+        energy = {ly["name"]: ly for ly in json.loads((out / "energy.json").read_text())["layers"]}
+        assert energy["1.lif.rec"]["ann_macs"] == 12 * 12  # per sample: one RNN-cell step
+        assert energy["1.lif.rec"]["sop_exact"] > 0
