@@ -84,12 +84,15 @@ PROBE_MAX = 1 << 25
 DELAY_REFUSAL = ("a Delay of whole steps imports (the float executor runs it) but has no integer "
                  "layer yet: the network's edge delays only align Lava's pipeline and the "
                  "simulator's logical time ignores them")
+_LI_CHECKS = ("quantizes and simulates as a LIF that never fires (its v the output), but the "
+              "export's checks compare spikes: it deploys once Lava reads v back and the "
+              "fidelity report compares membranes")
 LI_REFUSAL: Mapping[str, str] = {
-    "LI": "LI deploys once LI neurons deploy (quantizer)",
-    "CubaLI": "CubaLI deploys once LI neurons deploy (quantizer): a CubaLIF that never spikes, "
-              "its output is its membrane",
-    "Output": "a linear readout (an Output fed through linear nodes, an LI of τ = 1 step) "
-              "deploys once LI neurons deploy (quantizer)",
+    "LI": "an LI output " + _LI_CHECKS,
+    "CubaLI": "a CubaLI output (a CubaLIF that never spikes, its output its membrane) "
+              + _LI_CHECKS,
+    "Output": "a linear readout (an Output fed through linear nodes, an LI of τ = 1 step) has "
+              "no Loihi neuron: a stateless neuron needs dv = 4096 > 4095",
 }
 
 

@@ -68,6 +68,7 @@ from hardware.quantize.plan import (
     host_bias_scale,
     input_divisor,
     lif_decays,
+    lif_vth,
     reset_sub_v,
     weight_mantissas,
 )
@@ -210,7 +211,9 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
         (node.tau_syn is not None and bool((node.bias != 0).any()),
          "a constant input (bias) into a synaptic current (CUBA): Loihi adds its bias to v, "
          "not to u"),
-        (node.role == "li", "a non-spiking (LI / linear readout) node"),
+        (node.role == "li" and bool(graph.consumers(node.name)),
+         "a non-spiking (LI / linear readout) node whose graded output feeds other nodes: "
+         "Loihi's LIF sends spikes only (an LI deploys as a network output, its v recorded)"),
     ) if bad]
     if reasons:
         raise FloatGraphError(f"quantize: neuron {node.name!r}: " + "; ".join(reasons))
@@ -236,7 +239,8 @@ def _lif(b: _Build, node: FLIF) -> LIFLayer:
     mant, exp = _lif_bias(b, node, shape)
     du, dv = lif_decays(node)
     tau_hat, tau_syn_hat = decay_taus(du, dv)
-    meta = {"scale": s, "theta": node.theta, "role": node.role,
+    meta = {"scale": s, "theta": node.theta if math.isfinite(node.theta) else "inf",
+            "role": node.role,
             "tau": node.tau if math.isfinite(node.tau) else "inf"}  # JSON has no inf
     if node.tau_syn is not None:
         meta["tau_syn"] = node.tau_syn
@@ -244,7 +248,7 @@ def _lif(b: _Build, node: FLIF) -> LIFLayer:
         meta["rounded_decay"] = {"tau": tau_hat, "tau_syn": tau_syn_hat, "du": du, "dv": dv}
     if node.reset_sub is not None:
         meta["reset_sub"] = node.reset_sub
-    return LIFLayer(name=node.name, shape=shape, du=du, dv=dv, vth=round(node.theta * s),
+    return LIFLayer(name=node.name, shape=shape, du=du, dv=dv, vth=lif_vth(node, s),
                     bias_mant=mant, bias_exp=exp, reset_sub=reset_sub_v(node, s), meta=meta,
                     **_recurrence(b, node, s))
 

@@ -166,6 +166,12 @@ def divisors(du: int, dv: int) -> tuple[float, float]:
     return d_v * (tau_syn or 1.0), d_v
 
 
+def lif_vth(node: FLIF, s: float) -> int:
+    """The threshold mantissa ``round(θ·s)``; an LI's (θ = inf, never fires) is ``VTH_MAX``,
+    which its v stays below (calibration bounds its |v|·margin by ``64·VTH_MAX``)."""
+    return fixed.VTH_MAX if node.role == "li" else round(node.theta * s)
+
+
 def reset_sub_v(node: FLIF, s: float) -> int | None:
     """Reset by subtraction in v-units: ``round(64·s·Δ)`` for the float ``V ← H − Δ`` of a
     spiking neuron (None: reset to 0). Raises :class:`QuantizationRangeError` past 2²³ − 1."""

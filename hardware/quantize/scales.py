@@ -88,9 +88,14 @@ def recurrent_exp_for(graph: FloatGraph, node: FLIF, s: float, max_clip: float) 
                     input_divisor(graph, node.name), max_clip)
 
 
+LI_V_MAX = fixed.VTH_MAX << fixed.ACT_SHIFT
+"""The largest |v| (v-units) an LI may reach: it is a LIF whose threshold mantissa is
+``VTH_MAX`` (``build``), so it never fires while ``v ≤ vth·64``."""
+
+
 def _vth_reasons(node, s: float) -> list[str]:
-    if not isinstance(node, FLIF):
-        return []
+    if not isinstance(node, FLIF) or node.role == "li":
+        return []  # an LI's threshold is VTH_MAX, whatever s (its |v| bound: _calibrated_reasons)
     vth = node.theta * s
     if vth != round(vth) or vth > fixed.VTH_MAX:
         return [f"vth = θ·s = {vth:g} is not an integer ≤ {fixed.VTH_MAX}"]
@@ -133,8 +138,9 @@ def _calibrated_reasons(
             reasons.append(f"{n.name}: recurrent weights clip at 8 bits")
         if isinstance(n, FLIF):
             v = fixed.V_PER_WU * s * stats.max_abs_h[n.name] * opts.margin
-            if v > fixed.V_MAX:
-                reasons.append(f"observed |v|·margin = {v:.0f} > {fixed.V_MAX}")
+            top = LI_V_MAX if n.role == "li" else fixed.V_MAX
+            if v > top:
+                reasons.append(f"observed |v|·margin = {v:.0f} > {top}")
             beta = (fixed.V_PER_WU * s * float(n.bias.detach().abs().max())
                     / bias_divisor(graph, n.name))
             if beta > BIAS_MAX:

@@ -58,6 +58,7 @@ from hardware.quantize.plan import (
     host_bias_scale,
     input_divisor,
     lif_decays,
+    lif_vth,
     reset_sub_v,
     weight_mantissas,
 )
@@ -263,7 +264,7 @@ def _fq_lif(c: _Plan, node: FLIF) -> FNode:
         tie = False
         _, beta = bias_on_grid(node.bias, s, bias_divisor(c.graph, node.name),
                                c.plan.bias_exps[node.name], ste=c.ste)
-    return dequantized_lif(name=node.name, shape=node.shape, vth=round(node.theta * s),
+    return dequantized_lif(name=node.name, shape=node.shape, vth=lif_vth(node, s),
                            beta=beta, s=s, tau=tau, role=node.role, tie_break=tie,
                            meta=node.meta, tau_syn=tau_syn, reset_sub=reset_sub_v(node, s),
                            recurrent=_fq_recurrent(c, node, s))

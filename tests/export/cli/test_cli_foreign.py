@@ -183,7 +183,8 @@ def test_cubali_is_refused_until_li_neurons_deploy(tmp_path: Path, capsys) -> No
     g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(np.ones((2, 3))), cubali,
                                nir.Output(np.array([2])))
     err = _refused_at_quantize(g, tmp_path, capsys)
-    assert "node 'cubali': CubaLI deploys once LI neurons deploy (quantizer)" in err
+    assert "node 'cubali': a CubaLI output (a CubaLIF that never spikes" in err
+    assert "deploys once Lava reads v back" in err
 
 
 def test_linear_readout_is_refused_until_li_neurons_deploy(tmp_path: Path, capsys) -> None:

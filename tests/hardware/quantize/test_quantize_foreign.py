@@ -190,14 +190,3 @@ def test_tau_without_a_12_bit_decay_does_not_fit() -> None:
     with pytest.raises(QuantizationRangeError, match=r"lif_1.*τ = 10000 steps.*rounds to 0") as e:
         quantize_graph(fg.graph, x)
     assert e.value.exit_code == EXIT_DOES_NOT_FIT
-
-
-def test_li_readouts_are_refused_before_planning() -> None:
-    """An LI output (θ = inf) is refused naming it (exit 4), not an OverflowError of its
-    threshold's scale (exit 7)."""
-    lif = nir.LIF(tau=np.full(3, 2.0), r=np.ones(3), v_leak=np.zeros(3),
-                  v_threshold=np.ones(3), v_reset=np.zeros(3))
-    li = nir.LI(tau=np.full(2, 2.0), r=np.ones(2), v_leak=np.zeros(2))
-    graph = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.Linear(np.ones((3, 2))), lif,
-                                   nir.Linear(np.ones((2, 3))), li, nir.Output(np.array([2])))
-    _refused(lambda: (None, graph), "nir", "zero", r"neuron 'li'.*non-spiking")
