@@ -12,20 +12,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _netx import netx_block
 
 from export.cli import export as cli
 from spikeclip.errors import EXIT_UNSUPPORTED
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-def _block(layer, i: int, kind: str, shape, **data):
-    g = layer.create_group(str(i))
-    g.create_dataset("type", (1,), "S10", [kind.encode()])
-    g.create_dataset("shape", data=np.asarray(shape))
-    for key, value in data.items():
-        g.create_dataset(key, data=np.asarray(value))
-    return g
 
 
 def _neuron(g, kind: str, vth: int, **extra) -> None:
@@ -44,13 +36,13 @@ def write_sdnn(path: Path, *, cuba_input: bool) -> Path:
     Delta encoder) or, with ``cuba_input``, CUBA."""
     with h5py.File(path, "w") as f:
         layer = f.create_group("layer")
-        g = _block(layer, 0, "input", [2], weight=np.float32(1.0), bias=np.float32(0.0))
+        g = netx_block(layer, 0, "input", [2], weight=np.float32(1.0), bias=np.float32(0.0))
         _neuron(g, "CUBA" if cuba_input else "SDNN", 4)
-        g = _block(layer, 1, "dense", [3], weight=np.array([[3, -5], [-7, 1], [2, 9]], np.float32),
-                   inFeatures=2, outFeatures=3)
+        w1 = np.array([[3, -5], [-7, 1], [2, 9]], np.float32)
+        g = netx_block(layer, 1, "dense", [3], weight=w1, inFeatures=2, outFeatures=3)
         _neuron(g, "SDNN", 8)
-        g = _block(layer, 2, "dense", [1], weight=np.array([[-3, 0, 5]], np.float32),
-                   inFeatures=3, outFeatures=1)
+        g = netx_block(layer, 2, "dense", [1], weight=np.array([[-3, 0, 5]], np.float32),
+                       inFeatures=3, outFeatures=1)
         _neuron(g, "SDNN", 0, sigma_output=True)
         f.create_group("simulation").create_dataset("tSample", data=4)
     return path
@@ -65,7 +57,7 @@ def test_lava_dl_reads_the_file_as_sigma_delta(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("cuba_input", "block"), [(False, "0 (input)"), (True, "1 (dense)")])
-def test_sigma_delta_blocks_exit_4_naming_the_block(tmp_path: Path, capsys, cuba_input: bool,
+def test_sigma_delta_blocks_exit_4_naming_thenetx_block(tmp_path: Path, capsys, cuba_input: bool,
                                                     block: str) -> None:
     path = write_sdnn(tmp_path / "sd.net", cuba_input=cuba_input)
     code = cli.main([str(path), "--target", "loihi", "--out", str(tmp_path / "out"), "--quiet"])

@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _netx import netx_block as _block
 from _paths import TESTS
 
 from export.lava.netx_reference import run_netx_reference
@@ -59,15 +60,6 @@ def _neuron(g, *, i_decay: int, v_decay: int, vth: int, kind: bytes = b"CUBA") -
     n.create_dataset("vThMant", data=vth)
     n.create_dataset("refDelay", data=1)
     n.create_dataset("gradedSpike", data=False)
-
-
-def _block(layer, i: int, kind: str, shape, **data):
-    g = layer.create_group(str(i))
-    g.create_dataset("type", (1,), "S10", [kind.encode()])
-    g.create_dataset("shape", data=np.asarray(shape))
-    for key, value in data.items():
-        g.create_dataset(key, data=np.asarray(value))
-    return g
 
 
 def _write_dense_file(path: Path, t_sample: int = 4) -> Path:
