@@ -179,6 +179,18 @@ def _add_stage_options(s: argparse.ArgumentParser, name: str) -> None:
                        "recover accuracy lost to quantization, then store its grid values "
                        "(hardware.quantize.grid_snap) so the saved model is the hardware's; "
                        "needs --init")
+        s.add_argument("--agree-weight", type=nonnegative_float, default=1.0,
+                       help="with --hardware-aware: weight of the float↔twin feature term "
+                       "mean(1 − cos(f_twin, f_float)) (default 1; the term is ~1e-3, so "
+                       "weights of 100s are needed for it to steer training)")
+        s.add_argument("--margin-weight", type=nonnegative_float, default=0.0,
+                       help="with --hardware-aware: weight of a label-free hinge on the "
+                       "top-1 − top-2 cos-logit gap of the float and twin logits (default 0: "
+                       "off); it moves decisions away from ties, where float and simulated "
+                       "predictions differ")
+        s.add_argument("--margin", type=nonnegative_float, default=0.05,
+                       help="with --margin-weight: the gap (cosine units) below which the "
+                       "hinge acts")
         s.add_argument("--no-grid-snap", action="store_true",
                        help="with --hardware-aware: keep the trained float weights instead "
                        "of the grid values")
@@ -361,10 +373,14 @@ def _hardware_aware(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
     w = _class_matrix(a, model, teacher, splits)
     options = HardwareAwareOptions(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                                    logit_scale=a.logit_scale, seed=a.seed,
-                                   max_steps=a.max_steps, snap=not a.no_grid_snap)
+                                   max_steps=a.max_steps, snap=not a.no_grid_snap,
+                                   margin_weight=a.margin_weight, margin=a.margin,
+                                   agree_weight=a.agree_weight)
     result = finetune_hardware_aware(model, splits.train, w, options=options)
     record = _record(a, "finetune --hardware-aware", t0, grid_snap=not a.no_grid_snap,
-                     scales=dict(result.plan.scales), history=list(result.history))
+                     margin_weight=a.margin_weight, margin=a.margin,
+                     agree_weight=a.agree_weight, scales=dict(result.plan.scales),
+                     history=list(result.history))
     _save_model(out, model, splits, meta, record)
     last = result.history[-1] if result.history else "none: grid snap only"
     print(f"finetune --hardware-aware: wrote {out} (last epoch {last})")

@@ -21,6 +21,7 @@ def test_hardware_aware_finetune_changes_image_tower_only(tmp_path: Path) -> Non
         "finetune", "--hardware-aware", "--teacher", "minilm+conv", "--dataset", "digits",
         "--init", str(DEFAULT_MODEL), "--out", str(out), "--epochs", "1", "--max-steps", "2",
         "--batch-size", "16", "--lr", "1e-4", "--logit-scale", "50", "--no-progress",
+        "--margin-weight", "0.5", "--margin", "0.1", "--agree-weight", "2",
     ])  # fmt: skip
     assert code == 0
     before, after = checkpoint.load(DEFAULT_MODEL), checkpoint.load(out)
@@ -41,6 +42,8 @@ def test_hardware_aware_finetune_changes_image_tower_only(tmp_path: Path) -> Non
 
     record = after.metadata["stages"][-1]
     assert record["grid_snap"] is True
+    assert (record["margin_weight"], record["margin"], record["agree_weight"]) == (0.5, 0.1, 2.0)
+    assert record["history"][-1]["margin_loss"] > 0  # the gap hinge ran (logged per epoch)
     graph = graph_from_image_encoder(after.model.image_encoder.double())
     plan, _ = plan_quantization(graph, digits_splits(16, seed=0).train.images[:256].double())
     assert dict(plan.scales) == record["scales"]
