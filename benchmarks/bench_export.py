@@ -16,7 +16,8 @@ machine never runs out.
 
 Per run the JSON (``benchmarks/results/bench_export.json``) holds: exit status, wall seconds,
 ``manifest.json``'s stage seconds, peak RSS, the firing rate of each simulated LIF layer
-(fidelity.json: simulated spikes / neuron-steps; min and max), the Lava verdict, and the machine
+(fidelity.json: simulated spikes / neuron-steps over every neuron, step and sample; and their
+min, mean and max over the layers), the Lava verdict, and the machine
 (cores, memory, load average before and after: other jobs share this machine, so timings are
 upper bounds).
 
@@ -132,7 +133,10 @@ def _outputs(out: Path) -> dict:
         fid = json.loads((out / "fidelity.json").read_text())
         rates = {x["name"]: x["spikes_sim"] / max(x["neuron_steps"], 1) for x in fid["layers"]}
         got["firing_rate_min"] = round(min(rates.values()), 4)
+        got["firing_rate_mean"] = round(sum(rates.values()) / len(rates), 4)
         got["firing_rate_max"] = round(max(rates.values()), 4)
+        got["firing_rates"] = {k: round(v, 4) for k, v in rates.items()}
+        got["noise_floor_samples"] = fid.get("noise_floor_samples")
         got["silent_layers"] = [k for k, v in rates.items() if v == 0]
         got["samples"] = fid["samples"]
     return got

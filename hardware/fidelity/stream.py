@@ -4,11 +4,13 @@ One fidelity batch holds three runs of the same samples at once: the float graph
 (:func:`hardware.lower.graph_run.run_graph`), the fake-quant twin and the bit-accurate simulation
 with their states (before: also the float64 encoder; the estimate was kept). Its per-sample
 estimate is :data:`FIDELITY_RUNS` times the calibration run's
-(:func:`hardware.quantize.calibrate.sample_bytes`, one float run with temporaries); the planner is the one every stage uses (:func:`spikeclip.batching.
-plan_batches`), so a batch fits in the budget, and one sample that does not fit in the memory
-available is exit 9 before anything runs. Measured on a 32×32 config with embed 64 (depth 2):
-23 MiB per sample for the four runs against 18.5 MiB of ``sample_bytes`` (so ×2 leaves ~1.6×
-margin); the simulation alone with its states: 7.6 MiB per sample.
+(:func:`hardware.quantize.calibrate.sample_bytes`, one float run with temporaries), times the
+worker processes that each hold a batch at once; the planner is the one every stage uses
+(:func:`spikeclip.batching.plan_batches`), so the batches in flight fit in the budget, and one
+sample that does not fit in the memory available is exit 9 before anything runs. Measured on a
+32×32 config with embed 64 (depth 2): 23 MiB per sample for the four runs against 18.5 MiB of
+``sample_bytes`` (so ×2 leaves ~1.6× margin); the simulation alone with its states: 7.6 MiB per
+sample.
 """
 
 from __future__ import annotations
