@@ -20,9 +20,18 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
+
+from spikeclip.errors import SpikeCLIPError
+
+
+class WorkerDiedError(SpikeCLIPError):
+    """A worker process of :func:`ordered_map` ended without a result (exit 7)."""
+
 
 #: The task of the pool being started (read by forked workers; set before the fork).
 _TASK: list[Callable[[Any], Any]] = []
@@ -49,14 +58,21 @@ def _call(item: Any) -> Any:
 
 def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int) -> Iterator[Any]:
     """``fn(item)`` for each of ``items``, in order, on ``workers`` forked processes (module
-    doc). An exception in a worker is raised here (its own type) when its item's turn comes."""
+    doc). An exception in a worker is raised here (its own type) when its item's turn comes; a
+    worker that dies (killed by the system) is :class:`WorkerDiedError`, never a hang."""
     todo = list(items)
     if workers <= 1 or len(todo) <= 1:
         yield from map(fn, todo)
         return
     _TASK.append(fn)
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as pool:
-            yield from pool.imap(_call, todo)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_one_thread) as pool:
+            try:
+                yield from pool.map(_call, todo)
+            except BrokenProcessPool as err:
+                raise WorkerDiedError(
+                    f"a worker process died while running {getattr(fn, '__name__', fn)!r} "
+                    f"({err}); was it killed for memory?") from err
     finally:
         _TASK.pop()

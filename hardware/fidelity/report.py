@@ -6,7 +6,8 @@ text tower, DESIGN §3), :func:`fidelity` runs
 - **float**: the model's image encoder as its BN-folded float64 graph (the float reference, spike
   rule ``>=``; :func:`hardware.lower.graph_run.run_graph`, features equal to the float64 model's
   to rounding);
-- **twin**: :func:`hardware.quantize.twin.run_twin` of the network (float64, dequantized, ``>``);
+- **twin**: the fake-quant twin of the network (:func:`hardware.quantize.twin.dequantize`, made
+  once, run like :func:`hardware.quantize.twin.run_twin`: float64, ``>``);
 - **sim**: :func:`hardware.simulate.engine.simulate` of the network (integers),
 
 and reports zero-shot top-1 of each, prediction agreement, feature cosine, per-layer spike
@@ -34,10 +35,10 @@ from torch import Tensor, nn
 from hardware.fidelity.stream import plan_fidelity
 from hardware.ir.layers import LIFLayer
 from hardware.ir.network import LoihiNetwork
-from hardware.lower.float_graph import FHostInput, FSynapse
+from hardware.lower.float_graph import FHostInput, FloatGraph, FSynapse
 from hardware.lower.from_torch import graph_from_image_encoder
 from hardware.lower.graph_run import run_graph
-from hardware.quantize.twin import run_twin
+from hardware.quantize.twin import dequantize
 from hardware.simulate.engine import simulate
 from spikeclip.atomic_io import write_text_atomic
 from spikeclip.parallel import ordered_map, workers_for
@@ -214,7 +215,8 @@ def fidelity(
     if batch_size is None:
         batch_size = plan_fidelity(graph, n, workers=workers).batch_size
     lifs = [ly.name for ly in network.layers if isinstance(ly, LIFLayer)]
-    run = functools.partial(_compare_batch, graph, network, compare, lifs, images, batch_size)
+    run = functools.partial(_compare_batch, graph, dequantize(network), network, compare, lifs,
+                            images, batch_size)
     starts = range(0, n, batch_size)
     parts = list(bar(ordered_map(run, starts, workers=workers), total=len(starts),
                      desc="simulate: fidelity", unit="batch"))
@@ -257,17 +259,20 @@ CLASS_MEANS_NOTE = ("No class matrix given: each class's vector is the mean of t
 
 
 def _class_means(features: Tensor, labels: Tensor) -> Tensor:
-    """``[classes, out_dim]``: per label ``0 … max(labels)`` the mean normalized feature."""
+    """``[classes, out_dim]``: per label ``0 … max(labels)`` the mean normalized feature (a
+    label without images: zeros, so its logit is 0 rather than NaN)."""
     f = F.normalize(features, dim=-1)
-    return torch.stack([f[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
+    return torch.stack([f[labels == c].mean(0) if bool((labels == c).any())
+                        else f.new_zeros(f.shape[-1]) for c in range(int(labels.max()) + 1)])
 
 
-def _compare_batch(graph, network, compare, lifs, images, batch_size, start) -> dict[str, Any]:
+def _compare_batch(graph, twin_graph, network, compare, lifs, images, batch_size,
+                   start) -> dict[str, Any]:
     """The float graph, twin and simulation of ``images[start : start + batch_size]``: their
     features and the per-layer counts (small; a worker process returns them pickled)."""
     x = images[start:start + batch_size].to(torch.float64)
     ref = run_graph(graph, x, compare=compare, keep_states=True)
-    twin = run_twin(network, x, keep_states=True)
+    twin = run_graph(twin_graph, x, compare=">", keep_states=True)
     sim = simulate(network, x, keep_states=True)
     layers = {}
     for n in lifs:
@@ -299,7 +304,10 @@ def _noise_floor(graph, images, class_matrix, reference, rel, seeds, compare, ba
     """Per seed, the fraction of ``images`` whose noisy-float prediction equals ``reference``."""
     runs = [(seed, start) for seed in range(seeds) for start in range(0, len(images), batch_size)]
     run = functools.partial(_noisy_batch, graph, images, class_matrix, rel, compare, batch_size)
-    preds = list(ordered_map(run, runs, workers=min(workers, max(1, len(runs)))))
+    try:
+        preds = list(ordered_map(run, runs, workers=min(workers, max(1, len(runs)))))
+    finally:
+        _NOISY.clear()  # the noisy copy made here when workers == 1
     per_seed = [torch.cat([p for (s, _), p in zip(runs, preds, strict=True) if s == seed])
                 for seed in range(seeds)]
     return tuple(float((q == reference).double().mean()) for q in per_seed)
@@ -309,13 +317,27 @@ def _noisy_batch(graph, images, class_matrix, rel, compare, batch_size, run) -> 
     """Float-graph predictions of ``images[start : start + batch_size]`` (``run = (seed,
     start)``) with every synapse weight scaled by ``1 + rel·N(0, 1)`` drawn from ``seed``."""
     seed, start = run
-    gen = torch.Generator().manual_seed(seed)
-    noisy = {
-        n.name: dataclasses.replace(
-            n, weight=n.weight * (1 + rel * torch.randn(n.weight.shape, generator=gen,
-                                                        dtype=n.weight.dtype)))
-        for n in graph.nodes if isinstance(n, FSynapse | FHostInput)
-    }
     x = images[start:start + batch_size].to(torch.float64)
-    return _logits(run_graph(graph.replace(noisy), x, compare=compare).features,
+    return _logits(run_graph(_noisy_graph(graph, rel, seed), x, compare=compare).features,
                    class_matrix).argmax(-1)
+
+
+def _noisy_graph(graph: FloatGraph, rel: float, seed: int) -> FloatGraph:
+    """``graph`` with every synapse weight scaled by ``1 + rel·N(0, 1)`` drawn from ``seed``;
+    the last one made in this process is kept (a worker runs a seed's batches one after another:
+    drawing the paper model's 9.5 M weights costs ~0.25 s, a batch ~1 s)."""
+    key = (id(graph), rel, seed)
+    if _NOISY.get("key") != key:
+        gen = torch.Generator().manual_seed(seed)
+        noisy = {
+            n.name: dataclasses.replace(
+                n, weight=n.weight * (1 + rel * torch.randn(n.weight.shape, generator=gen,
+                                                            dtype=n.weight.dtype)))
+            for n in graph.nodes if isinstance(n, FSynapse | FHostInput)
+        }
+        _NOISY.update(key=key, graph=graph.replace(noisy), ref=graph)
+    return _NOISY["graph"]
+
+
+#: The last noisy graph of this process: ``key``, ``graph``, and ``ref`` (keeps ``id`` unique).
+_NOISY: dict[str, Any] = {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from hardware.lower.float_graph import FloatGraph
 from hardware.quantize.calibrate import sample_bytes
-from spikeclip.batching import Batching, plan_batches
+from spikeclip.batching import DEFAULT_BUDGET, Batching, plan_batches
 from spikeclip.memory import AvailableMemory, available_memory
 
 #: One fidelity sample in calibration samples (graph + twin + simulation, with states).
@@ -31,10 +31,12 @@ def plan_fidelity(
     available: AvailableMemory | None = None, workers: int = 1,
 ) -> Batching:
     """The batching of ``samples`` test images through :func:`hardware.fidelity.report.
-    fidelity` on ``workers`` processes at once (each holds one batch, so a batch gets
-    ``1/workers`` of the budget; ``InsufficientMemoryError``, exit 9, when one does not fit)."""
+    fidelity` on ``workers`` processes at once (each holds one batch: the batches in flight get
+    ``workers ×`` :data:`spikeclip.batching.DEFAULT_BUDGET`, at most half the memory available;
+    ``InsufficientMemoryError``, exit 9, when one batch per worker does not fit)."""
     return plan_batches(samples, workers * FIDELITY_RUNS * sample_bytes(graph), stage="simulate",
                         what="fidelity", batch_size=batch_size,
+                        default_budget=workers * DEFAULT_BUDGET,
                         available=available or available_memory())
 
 

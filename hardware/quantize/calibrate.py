@@ -133,11 +133,12 @@ def plan_batches(
 ) -> Batching:
     """The batching of ``samples`` calibration samples (module doc;
     :func:`spikeclip.batching.plan_batches` with :func:`sample_bytes`) run on ``workers``
-    processes at once (each holds one batch: a batch gets ``1/workers`` of the budget).
-    ``batch_size`` forces one; ``budget`` (bytes) replaces the default. Raises
-    ``InsufficientMemoryError`` when one batch does not fit in the memory available now."""
+    processes at once: each holds one batch, so the batches in flight get ``workers ×``
+    :data:`DEFAULT_BUDGET`, at most half the memory available. ``batch_size`` forces one;
+    ``budget`` (bytes, all workers together) replaces the default. Raises
+    ``InsufficientMemoryError`` when one batch per worker does not fit in the memory available."""
     return plan(samples, workers * sample_bytes(graph), stage="quantize", what="calibration",
-                batch_size=batch_size, budget=budget, default_budget=DEFAULT_BUDGET,
+                batch_size=batch_size, budget=budget, default_budget=workers * DEFAULT_BUDGET,
                 available=available or available_memory())
 
 

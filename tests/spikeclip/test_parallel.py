@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spikeclip.errors import UsageError
-from spikeclip.parallel import ordered_map, workers_for
+from spikeclip.parallel import WorkerDiedError, ordered_map, workers_for
 
 
 def _work(item: int) -> tuple[int, int, int, float]:
@@ -53,3 +53,14 @@ def test_workers_for():
     assert workers_for(1) == 1
     assert workers_for(100) == cores
     assert workers_for(100, limit=1) == 1
+
+
+def _die(item: int) -> int:
+    if item == 1:
+        os._exit(3)  # as if killed: no exception, no result
+    return item
+
+
+def test_a_dead_worker_is_an_error_not_a_hang():
+    with pytest.raises(WorkerDiedError):
+        list(ordered_map(_die, range(4), workers=2))

@@ -64,3 +64,16 @@ def test_noise_floor_on_the_first_samples_only():
     assert subset.to_dict()["noise_floor_samples"] == 5
     assert fidelity(enc, net, images, labels, cm, noise_seeds=0, workers=1
                     ).noise_floor_samples == 0
+
+
+def test_class_means_with_a_label_without_images():
+    enc, net, images, _, _ = _setup()
+    labels = torch.tensor([0, 2] * 5 + [0])  # label 1 has no image
+    with torch.no_grad():
+        feats = F.normalize(enc.double()(images.double()), dim=-1)
+    enc.float()
+    means = torch.stack([feats[labels == 0].mean(0), torch.zeros(12, dtype=torch.float64),
+                         feats[labels == 2].mean(0)])
+    want = float(((feats @ means.T).argmax(-1) == labels).double().mean())
+    rep = fidelity(enc, net, images, labels, None, batch_size=4, noise_seeds=0, workers=1)
+    assert rep.top1_float == want > 0.5
