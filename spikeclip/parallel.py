@@ -65,14 +65,20 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int)
         yield from map(fn, todo)
         return
     _TASK.append(fn)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_one_thread)
+    done = False
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_one_thread) as pool:
-            try:
-                yield from pool.map(_call, todo)
-            except BrokenProcessPool as err:
-                raise WorkerDiedError(
-                    f"a worker process died while running {getattr(fn, '__name__', fn)!r} "
-                    f"({err}); was it killed for memory?") from err
+        yield from pool.map(_call, todo)
+        done = True
+    except BrokenProcessPool as err:
+        raise WorkerDiedError(
+            f"a worker process died while running {getattr(fn, '__name__', fn)!r} ({err}); "
+            "was it killed for memory?") from err
     finally:
+        # Workers end on the executor's sentinel, never on SIGTERM: children forked under
+        # spikeclip.interrupts ignore it (multiprocessing.Pool's terminate() then hangs). On an
+        # error or interrupt the queued items are dropped and the running ones left to finish
+        # (one batch each); if this process ends first, the workers' orphan watch ends them.
+        pool.shutdown(wait=done, cancel_futures=not done)
         _TASK.pop()

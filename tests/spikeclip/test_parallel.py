@@ -4,9 +4,12 @@ a worker's exception raised in the parent with its own type, one worker runs in-
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from _paths import REPO
 
 from spikeclip.errors import UsageError
 from spikeclip.parallel import WorkerDiedError, ordered_map, workers_for
@@ -64,3 +67,22 @@ def _die(item: int) -> int:
 def test_a_dead_worker_is_an_error_not_a_hang():
     with pytest.raises(WorkerDiedError):
         list(ordered_map(_die, range(4), workers=2))
+
+
+_UNDER_SIGNALS = """
+import sys
+sys.path[:0] = ["tests/spikeclip", "tests"]
+from spikeclip.interrupts import exit_on_signals
+from spikeclip.parallel import ordered_map
+from test_parallel import _work
+with exit_on_signals():  # as in every CLI: forked children ignore SIGTERM
+    for _ in range(2):
+        print(sum(r[3] for r in ordered_map(_work, range(6), workers=2)))
+"""
+
+
+def test_pools_end_under_the_cli_signal_handlers():
+    # multiprocessing.Pool's exit sends SIGTERM, which these children ignore: it hung there.
+    out = subprocess.run([sys.executable, "-c", _UNDER_SIGNALS], cwd=REPO, timeout=60,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["105.0", "105.0"]
