@@ -506,9 +506,11 @@ def simulated_counts(
 
     n = min(len(ctx.data.images), samples)
     graph = graph_from_image_encoder(ctx.checkpoint.model.image_encoder)
-    batching = plan_simulation(graph, n)
+    workers = workers_for(n)
+    batching = plan_simulation(graph, n, workers=workers)
     layers = count_simulated(ctx.network, ctx.data.images[:n], image_specs(ctx.checkpoint.model),
-                             batch_size=batching.batch_size, order=order, dense_runs=dense_runs)
+                             batch_size=batching.batch_size, order=order, dense_runs=dense_runs,
+                             workers=workers)
     return layers, n, f"bit-accurate simulator, {n} {ctx.data.name} test images"
 
 

@@ -42,8 +42,10 @@ def plan_fidelity(
 
 def plan_simulation(
     graph: FloatGraph, samples: int, *, stage: str = "energy",
-    available: AvailableMemory | None = None,
+    available: AvailableMemory | None = None, workers: int = 1,
 ) -> Batching:
-    """The batching of ``samples`` images through the simulator with ``keep_states``."""
-    return plan_batches(samples, SIMULATION_RUNS * sample_bytes(graph), stage=stage,
-                        what="simulation", available=available or available_memory())
+    """The batching of ``samples`` images through the simulator with ``keep_states`` on
+    ``workers`` processes at once (budget as :func:`plan_fidelity`)."""
+    return plan_batches(samples, workers * SIMULATION_RUNS * sample_bytes(graph), stage=stage,
+                        what="simulation", default_budget=workers * DEFAULT_BUDGET,
+                        available=available or available_memory())
