@@ -15,6 +15,8 @@ recorded too. A run whose PSS sum passes ``--max-rss-gib`` is killed (recorded a
 machine never runs out.
 
 Per run the JSON (``benchmarks/results/bench_export.json``) holds: exit status, wall seconds,
+CPU seconds of the export and every descendant it waited for (``cpu_s``: user + system; less
+sensitive than wall time to what else runs),
 ``manifest.json``'s stage seconds, peak RSS, the firing rate of each simulated LIF layer
 (fidelity.json: simulated spikes / neuron-steps over every neuron, step and sample; and their
 min, mean and max over the layers), the Lava verdict, and the machine
@@ -32,6 +34,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -96,6 +99,7 @@ def run_export(model: Path, out: Path, *, samples: int, run_lava: int, max_rss: 
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
     start = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     proc, peak, peak_rss, killed = psutil.Process(child.pid), 0, 0, None
@@ -114,8 +118,11 @@ def run_export(model: Path, out: Path, *, samples: int, run_lava: int, max_rss: 
             break
         time.sleep(0.25)
     stdout, stderr = child.communicate()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {"command": " ".join(cmd[1:]), "exit": child.returncode, "killed": killed,
               "wall_s": round(time.perf_counter() - start, 2),
+              "cpu_s": round(cpu.ru_utime + cpu.ru_stime
+                             - cpu_before.ru_utime - cpu_before.ru_stime, 1),
               "peak_pss_gib": round(peak / 2**30, 3),
               "peak_rss_sum_gib": round(peak_rss / 2**30, 3), "stderr_tail": stderr[-600:]}
     result.update(_outputs(out))
