@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from hardware.lower.float_graph import FloatGraph
 from hardware.quantize.calibrate import sample_bytes
-from spikeclip.batching import DEFAULT_BUDGET, Batching, plan_batches
+from spikeclip import batching
+from spikeclip.batching import Batching, plan_batches
 from spikeclip.memory import AvailableMemory, available_memory
 
 #: One fidelity sample in calibration samples (graph + twin + simulation, with states).
@@ -32,11 +33,12 @@ def plan_fidelity(
 ) -> Batching:
     """The batching of ``samples`` test images through :func:`hardware.fidelity.report.
     fidelity` on ``workers`` processes at once (each holds one batch: the batches in flight get
-    ``workers ×`` :data:`spikeclip.batching.DEFAULT_BUDGET`, at most half the memory available;
-    ``InsufficientMemoryError``, exit 9, when one batch per worker does not fit)."""
+    ``workers ×`` :data:`spikeclip.batching.DEFAULT_BUDGET`, read at the call, at most half the
+    memory available; ``InsufficientMemoryError``, exit 9, when one batch per worker does not
+    fit)."""
     return plan_batches(samples, workers * FIDELITY_RUNS * sample_bytes(graph), stage="simulate",
                         what="fidelity", batch_size=batch_size,
-                        default_budget=workers * DEFAULT_BUDGET,
+                        default_budget=workers * batching.DEFAULT_BUDGET,
                         available=available or available_memory())
 
 
@@ -47,5 +49,5 @@ def plan_simulation(
     """The batching of ``samples`` images through the simulator with ``keep_states`` on
     ``workers`` processes at once (budget as :func:`plan_fidelity`)."""
     return plan_batches(samples, workers * SIMULATION_RUNS * sample_bytes(graph), stage=stage,
-                        what="simulation", default_budget=workers * DEFAULT_BUDGET,
+                        what="simulation", default_budget=workers * batching.DEFAULT_BUDGET,
                         available=available or available_memory())
