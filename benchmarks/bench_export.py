@@ -15,8 +15,11 @@ recorded too. A run whose PSS sum passes ``--max-rss-gib`` is killed (recorded a
 machine never runs out.
 
 Per run the JSON (``benchmarks/results/bench_export.json``) holds: exit status, wall seconds,
+CPU seconds of the export and every descendant it waited for (``cpu_s``: user + system; less
+sensitive than wall time to what else runs),
 ``manifest.json``'s stage seconds, peak RSS, the firing rate of each simulated LIF layer
-(fidelity.json: simulated spikes / neuron-steps; min and max), the Lava verdict, and the machine
+(fidelity.json: simulated spikes / neuron-steps over every neuron, step and sample; and their
+min, mean and max over the layers), the Lava verdict, and the machine
 (cores, memory, load average before and after: other jobs share this machine, so timings are
 upper bounds).
 
@@ -31,6 +34,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -95,6 +99,7 @@ def run_export(model: Path, out: Path, *, samples: int, run_lava: int, max_rss: 
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false")
     start = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     proc, peak, peak_rss, killed = psutil.Process(child.pid), 0, 0, None
@@ -113,8 +118,11 @@ def run_export(model: Path, out: Path, *, samples: int, run_lava: int, max_rss: 
             break
         time.sleep(0.25)
     stdout, stderr = child.communicate()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {"command": " ".join(cmd[1:]), "exit": child.returncode, "killed": killed,
               "wall_s": round(time.perf_counter() - start, 2),
+              "cpu_s": round(cpu.ru_utime + cpu.ru_stime
+                             - cpu_before.ru_utime - cpu_before.ru_stime, 1),
               "peak_pss_gib": round(peak / 2**30, 3),
               "peak_rss_sum_gib": round(peak_rss / 2**30, 3), "stderr_tail": stderr[-600:]}
     result.update(_outputs(out))
@@ -132,7 +140,10 @@ def _outputs(out: Path) -> dict:
         fid = json.loads((out / "fidelity.json").read_text())
         rates = {x["name"]: x["spikes_sim"] / max(x["neuron_steps"], 1) for x in fid["layers"]}
         got["firing_rate_min"] = round(min(rates.values()), 4)
+        got["firing_rate_mean"] = round(sum(rates.values()) / len(rates), 4)
         got["firing_rate_max"] = round(max(rates.values()), 4)
+        got["firing_rates"] = {k: round(v, 4) for k, v in rates.items()}
+        got["noise_floor_samples"] = fid.get("noise_floor_samples")
         got["silent_layers"] = [k for k, v in rates.items() if v == 0]
         got["samples"] = fid["samples"]
     return got

@@ -33,6 +33,7 @@ from hardware.quantize.record import QuantRecord
 from spikeclip.atomic_io import write_text_atomic
 from spikeclip.checkpoint import Checkpoint, load
 from spikeclip.errors import SpikeCLIPError, UsageError
+from spikeclip.parallel import workers_for
 
 if TYPE_CHECKING:
     # Types only: the stages that make these products import their modules when they run, so
@@ -251,7 +252,7 @@ def stage_quantize(ctx: ExportContext) -> str:
         graph = image_graph(read_nir(written))
     else:  # spikeclip-energy --data writes no model.nir: the same graph, in memory
         graph = image_graph(to_nir(ctx.checkpoint.model.image_encoder))
-    batching = plan_batches(graph, len(ctx.data.calib))
+    batching = plan_batches(graph, len(ctx.data.calib), workers=workers_for(len(ctx.data.calib)))
     ctx.network, record = quantize_graph(graph, ctx.data.calib, batch_size=batching.batch_size)
     ctx.quant_record = record
     ctx.network.save(ctx.folder / "network.npz")
@@ -349,14 +350,13 @@ def placement_summary(mapping: Any) -> str:
     return line
 
 
-def class_matrix_for(ctx: ExportContext, batch_size: int) -> tuple[torch.Tensor, str]:
+def class_matrix_for(ctx: ExportContext) -> tuple[torch.Tensor | None, str]:
     """The zero-shot class matrix ``[classes, out_dim]`` and how it was made.
 
     With a tokenizer named in the checkpoint's metadata: the float text tower on the prompts.
-    Without one (e.g. a randomly initialised test model): class means of the float image
-    features of the calibration images are not available per class, so the float model's
-    features of the test images (encoded ``batch_size`` at a time), averaged per label, stand in
-    (said in the report).
+    Without one (e.g. a randomly initialised test model): ``None``, and the fidelity run uses
+    the per-label means of the float features of the test images it computes anyway (said in
+    the report).
     """
     model = ctx.checkpoint.model
     if ctx.checkpoint.metadata.get("tokenizer"):
@@ -367,10 +367,7 @@ def class_matrix_for(ctx: ExportContext, batch_size: int) -> tuple[torch.Tensor,
         with torch.no_grad():
             matrix = class_matrix(model, tokenizer, ctx.data.class_names, ctx.data.templates)
         return matrix, "text tower on the class prompts (float, host)"
-    from hardware.fidelity.stream import class_means
-
-    matrix = class_means(model, ctx.data.images, ctx.data.labels, batch_size)
-    return matrix, "class means of the float image features (no tokenizer in the checkpoint)"
+    return None, "class means of the float image features (no tokenizer in the checkpoint)"
 
 
 def stage_simulate(ctx: ExportContext) -> str:
@@ -380,10 +377,12 @@ def stage_simulate(ctx: ExportContext) -> str:
     from hardware.lower.from_torch import graph_from_image_encoder
 
     encoder = ctx.checkpoint.model.image_encoder
-    batching = plan_fidelity(graph_from_image_encoder(encoder), len(ctx.data.images))
-    matrix, how = class_matrix_for(ctx, batching.batch_size)
+    n = len(ctx.data.images)
+    workers = workers_for(n)
+    batching = plan_fidelity(graph_from_image_encoder(encoder), n, workers=workers)
+    matrix, how = class_matrix_for(ctx)
     report = fidelity(encoder, ctx.network, ctx.data.images, ctx.data.labels, matrix,
-                      batch_size=batching.batch_size)
+                      batch_size=batching.batch_size, workers=workers)
     report.write(ctx.folder)
     ctx.fidelity = report
     ctx.artifacts["fidelity.md"] = "float vs fake-quant twin vs simulator (and Lava) per layer"
@@ -394,7 +393,8 @@ def stage_simulate(ctx: ExportContext) -> str:
         f"for bit: {report.twin_sim_bit_exact}"
     )
     ctx.summary_lines.append(f"- fidelity ({how}): {line}")
-    return f"{line} ({batching.describe()})"
+    return (f"{line} ({batching.describe()} on {workers} worker process(es); noise floor on "
+            f"the first {report.noise_floor_samples} images)")
 
 
 def stage_lava(ctx: ExportContext) -> str:
@@ -506,9 +506,11 @@ def simulated_counts(
 
     n = min(len(ctx.data.images), samples)
     graph = graph_from_image_encoder(ctx.checkpoint.model.image_encoder)
-    batching = plan_simulation(graph, n)
+    workers = workers_for(n)
+    batching = plan_simulation(graph, n, workers=workers)
     layers = count_simulated(ctx.network, ctx.data.images[:n], image_specs(ctx.checkpoint.model),
-                             batch_size=batching.batch_size, order=order, dense_runs=dense_runs)
+                             batch_size=batching.batch_size, order=order, dense_runs=dense_runs,
+                             workers=workers)
     return layers, n, f"bit-accurate simulator, {n} {ctx.data.name} test images"
 
 

@@ -10,7 +10,7 @@ streamed counts equal those of one batch of every sample, bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,9 +20,11 @@ from hardware.energy.counts import LayerCounts, attention_sop_rate
 from hardware.energy.structure import LayerSpec
 from hardware.ir.network import LoihiNetwork
 from hardware.simulate.engine import simulate
-from spikeclip.batching import batches
+from spikeclip.parallel import ordered_map
 from spikeclip.progress import bar
 
+#: One batch's counts: per spec its LayerCounts, and per attention layer its Q, K, V spike sums.
+BatchCounts = tuple[list[LayerCounts], dict[str, list[int]]]
 #: The LayerCounts fields that are sums over samples.
 SUMMED = ("samples", "in_events", "in_elements", "ann_macs", "ann_bias_adds", "snn_dense_ops",
           "sop_exact", "dense_macs", "bias_adds", "neuron_updates", "spikes_out")
@@ -47,16 +49,26 @@ class CountAccumulator:
 
     def add(self, spikes: Mapping[str, object], samples: int) -> None:
         """Count one batch: ``spikes`` neuron name → ``[T, samples, *shape]``."""
+        self.absorb(self.count(spikes, samples))
+
+    def count(self, spikes: Mapping[str, object], samples: int) -> BatchCounts:
+        """One batch's counts, not yet added (small and picklable: a worker process returns
+        them): per layer its ``LayerCounts`` and, for attention, the Q, K, V spike sums."""
         layers = count_model(self.specs, spikes, samples=samples, steps=self.steps,
                              order=self.order, dense_runs=self.dense_runs)
+        qkv = {spec.name: [int(np.asarray(spikes[s]).sum()) for s in spec.sources]
+               for spec in self.specs if spec.op == "attention"}
+        return layers, qkv
+
+    def absorb(self, counts: BatchCounts) -> None:
+        """Add one batch's :meth:`count`."""
+        layers, qkv = counts
         for spec, layer in zip(self.specs, layers, strict=True):
             old = self._layers.get(spec.name)
             self._layers[spec.name] = layer if old is None else _merge(old, layer)
-            if spec.op == "attention":
-                sums = [int(np.asarray(spikes[s]).sum()) for s in spec.sources]
-                self._qkv[spec.name] = [x + y for x, y in
-                                        zip(self._qkv.get(spec.name, [0, 0, 0]), sums,
-                                            strict=True)]
+        for name, sums in qkv.items():
+            self._qkv[name] = [x + y for x, y in
+                               zip(self._qkv.get(name, [0, 0, 0]), sums, strict=True)]
 
     def layers(self) -> list[LayerCounts]:
         """The counts of every sample added so far, in ``specs`` order."""
@@ -76,16 +88,25 @@ class CountAccumulator:
 def count_simulated(
     network: LoihiNetwork, images, specs: Sequence[LayerSpec], *, batch_size: int,
     order: str = "q_ktv", dense_runs: int = 1, prefix: str = "image_encoder.",
+    workers: int = 1,
 ) -> list[LayerCounts]:
     """Counts of ``specs`` from the bit-accurate simulation of ``network`` on ``images
-    [B, C, H, W]``, ``batch_size`` at a time (only one batch's spikes are held). The simulator's
-    layer names get ``prefix`` (the specs' names are the model's module paths)."""
+    [B, C, H, W]``, ``batch_size`` at a time on ``workers`` processes (each holds one batch's
+    spikes; :mod:`spikeclip.parallel`). The simulator's layer names get ``prefix`` (the specs'
+    names are the model's module paths)."""
     acc = CountAccumulator(specs, steps=network.T, order=order, dense_runs=dense_runs)
-    total = math.ceil(len(images) / batch_size)
-    for x in bar(batches(images, batch_size), total=total, desc="energy: simulate",
-                 unit="batch"):
-        sim = simulate(network, x, keep_states=True)
-        named = {k if k.startswith(prefix) else prefix + k: v for k, v in sim.spikes.items()}
-        del sim
-        acc.add(spikes_from_simulator(named, specs), len(x))
+    run = functools.partial(_batch_counts, network, images, acc, prefix, batch_size)
+    starts = range(0, len(images), batch_size)
+    for counts in bar(ordered_map(run, starts, workers=workers), total=len(starts),
+                      desc="energy: simulate", unit="batch"):
+        acc.absorb(counts)
     return acc.layers()
+
+
+def _batch_counts(network: LoihiNetwork, images, acc: CountAccumulator, prefix: str,
+                  batch_size: int, start: int) -> BatchCounts:
+    x = images[start:start + batch_size]
+    sim = simulate(network, x, keep_states=True)
+    named = {k if k.startswith(prefix) else prefix + k: v for k, v in sim.spikes.items()}
+    del sim
+    return acc.count(spikes_from_simulator(named, acc.specs), len(x))

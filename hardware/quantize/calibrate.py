@@ -16,6 +16,7 @@ from the float graph; a batch is as many samples as fit in ``budget`` (default: 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from hardware.simulate.result import SimResult
 from spikeclip.batching import DEFAULT_BUDGET, Batching, batches
 from spikeclip.batching import plan_batches as plan
 from spikeclip.memory import AvailableMemory, available_memory
+from spikeclip.parallel import ordered_map, workers_for
 from spikeclip.progress import bar
 
 __all__ = ["DEFAULT_BUDGET", "Batching", "FloatStats", "SimStats", "batches", "float_stats",
@@ -127,14 +129,16 @@ def sample_bytes(graph: FloatGraph) -> int:
 
 def plan_batches(
     graph: FloatGraph, samples: int, *, batch_size: int | None = None,
-    budget: int | None = None, available: AvailableMemory | None = None,
+    budget: int | None = None, available: AvailableMemory | None = None, workers: int = 1,
 ) -> Batching:
     """The batching of ``samples`` calibration samples (module doc;
-    :func:`spikeclip.batching.plan_batches` with :func:`sample_bytes`). ``batch_size`` forces
-    one; ``budget`` (bytes) replaces the default. Raises ``InsufficientMemoryError`` when one
-    batch does not fit in the memory available now."""
-    return plan(samples, sample_bytes(graph), stage="quantize", what="calibration",
-                batch_size=batch_size, budget=budget, default_budget=DEFAULT_BUDGET,
+    :func:`spikeclip.batching.plan_batches` with :func:`sample_bytes`) run on ``workers``
+    processes at once: each holds one batch, so the batches in flight get ``workers ×``
+    :data:`DEFAULT_BUDGET`, at most half the memory available. ``batch_size`` forces one;
+    ``budget`` (bytes, all workers together) replaces the default. Raises
+    ``InsufficientMemoryError`` when one batch per worker does not fit in the memory available."""
+    return plan(samples, workers * sample_bytes(graph), stage="quantize", what="calibration",
+                batch_size=batch_size, budget=budget, default_budget=workers * DEFAULT_BUDGET,
                 available=available or available_memory())
 
 
@@ -143,16 +147,30 @@ def plan_batches(
 # ---------------------------------------------------------------------------------------------
 
 
-def float_stats(graph: FloatGraph, calibration, batch_size: int) -> FloatStats:
-    """:class:`FloatStats` of ``graph`` run with the float rule ``>=`` on ``calibration``."""
-    stats = FloatStats(max_abs_current={}, max_abs_h={})
+def float_stats(graph: FloatGraph, calibration, batch_size: int,
+                workers: int | None = None) -> FloatStats:
+    """:class:`FloatStats` of ``graph`` run with the float rule ``>=`` on ``calibration``,
+    ``batch_size`` samples at a time on ``workers`` processes (default: one per core;
+    :mod:`spikeclip.parallel`)."""
+    x_all = torch.as_tensor(calibration)
+    run = functools.partial(_float_batch, graph, x_all, batch_size)
+    return _merged(FloatStats(max_abs_current={}, max_abs_h={}), run, len(x_all), batch_size,
+                   workers, "quantize: float run", lambda r: FloatStats(**r))
+
+
+def _float_batch(graph: FloatGraph, x_all, batch_size: int, start: int) -> dict[str, dict]:
     with torch.no_grad():
-        x_all = torch.as_tensor(calibration)
-        for x in bar(batches(x_all, batch_size), total=math.ceil(len(x_all) / batch_size),
-                     desc="quantize: float run", unit="batch"):
-            run = run_graph(graph, x, compare=">=")
-            stats = stats.merge(FloatStats(max_abs_current=run.max_abs_current,
-                                           max_abs_h=run.max_abs_h))
+        run = run_graph(graph, x_all[start:start + batch_size], compare=">=")
+    return {"max_abs_current": dict(run.max_abs_current), "max_abs_h": dict(run.max_abs_h)}
+
+
+def _merged(stats, run, samples: int, batch_size: int, workers: int | None, desc: str, make):
+    """``stats`` merged with ``make(run(start))`` of every batch start (in order)."""
+    starts = range(0, samples, batch_size)
+    workers = workers_for(len(starts)) if workers is None else workers
+    for part in bar(ordered_map(run, starts, workers=workers), total=len(starts), desc=desc,
+                    unit="batch"):
+        stats = stats.merge(make(part))
     return stats
 
 
@@ -165,11 +183,16 @@ def sim_input(network: LoihiNetwork, x):
     return x
 
 
-def sim_stats(network: LoihiNetwork, calibration, batch_size: int) -> SimStats:
-    """:class:`SimStats` of the bit-accurate simulation of ``network`` on ``calibration``."""
-    stats = SimStats.none()
-    for x in bar(batches(calibration, batch_size), total=math.ceil(len(calibration) / batch_size),
-                 desc="quantize: simulate", unit="batch"):
-        stats = stats.merge(SimStats.of(simulate(network, sim_input(network, x))))
-    return stats
+def sim_stats(network: LoihiNetwork, calibration, batch_size: int,
+              workers: int | None = None) -> SimStats:
+    """:class:`SimStats` of the bit-accurate simulation of ``network`` on ``calibration``
+    (batches and workers as :func:`float_stats`)."""
+    run = functools.partial(_sim_batch, network, calibration, batch_size)
+    return _merged(SimStats.none(), run, len(calibration), batch_size, workers,
+                   "quantize: simulate",
+                   lambda r: SimStats(**{f: MappingProxyType(v) for f, v in r.items()}))
 
+
+def _sim_batch(network: LoihiNetwork, calibration, batch_size: int, start: int) -> dict:
+    sim = simulate(network, sim_input(network, calibration[start:start + batch_size]))
+    return {f: dict(getattr(sim, f)) for f in _SIM_MAX + _SIM_SUM}

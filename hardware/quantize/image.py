@@ -53,6 +53,7 @@ from hardware.quantize.plan import (
 )
 from hardware.quantize.record import NeuronQuant, QuantRecord
 from hardware.quantize.scales import plan_from_stats, static_plan
+from spikeclip.parallel import workers_for
 
 __all__ = [
     "QuantOptions",
@@ -143,15 +144,18 @@ def quantize_graph(
     else:
         calib = torch.as_tensor(calibration)
         n = int(calib.shape[0])
-        batching = plan_batches(graph, n, batch_size=batch_size)  # memory check first
-        plan = plan_from_stats(graph, float_stats(graph, calib, batching.batch_size), opts)
+        workers = workers_for(n)
+        batching = plan_batches(graph, n, batch_size=batch_size, workers=workers)  # memory first
+        plan = plan_from_stats(graph, float_stats(graph, calib, batching.batch_size, workers),
+                               opts)
     tau = graph.tau if math.isfinite(graph.tau) else "inf"  # JSON has no inf
     prov = {"quantizer": "hardware.quantize.image", "tau": tau, "options": asdict(opts),
             "calibration_samples": n}
     if isinstance(opts, StaticOptions):
         prov["policy"] = "static"
     net, syn_recs, bias_stats = build_network(graph, plan, prov)
-    sim = SimStats.none() if calib is None else sim_stats(net, calib, batching.batch_size)
+    sim = (SimStats.none() if calib is None
+           else sim_stats(net, calib, batching.batch_size, workers))
     neurons = neuron_records(net, plan, sim, bias_stats)
     exact = graph.T <= 7 and all(
         not isinstance(ly, LIFLayer) or ly.meta["role"] == "attention"

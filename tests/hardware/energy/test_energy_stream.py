@@ -25,15 +25,16 @@ def model_and_network():
     return model, network
 
 
-@pytest.mark.parametrize("order", ["q_ktv", "qkt_v"])
-def test_streamed_counts_equal_one_batch(model_and_network, order):
+@pytest.mark.parametrize(("order", "workers"), [("q_ktv", 1), ("qkt_v", 1), ("q_ktv", 2)])
+def test_streamed_counts_equal_one_batch(model_and_network, order, workers):
     model, network = model_and_network
     images = tiny_images(7, seed=5).float()
     specs = image_specs(model)
     sim = simulate(network, images, keep_states=True)
     spikes = spikes_from_simulator(sim.spikes, specs)  # names: image_encoder.…
     want = count_model(specs, spikes, samples=7, steps=network.T, order=order)
-    got = count_simulated(network, images, specs, batch_size=3, order=order)  # 3 + 3 + 1
+    got = count_simulated(network, images, specs, batch_size=3, order=order,  # 3 + 3 + 1
+                          workers=workers)
     assert [c.name for c in got] == [c.name for c in want]
     for g, w in zip(got, want, strict=True):
         assert g == w, g.name
