@@ -33,6 +33,7 @@ from hardware.quantize.record import QuantRecord
 from spikeclip.atomic_io import write_text_atomic
 from spikeclip.checkpoint import Checkpoint, load
 from spikeclip.errors import SpikeCLIPError, UsageError
+from spikeclip.memory import format_bytes
 from spikeclip.parallel import workers_for
 
 if TYPE_CHECKING:
@@ -401,6 +402,7 @@ def stage_lava(ctx: ExportContext) -> str:
     """Write lava/ (the process graph, the text tower as netx HDF5, the hardware-path check),
     then run the first --run-lava samples in Lava and compare with the simulator node by node."""
     from export.lava.hardware_path import hardware_path
+    from export.lava.memory import check_lava_memory, estimate_lava_memory
     from export.lava.netx import export_text_tower
     from export.lava.runner import compare_to_sim, run_lava, to_lava
     from hardware.simulate.engine import simulate
@@ -408,6 +410,13 @@ def stage_lava(ctx: ExportContext) -> str:
     folder = ctx.folder / "lava"
     folder.mkdir()
     graph = to_lava(ctx.network)
+    n = min(ctx.options.run_lava, len(ctx.data.images))
+    if n > 0:  # before any Lava process starts: exit 9 rather than being killed
+        estimate = estimate_lava_memory(graph, n)
+        available = check_lava_memory(estimate, what=f"{ctx.options.model_path}: stage lava")
+        ctx.summary_lines.append(
+            f"- Lava stage: estimated peak {format_bytes(estimate.total_bytes)}, available "
+            f"{format_bytes(available.bytes)}")
     write_text_atomic(
         folder / "image_encoder.md", "# Lava process graph: image tower\n\n" + graph.table() + "\n"
     )
@@ -419,7 +428,6 @@ def stage_lava(ctx: ExportContext) -> str:
     ctx.artifacts["lava/text_encoder.net"] = "text tower LIF→Dense→LIF as a lava-dl netx HDF5"
     ctx.artifacts["lava/hardware_path.md"] = "Loihi 2 hardware path: what cannot run on chip"
     ctx.summary_lines.append(f"- hardware path: {hw.statement}")
-    n = min(ctx.options.run_lava, len(ctx.data.images))
     if n <= 0:
         ctx.lava_check = lava_skipped(f"--run-lava {ctx.options.run_lava}")
         _record_lava_in_fidelity(ctx)
