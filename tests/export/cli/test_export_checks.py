@@ -55,13 +55,16 @@ def test_manifest_checks_match_an_independent_run(sim_export: tuple[Path, Path])
     network = LoihiNetwork.load(out / "network.npz")
     sim = simulate(network, images)
     twin = run_twin(network, images.double())
-    # Class matrix as documented for a checkpoint without a tokenizer: per-label means of the
-    # float model's normalized image features; predictions = argmax of normalized features · M.
+    # Class matrix as documented for a checkpoint without a tokenizer (fidelity CLASS_MEANS_NOTE):
+    # per-label means of the float64 model's normalized image features, a label without images
+    # a zero row; predictions = argmax of normalized features · M.
     with torch.no_grad():
-        feats32 = F.normalize(ckpt.model.encode_image(images), dim=-1)
-        matrix = torch.stack([feats32[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
         enc64 = copy.deepcopy(ckpt.model.image_encoder).double().eval()
         f_float = enc64(images.double())
+        feats = F.normalize(f_float, dim=-1)
+        matrix = torch.stack([feats[labels == c].mean(0) if bool((labels == c).any())
+                              else torch.zeros(feats.shape[-1], dtype=feats.dtype)
+                              for c in range(int(labels.max()) + 1)])
     f_sim = torch.from_numpy(sim.feature)
 
     def predict(f: torch.Tensor) -> torch.Tensor:
