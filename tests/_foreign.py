@@ -186,10 +186,20 @@ def raster(shape, T: int, B: int, rate: float, seed: int) -> torch.Tensor:
     return (torch.rand((T, B, *shape), generator=g) < rate).to(torch.float64)
 
 
+def _sinabs_export(net, x: torch.Tensor):
+    """sinabs' own NIR graph of ``net`` for inputs shaped like ``x``: one forward pass first
+    (sinabs sizes its states from it), the states reset afterwards."""
+    import sinabs
+
+    net(x)
+    g = quiet(sinabs.to_nir, net, x)
+    sinabs.reset_states(net)
+    return g
+
+
 def sinabs_mlp(seed: int = 0, batch: int = 32):
     """Linear(8→16) → IAFSqueeze → Linear(16→4) → LIFSqueeze(τ = 4 steps), single spikes per
     step (``SingleSpike``: compare ≥) and reset by subtraction (sinabs' default)."""
-    import sinabs
     import sinabs.layers as sl
     from sinabs.activation import SingleSpike
 
@@ -202,15 +212,11 @@ def sinabs_mlp(seed: int = 0, batch: int = 32):
     )  # fmt: skip
     _louder(net)
     x = torch.zeros(batch, 8)
-    net(x)
-    g = quiet(sinabs.to_nir, net, x)
-    sinabs.reset_states(net)
-    return net, g
+    return net, _sinabs_export(net, x)
 
 
 def sinabs_cnn(seed: int = 0, batch: int = 32):
     """Conv(1→4, 3, pad 1) → IAFSqueeze → SumPool2d(2) → Flatten → Linear(64→5) → IAFSqueeze."""
-    import sinabs
     import sinabs.layers as sl
     from sinabs.activation import SingleSpike
 
@@ -222,15 +228,11 @@ def sinabs_cnn(seed: int = 0, batch: int = 32):
     )  # fmt: skip
     _louder(net)
     x = torch.zeros(batch, 1, 8, 8)
-    net(x)
-    g = quiet(sinabs.to_nir, net, x)
-    sinabs.reset_states(net)
-    return net, g
+    return net, _sinabs_export(net, x)
 
 
 def sinabs_conv1d(seed: int = 0, batch: int = 32):
     """Conv1d(2→4, 3, pad 1) on 2×8 → IAFSqueeze → Flatten → Linear(32→5) → IAFSqueeze."""
-    import sinabs
     import sinabs.layers as sl
     from sinabs.activation import SingleSpike
 
@@ -244,10 +246,7 @@ def sinabs_conv1d(seed: int = 0, batch: int = 32):
         net[0].weight.mul_(3.0)
         net[3].weight.mul_(3.0)
     x = torch.zeros(batch, 2, 8)
-    net(x)
-    g = quiet(sinabs.to_nir, net, x)
-    sinabs.reset_states(net)
-    return net, g
+    return net, _sinabs_export(net, x)
 
 
 def nir_conv1d(seed: int = 0):

@@ -56,7 +56,9 @@ def classify(stage: str, err: BaseException) -> ExportFailure:
     if isinstance(err, SpikeCLIPError) and err.exit_code != EXIT_INTERNAL:
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
-        return ExportFailure(err.exit_code, f"{stage}: {first}")
+        # Errors of the stage's own library often name it already ("quantize: layer …").
+        where = "" if first.startswith(f"{stage}: ") else f"{stage}: "
+        return ExportFailure(err.exit_code, f"{where}{first}")
     detail = "".join(traceback.format_exception(err))
     return ExportFailure(
         EXIT_INTERNAL,

@@ -87,7 +87,7 @@ class FSynapse(FNode):
     ``(N_out, N_in)`` on flat ``(N_in,)`` → ``(N_out,)``: Lava's Dense). A ``conv`` reads its
     source as ``in_shape`` (a 1-D conv's ``(C, L)`` source as ``(C, 1, L)``). ``delay``: the
     source's spikes reach it that many logical steps late (a foreign NIR ``Delay``; 0 before;
-    no integer layer has this yet, see ``hardware.lower.from_foreign_nir.deploy_refusals``)."""
+    no integer layer has this yet: ``hardware.quantize.build.check_neurons`` refuses it)."""
 
     kind: str
     weight: Tensor

@@ -22,8 +22,8 @@ Euler with step ``dt`` (τ in steps: ``τ_s = τ/dt``):
   affine constant a bias on the neuron. Several edges into a node sum.
 - ``Delay``: ``y(t) = x(t − delay)`` (``nir/ir/delay.py``), ``delay/dt`` whole steps, one value
   per node; the delays along a chain add up on its synapse (``FSynapse.delay``: the source's
-  spikes arrive that many steps late, 0 before). It imports; it does not deploy
-  (:meth:`ForeignGraph.deploy_refusals`).
+  spikes arrive that many steps late, 0 before). It imports; the quantizer refuses it
+  (``hardware.quantize.build.check_neurons``).
 
 Exporter conventions (``convention``; facts and source lines in ``export/nir/FOREIGN.md``):
 ``"nir"`` the spec as written (``dt`` from the argument or the graph metadata ``dt``);
@@ -81,9 +81,6 @@ RESETS = ("zero", "subtract", "subtract-delayed")
 PROBE_MAX = 1 << 25
 
 
-DELAY_REFUSAL = ("a Delay of whole steps imports (the float executor runs it) but has no integer "
-                 "layer yet: the network's edge delays only align Lava's pipeline and the "
-                 "simulator's logical time ignores them")
 _LI_CHECKS = ("quantizes and simulates as a LIF that never fires (its v the output), but the "
               "export's checks compare spikes: it deploys once Lava reads v back and the "
               "fidelity report compares membranes")
@@ -123,10 +120,7 @@ class ForeignGraph:
         ``hardware.quantize.image.quantize_graph`` itself does not check these."""
         out = []
         for n in self.graph.nodes:
-            if isinstance(n, FSynapse) and n.delay:
-                for d in n.meta.get("delay_nodes", ()):
-                    out.append((d, DELAY_REFUSAL))
-            elif isinstance(n, FLIF) and n.role == "li":
+            if isinstance(n, FLIF) and n.role == "li":
                 kind = self.node_types.get(n.name, "LI")
                 out.append((n.name, LI_REFUSAL.get(kind, LI_REFUSAL["LI"])))
         return out

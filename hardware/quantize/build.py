@@ -221,15 +221,17 @@ def _loihi_lif_check(graph: FloatGraph, node: FLIF) -> None:
 
 def check_neurons(graph: FloatGraph) -> None:
     """:class:`FloatGraphError` (exit 4) naming the first neuron Loihi's LIF cannot run, or
-    the first synapse with a NIR ``Delay`` (``FSynapse.delay``): the IR's edge delays only
-    align Lava's pipeline, so no integer layer carries a delay of the network's own."""
+    the first NIR ``Delay`` (``FSynapse.delay``; ``meta["delay_nodes"]`` names the NIR nodes)."""
     for node in graph.nodes:
         if isinstance(node, FLIF):
             _loihi_lif_check(graph, node)
         elif isinstance(node, FSynapse) and node.delay:
+            where = ", ".join(repr(d) for d in node.meta.get("delay_nodes", ())) or repr(node.name)
             raise FloatGraphError(
-                f"quantize: synapse {node.name!r}: a delay of {node.delay} step(s) "
-                "(NIR Delay) has no integer layer yet"
+                f"quantize: node {where}: a Delay of whole steps imports (the float executor "
+                f"runs it; {node.delay} step(s) before synapse {node.name!r}) but has no "
+                "integer layer yet: the network's edge delays only align Lava's pipeline and "
+                "the simulator's logical time ignores them"
             )
 
 

@@ -20,7 +20,9 @@ from export.cli.exit_codes import (
     EXIT_LAVA_FAILED,
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
+    classify,
 )
+from hardware.lower.float_graph import FloatGraphError
 from spikeclip import SpikeCLIP, SpikeCLIPConfig, save
 from spikeclip.ann_twin import build_ann_twin
 
@@ -276,3 +278,11 @@ def test_grid_note_says_whether_export_uses_the_snapped_grid() -> None:
     assert "WARNING" in note and "1 scale(s) differ, first image_encoder.output" in note
     unsnapped = {"stages": [dict(snapped["stages"][1], grid_snap=False)]}
     assert _grid_note(unsnapped, other) == ""
+
+
+def test_a_stage_error_that_names_its_stage_is_not_prefixed_twice() -> None:
+    named = classify("quantize", FloatGraphError("quantize: neuron 'lif': IF with a bias"))
+    assert str(named) == "quantize: neuron 'lif': IF with a bias"  # was "quantize: quantize: …"
+    plain = classify("quantize", FloatGraphError("neuron 'lif': IF with a bias"))
+    assert str(plain) == "quantize: neuron 'lif': IF with a bias"
+    assert named.exit_code == plain.exit_code == EXIT_UNSUPPORTED

@@ -153,13 +153,14 @@ def test_missing_dt_and_checkpoint_targets_are_usage_errors(snn_nir: Path, tmp_p
     assert cli.main([str(snn_nir), "--target", "onnx", "--out", out, "--quiet"]) == EXIT_USAGE
 
 
-def _refused_at_quantize(graph: nir.NIRGraph, tmp_path: Path, capsys) -> str:
+def _refused_at_quantize(graph: nir.NIRGraph, tmp_path: Path, capsys,
+                         prefix: str = "quantize: NIR import: node ") -> str:
     nir.write(tmp_path / "g.nir", graph)
     code = cli.main([str(tmp_path / "g.nir"), "--target", "sim", "--dt", "1e-3", "--quiet",
                      "--samples", "2", "--steps", "4", "--out", str(tmp_path / "out")])
     assert code == EXIT_UNSUPPORTED and not (tmp_path / "out").exists()
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spikeclip-export: quantize: NIR import: node ") and "\n" not in err
+    assert err.startswith(f"spikeclip-export: {prefix}") and "\n" not in err, err
     return err
 
 
@@ -171,7 +172,7 @@ def _lif(n: int) -> nir.LIF:
 def test_delay_imports_but_is_refused_before_quantizing(tmp_path: Path, capsys) -> None:
     g = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Delay(np.full(3, 2e-3)),
                                nir.Linear(np.ones((2, 3))), _lif(2), nir.Output(np.array([2])))
-    err = _refused_at_quantize(g, tmp_path, capsys)
+    err = _refused_at_quantize(g, tmp_path, capsys, prefix="quantize: ")
     assert "node 'delay': a Delay of whole steps imports" in err
     assert "edge delays only align Lava's pipeline" in err
 

@@ -17,7 +17,7 @@ import torch
 from _foreign import nir_conv1d, raster, run_sinabs, sinabs_conv1d
 
 from hardware.ir.layers import ConvLayer
-from hardware.lower.float_graph import FLIF, FSynapse
+from hardware.lower.float_graph import FLIF, FloatGraphError, FSynapse
 from hardware.lower.from_foreign_nir import ForeignNIRError, float_graph_from_foreign
 from hardware.lower.graph_run import run_graph
 from hardware.quantize.image import quantize_graph
@@ -187,12 +187,13 @@ def test_a_delay_in_a_recurrent_loop_is_refused() -> None:
 
 
 def test_the_quantizer_refuses_a_delayed_synapse() -> None:
-    """Called directly (not through the CLI's deploy_refusals), quantize_graph used to drop a
-    NIR Delay silently: the integer network fired at t where the float one fires at t + 1."""
+    """quantize_graph used to drop a NIR Delay silently when called directly (only the CLI
+    refused it): the integer network fired at t where the float one fires at t + 1."""
     g = nir.NIRGraph.from_list(nir.Input(np.array([2])), nir.Delay(np.full(2, 1e-3)),
                                nir.Linear(np.eye(2) * 2.0), _lif((2,)), nir.Output(np.array([2])))
     fg = float_graph_from_foreign(g, T=4, dt=1e-3)
     x = raster(fg.graph.input_shape, 4, 8, 0.5, seed=0)
-    with pytest.raises(Exception, match=r"synapse .*delay of 1 step") as err:
+    refusal = r"node 'delay': a Delay of whole steps.*1 step\(s\) before synapse"
+    with pytest.raises(FloatGraphError, match=refusal) as err:
         quantize_graph(fg.graph, x.transpose(0, 1))
     assert err.value.exit_code == EXIT_UNSUPPORTED
