@@ -226,11 +226,22 @@ def _recurrence(la: LIFLayer, B: int):
         B, *la.shape)
 
 
-def host_mantissa(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
-    """Per-sample bias mantissas ``[B, *out_shape]`` of a host input, and how many saturated:
-    the float64 current (conv2d by torch, or table lookup + position table) times
-    ``bias_scale``, a 13-bit mantissa at ``bias_exp`` rounded half up (``floor(β/2^e + 0.5)``)
-    and clipped to −4096 … 4095."""
+def host_exponent(layer: HostInputLayer, x) -> np.ndarray:
+    """Per-sample bias exponents ``[B, *out_shape]`` of a host input: ``bias_exp``, or with
+    ``exp_per_value`` for each β the first e = bias_exp, bias_exp + 1, … 7 at which
+    ``floor(|β|/2^e + 0.5) ≤ 4095`` (7 when none does)."""
+    beta = np.abs(_host_beta(layer, x))
+    exp = np.full(beta.shape, layer.bias_exp, np.int64)
+    if layer.exp_per_value:
+        for _ in range(8):  # raise each exponent until its value fits (or reaches 7)
+            grow = (np.floor(beta / 2.0**exp + 0.5) > 4095) & (exp < 7)
+            exp = exp + grow
+    return exp
+
+
+def _host_beta(layer: HostInputLayer, x) -> np.ndarray:
+    """The float64 host current (conv2d by torch, or table lookup + position table) times
+    ``bias_scale`` (v-units)."""
     if layer.op == "conv2d":
         cur = F.conv2d(torch.as_tensor(np.asarray(x), dtype=torch.float64),
                        torch.as_tensor(layer.weight, dtype=torch.float64),
@@ -238,15 +249,23 @@ def host_mantissa(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
         cur = cur + np.asarray(layer.bias, np.float64)[:, None, None]
     else:
         cur = np.asarray(layer.weight, np.float64)[np.asarray(x)] + np.asarray(layer.bias)
-    scaled = np.floor(cur * layer.bias_scale / 2.0**layer.bias_exp + 0.5)
+    return cur * layer.bias_scale
+
+
+def host_mantissa(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
+    """Per-sample bias mantissas ``[B, *out_shape]`` of a host input, and how many saturated:
+    β (:func:`_host_beta`) as a 13-bit mantissa at its exponent (:func:`host_exponent`),
+    rounded half up (``floor(β/2^e + 0.5)``) and clipped to −4096 … 4095."""
+    scaled = np.floor(_host_beta(layer, x) / 2.0**host_exponent(layer, x) + 0.5)
     mant = np.clip(scaled, -4096, 4095)
     return mant.astype(np.int64), int(np.count_nonzero(mant != scaled))
 
 
 def host_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int]:
-    """The injected bias in v-units, ``mant·2^bias_exp`` (:func:`host_mantissa`), and clips."""
+    """The injected bias in v-units, ``mant·2^exp`` (:func:`host_mantissa`,
+    :func:`host_exponent`), and clips."""
     mant, clipped = host_mantissa(layer, x)
-    return bias_value(mant, layer.bias_exp), clipped
+    return bias_value(mant, host_exponent(layer, x)), clipped
 
 
 def readout(a, layer: ReadoutLayer) -> np.ndarray:

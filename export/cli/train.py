@@ -177,8 +177,9 @@ def _add_stage_options(s: argparse.ArgumentParser, name: str) -> None:
                        help="fine-tune the image tower through its Loihi fake-quant twin "
                        "(straight-through rounding; hardware.quantize.hardware_aware) to "
                        "recover accuracy lost to quantization, then store its grid values "
-                       "(hardware.quantize.grid_snap) so the saved model is the hardware's; "
-                       "needs --init")
+                       "and a threshold 2^-19 above θ, so the float rule H ≥ θ fires where "
+                       "Loihi's v > vth does, ties included (hardware.quantize.grid_snap): "
+                       "the saved model is the hardware's; needs --init")
         s.add_argument("--agree-weight", type=nonnegative_float, default=1.0,
                        help="with --hardware-aware: weight of the float↔twin feature term "
                        "mean(1 − cos(f_twin, f_float)) (default 1; the term is ~1e-3, so "
@@ -192,8 +193,8 @@ def _add_stage_options(s: argparse.ArgumentParser, name: str) -> None:
                        help="with --margin-weight: the gap (cosine units) below which the "
                        "hinge acts")
         s.add_argument("--no-grid-snap", action="store_true",
-                       help="with --hardware-aware: keep the trained float weights instead "
-                       "of the grid values")
+                       help="with --hardware-aware: keep the trained float weights and "
+                       "threshold instead of the grid values")
         s.add_argument("--angle-gate", type=nonnegative_float,
                        help="degrees; > 0 enables the gradient-angle gate")
 
@@ -381,7 +382,7 @@ def _hardware_aware(a: argparse.Namespace, model: SpikeCLIP, teacher: Teacher,
                      margin_weight=a.margin_weight, margin=a.margin,
                      agree_weight=a.agree_weight, scales=dict(result.plan.scales),
                      history=list(result.history))
-    _save_model(out, model, splits, meta, record)
+    _save_model(out, result.model, splits, meta, record)
     last = result.history[-1] if result.history else "none: grid snap only"
     print(f"finetune --hardware-aware: wrote {out} (last epoch {last})")
     return 0

@@ -263,12 +263,18 @@ def _inputs_for(network: LoihiNetwork, inputs: Any) -> dict[str, np.ndarray]:
 
 
 def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
-    """Per-sample bias mantissas ``[B, *out_shape]`` (int64) of a host input layer.
+    """Per-sample bias mantissas ``[B, *out_shape]`` (int64) of a host input layer
+    (:func:`host_bias_encoding`)."""
+    return host_bias_encoding(layer, x)[0]
+
+
+def host_bias_encoding(layer: HostInputLayer, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample bias ``(mantissas, exponents)`` ``[B, *out_shape]`` (int64) of a host input.
 
     ``conv2d``: ``x`` images ``[B, C, H, W]`` → ``hardware.lower.graph_run.host_input_current``
     (the one float64 host encoding, shared with the simulator); ``embedding``: ``x`` token ids
-    ``[B, L]`` → ``weight[ids] + bias``. Then ``fixed.bias_encode_s13(value·bias_scale,
-    bias_exp)`` (round half up, saturate at 13 bits).
+    ``[B, L]`` → ``weight[ids] + bias``. Then ``fixed.host_bias_encode(value·bias_scale,
+    bias_exp, exp_per_value)`` (round half up, saturate at 13 bits).
     """
     if layer.op == "conv2d":
         if x.ndim != 4 or tuple(x.shape[1:]) != layer.in_shape:
@@ -296,8 +302,9 @@ def host_bias_mantissas(layer: HostInputLayer, x: np.ndarray) -> np.ndarray:
         if x.size and (x.min() < 0 or x.max() >= vocab):
             raise LavaInputError(layer.name, f"token ids outside [0, {vocab})")
         value = np.asarray(layer.weight, np.float64)[x] + np.asarray(layer.bias, np.float64)
-    mant, _ = fixed.bias_encode_s13(value * layer.bias_scale, layer.bias_exp)
-    return mant
+    mant, exp, _ = fixed.host_bias_encode(value * layer.bias_scale, layer.bias_exp,
+                                          layer.exp_per_value)
+    return mant, exp
 
 
 _SIGN_MODE = {"mixed": "MIXED", "excitatory": "EXCITATORY", "inhibitory": "INHIBITORY"}
@@ -362,7 +369,7 @@ class _Builder:
         self.views: dict[tuple[str, int], Callable[[], Any]] = {}
         #: layer → input ports (one per replica).
         self.ins: dict[str, list[_Input]] = {}
-        self.host_mant: dict[str, np.ndarray] = {}
+        self.host_bias: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # (mant, exp)
 
     def _n_samples(self) -> int:
         sizes = set()
@@ -431,7 +438,7 @@ class _Builder:
     # -- sources -------------------------------------------------------------------------
 
     def _make_host_input(self, layer: HostInputLayer) -> None:
-        self.host_mant[layer.name] = host_bias_mantissas(layer, self.inputs[layer.name])
+        self.host_bias[layer.name] = host_bias_encoding(layer, self.inputs[layer.name])
 
     def _make_spike_input(self, layer: SpikeInputLayer) -> None:
         raster = self.inputs[layer.name]
@@ -479,10 +486,11 @@ class _Builder:
             for e in self.net.in_edges(layer.name)
             if isinstance(self.net.layer(e.src), HostInputLayer)
         ]
-        mant = np.asarray(layer.bias_mant)
+        mant, exp = np.asarray(layer.bias_mant), np.asarray(layer.bias_exp)
         if hosts:
-            per_sample = self.host_mant[hosts[0]].reshape(self.n, *layer.shape)
-            mant = per_sample[0]
+            per_sample, per_sample_exp = (
+                a.reshape(self.n, *layer.shape) for a in self.host_bias[hosts[0]])
+            mant, exp = per_sample[0], per_sample_exp[0]
         sub = {} if layer.reset_sub is None else {"reset_sub": layer.reset_sub}
         lif = (LIFReset if layer.reset_sub is None else LIFResetSub)(
             **sub,
@@ -491,7 +499,7 @@ class _Builder:
             dv=layer.dv,
             vth=layer.vth,
             bias_mant=mant.astype(np.int32),
-            bias_exp=np.asarray(layer.bias_exp, np.int32),
+            bias_exp=exp.astype(np.int32),
             reset_interval=self.net.T,
             reset_offset=self.g.timing.reset_offset(layer.name),
             name=layer.name,
@@ -503,12 +511,13 @@ class _Builder:
         if hosts:
             inj = BiasInjection(
                 mant=per_sample,
+                exp=per_sample_exp,
                 T=self.net.T,
                 depth=self.g.timing.depth[layer.name],
                 placement=self.net.layer(hosts[0]).placement,
                 name=hosts[0],
             )
-            inj.connect_var(lif.bias_mant)
+            inj.connect_vars(lif.bias_mant, lif.bias_exp)
             self.out.injections[hosts[0]] = inj
 
     def _make_feedback(self, layer: LIFLayer, lif: Any) -> None:

@@ -65,8 +65,9 @@ def run_netx(
     B = mant.shape[0]
     n_steps = B * T + len(net.layers) - 1
     neuron0.bias_mant.init = mant[0].astype(np.int32)
-    inj = BiasInjection(mant=mant, T=T, placement="host", name="netx_drive")
-    inj.connect_var(neuron0.bias_mant)
+    exp = np.broadcast_to(np.asarray(neuron0.bias_exp.init), mant.shape)  # netx: one exponent
+    inj = BiasInjection(mant=mant, exp=exp, T=T, placement="host", name="netx_drive")
+    inj.connect_vars(neuron0.bias_mant, neuron0.bias_exp)
     sinks = []
     for layer in net.layers:
         sink = RingBuffer(shape=tuple(int(x) for x in layer.out.shape), buffer=n_steps)

@@ -326,3 +326,30 @@ def bias_encode_s13(
     raw = np.floor(np.asarray(beta, dtype=np.float64) / scale + 0.5)
     mant = np.clip(raw, BIAS_MANT_MIN, BIAS_MANT_MAX)
     return mant.astype(np.int64), int(np.count_nonzero(mant != raw))
+
+
+def host_bias_exp(beta: IntArray | np.ndarray, bias_exp: int, per_value: bool) -> np.ndarray:
+    """The exponent a host injection writes with each value ``β`` (v-units): ``bias_exp``, or
+    with ``per_value`` the smallest exponent in ``bias_exp … 7`` that holds that value in 13 bits
+    (:func:`bias_exp_min_s13`). int64, ``β``'s shape.
+
+    Why per value: one exponent for a whole layer must hold its largest current, so every
+    current is rounded on that coarse grid; each value's own exponent rounds the currents near
+    the threshold up to 16× finer (DESIGN §5). ``bias_exp`` is then the floor (``T − 1`` keeps
+    the decay's halving exact).
+    """
+    b = np.asarray(beta, dtype=np.float64)
+    if not per_value:
+        return np.full(b.shape, int(bias_exp), dtype=np.int64)
+    return np.maximum(bias_exp_min_s13(b), int(bias_exp))
+
+
+def host_bias_encode(
+    beta: IntArray | np.ndarray, bias_exp: int, per_value: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(mant, exp, n_clipped)`` a host injection writes for ``β`` (v-units): the exponents of
+    :func:`host_bias_exp` and the mantissas of :func:`bias_encode_s13` at those exponents. The
+    injected bias is ``bias_s13e3(mant, exp)``."""
+    exp = host_bias_exp(beta, bias_exp, per_value)
+    mant, n_clipped = bias_encode_s13(beta, exp)
+    return mant, exp, n_clipped

@@ -11,6 +11,7 @@ Units: a LIF (or readout) with scale ``s`` (a power of two) represents the float
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,12 +54,21 @@ def weight_clipped(
     return (q < lo) | (q > hi)
 
 
-def bias_grid(beta_v: Tensor, bias_exp: int, *, ste: bool = False) -> Tensor:
+def bias_grid(
+    beta_v: Tensor, bias_exp: int, *, ste: bool = False, per_value: bool = False
+) -> Tensor:
     """Bias in v-units on the ``mant << bias_exp`` grid: ``clip(⌊β/2^e + ½⌋, ±13-bit)·2^e``.
 
     The same rule as :func:`hardware.ir.fixed.bias_encode_s13` (round half up, saturate), in torch.
+    ``per_value``: each value on the grid of its own exponent
+    (:func:`hardware.ir.fixed.host_bias_exp`, the host injection's rule; ``bias_exp`` the floor).
     """
-    scale = float(1 << int(bias_exp))
+    if per_value:
+        exp = fixed.host_bias_exp(beta_v.detach().cpu().numpy(), bias_exp, True)
+        scale: Tensor | float = torch.from_numpy(
+            np.left_shift(1, exp).astype(np.float64)).to(beta_v)
+    else:
+        scale = float(1 << int(bias_exp))
     mant = _round_ste(beta_v / scale, lambda z: torch.floor(z + 0.5), ste)
     return mant.clamp(fixed.BIAS_MANT_MIN, fixed.BIAS_MANT_MAX) * scale
 

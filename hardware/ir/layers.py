@@ -458,10 +458,12 @@ class HostInputLayer(Layer):
     ``in_shape`` ``(C_in, H, W)``, ``out_shape`` ``(C_out, H', W')``).
     ``op = "embedding"``: ``x = weight[token_ids] + bias`` (token table ``(V, D)``, position
     table ``bias`` ``(L, D)``, ``in_shape`` ``(L,)`` of int ids, ``out_shape`` ``(L, D)``).
-    Then per neuron ``β = x · bias_scale`` v-units and ``bias_mant =
-    fixed.bias_encode_s13(β, bias_exp)`` (13-bit mantissa: rounding and clipping are counted).
-    The target LIF (one ``"bias"`` edge) must have ``bias_mant == 0`` and
-    ``bias_exp == this bias_exp``: its mantissa is replaced per sample. Latency 0.
+    Then per neuron ``β = x · bias_scale`` v-units and ``(bias_mant, bias_exp) =
+    fixed.host_bias_encode(β, bias_exp, exp_per_value)`` (13-bit mantissa: rounding and clipping
+    are counted): one exponent ``bias_exp`` for every value, or with ``exp_per_value`` each
+    value at the smallest exponent ≥ ``bias_exp`` that holds it. The target LIF (one ``"bias"``
+    edge) must have ``bias_mant == 0`` and ``bias_exp == this bias_exp``: the host replaces its
+    mantissas (and with ``exp_per_value`` its exponents) per sample. Latency 0.
     """
 
     op: Literal["conv2d", "embedding"]
@@ -472,6 +474,7 @@ class HostInputLayer(Layer):
     padding: tuple[int, int] = (0, 0)
     bias_scale: float = 1.0
     bias_exp: int = 0
+    exp_per_value: bool = False
     placement: Placement = "host"
 
     KIND: ClassVar[str] = "host_input"
@@ -498,6 +501,11 @@ class HostInputLayer(Layer):
                 n, "bias_scale", f"must be a finite float: {self.bias_scale!r}"
             )
         _set(self, "bias_scale", float(self.bias_scale))
+        if not isinstance(self.exp_per_value, bool | np.bool_):
+            raise NetworkValidationError(
+                n, "exp_per_value", f"must be a bool: {self.exp_per_value!r}"
+            )
+        _set(self, "exp_per_value", bool(self.exp_per_value))
         weight = _float_array(n, "weight", self.weight, None)
         if self.op == "conv2d":
             if weight.ndim != 4 or len(self.in_shape) != 3 or weight.shape[1] != self.in_shape[0]:

@@ -57,7 +57,8 @@ class FHostInput(FNode):
     ``weight`` ``(V, D)``, position table ``bias`` ``(L, D)``, ``in_shape`` ``(L,)``).
 
     When ``bias_scale`` is set the current is fake-quantized as the host injects it:
-    ``x̂ = bias_grid(x·bias_scale, bias_exp) / bias_scale`` (``ste``: straight-through).
+    ``x̂ = bias_grid(x·bias_scale, bias_exp, per_value) / bias_scale`` (``ste``:
+    straight-through; ``per_value``: each value at its own exponent ≥ ``bias_exp``).
     """
 
     weight: Tensor
@@ -68,6 +69,7 @@ class FHostInput(FNode):
     padding: tuple[int, int] = (0, 0)
     bias_scale: float | None = None
     bias_exp: int = 0
+    per_value: bool = False
     ste: bool = False
     op: str = "conv2d"
 

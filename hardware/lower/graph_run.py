@@ -182,7 +182,8 @@ def run_graph(
         elif isinstance(node, FHostInput):
             x = host_current(node, images)
             if node.bias_scale is not None:
-                x = bias_grid(x * node.bias_scale, node.bias_exp, ste=node.ste) / node.bias_scale
+                x = bias_grid(x * node.bias_scale, node.bias_exp, ste=node.ste,
+                              per_value=node.per_value) / node.bias_scale
             out[node.name] = x.unsqueeze(0).expand(T, *x.shape)
         elif isinstance(node, FSynapse):
             s = _delayed(out[srcs[0]], node.delay)

@@ -111,7 +111,7 @@ def _host(b: _Build, node: FHostInput) -> HostInputLayer:
         name=node.name, op=node.op, weight=_np(node.weight), bias=_np(node.bias),
         in_shape=node.in_shape, stride=node.stride, padding=node.padding,
         bias_scale=host_bias_scale(s, input_divisor(b.graph, lif)),
-        bias_exp=b.plan.bias_exps[node.name],
+        bias_exp=b.plan.bias_exps[node.name], exp_per_value=b.plan.host_exp_per_value,
         meta={"scale": s},
     )
 

@@ -21,14 +21,23 @@ is):
   ``bn.bias``. The stream's last branch feeds only the host readout (float), so it keeps its
   bias.
 
+Thresholds (:func:`snap_threshold`): Loihi fires on ``v > 64·vth``, the float model on
+``H ≥ θ``; on the grid they differ exactly at ties, and float32 storage of the snapped values
+(≤ 1 ulp) makes the float side of a tie a coin toss. The snapped model's ``v_threshold`` is
+raised by :data:`TIE_OFFSET` (2⁻¹⁹: at most half a v-unit at the largest scale 2¹², far above
+the float32 noise), so ``H ≥ θ`` fires on exactly the integer v Loihi fires on
+(:func:`hardware.quantize.plan.vth_mantissa`); ``round(θ·s)`` is unchanged.
+
 Left as they are (each measured by :mod:`hardware.fidelity.report`): the host-injected image current
-(conv0 + BN on the host, rounded per sample to the 13-bit bias grid), the spike rule at exact
-ties (float ≥, Loihi >), the attention LIF (exact already, DESIGN §5), and float32 storage of the
-snapped values (≤ 1 ulp). Quantizing a snapped encoder with the same plan gives the same
-integers; the tests check this.
+(conv0 + BN on the host, rounded per sample to the 13-bit bias grid at each value's own
+exponent), the attention LIF (exact already, DESIGN §5), and float32 storage of the snapped
+values (≤ 1 ulp). Quantizing a snapped encoder with the same plan gives the same integers; the
+tests check this.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor, nn
@@ -37,8 +46,32 @@ from hardware.lower.float_graph import FLIF
 from hardware.lower.from_torch import bn_gain, fold_bn, graph_from_image_encoder, synapse_modules
 from hardware.quantize.plan import QuantPlan, current_feeders
 from hardware.quantize.twin import fake_quantize
+from spikeclip.model import SpikeCLIP
 
 Pairs = list[tuple[nn.Module, nn.Module]]
+
+MAX_LOG2_SCALE = 12
+"""The largest scale the tie offset is sized for (``QuantOptions.max_log2_scale``'s default)."""
+TIE_OFFSET = 2.0 ** -(MAX_LOG2_SCALE + 7)
+"""What a snapped threshold sits above its grid value: ``64·s·TIE_OFFSET ≤ ½`` v-unit for every
+scale ``s ≤ 2**MAX_LOG2_SCALE`` (module doc)."""
+
+
+def tie_threshold(theta: float) -> float:
+    """θ on the ``2**-MAX_LOG2_SCALE`` grid, plus :data:`TIE_OFFSET` (idempotent)."""
+    grid = float(1 << MAX_LOG2_SCALE)
+    return round(theta * grid) / grid + TIE_OFFSET
+
+
+def snap_threshold(model: SpikeCLIP) -> SpikeCLIP:
+    """A copy of ``model`` (eval mode, same parameters) whose ``v_threshold`` is
+    :func:`tie_threshold` of its own (module doc). The attention threshold is left as it is:
+    the attention LIF is exact, its tie rule built in (DESIGN §5)."""
+    config = dataclasses.replace(model.config,
+                                 v_threshold=tie_threshold(model.config.v_threshold))
+    out = SpikeCLIP(config)
+    out.load_state_dict(model.state_dict())
+    return out.eval()
 
 
 def _rows(pairs: Pairs) -> list[slice]:

@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hardware.lower.from_torch import graph_from_image_encoder
 from hardware.lower.graph_run import run_graph
-from hardware.quantize.grid_snap import snap_to_grid
+from hardware.quantize.grid_snap import snap_threshold, snap_to_grid
 from hardware.quantize.image import QuantOptions, plan_quantization
 from hardware.quantize.plan import QuantPlan
 from hardware.quantize.twin import fake_quantize
@@ -98,6 +98,7 @@ class HardwareAwareResult:
 
     history: tuple[dict[str, float], ...]
     plan: QuantPlan
+    model: Any = None  # the fine-tuned SpikeCLIP (with ``snap``: a copy, its threshold snapped)
 
     def to_dict(self) -> dict[str, Any]:
         return {"history": list(self.history), "scales": dict(self.plan.scales)}
@@ -122,7 +123,8 @@ def finetune_hardware_aware(
 
     ``train`` yields ``(image [C, H, W], label)``; ``class_matrix`` ``[classes, out_dim]`` (the
     float text tower's, fixed). ``progress``: optional callable receiving each epoch's dict.
-    The model is left in eval mode.
+    The model is left in eval mode. With ``snap`` the result's ``model`` is a copy whose
+    threshold is snapped too (:func:`hardware.quantize.grid_snap.snap_threshold`): save that one.
     """
     opts = options or HardwareAwareOptions()
     enc = model.image_encoder
@@ -192,4 +194,5 @@ def finetune_hardware_aware(
         plan, _ = plan_quantization(graph_from_image_encoder(enc), calib, opts.quant)
     if opts.snap:
         snap_to_grid(enc, plan)
-    return HardwareAwareResult(history=tuple(history), plan=plan)
+        model = snap_threshold(model)
+    return HardwareAwareResult(history=tuple(history), plan=plan, model=model)

@@ -28,7 +28,7 @@ import torch
 
 from export.nir.schema import graph_meta
 from hardware.ir import fixed
-from hardware.ir.layers import LIFLayer, ReadoutLayer
+from hardware.ir.layers import HostInputLayer, LIFLayer, ReadoutLayer
 from hardware.ir.network import LoihiNetwork
 from hardware.lower.float_graph import FloatGraph, FloatGraphError
 from hardware.lower.from_nir import float_graph_from_nir
@@ -72,6 +72,11 @@ STATIC_NOTE = (
     "Static bounds (no calibration data): every scale keeps the worst case in range (binary "
     "spikes, Σ|w| + |bias| ≤ 65,535 wu per neuron, the host drive's 13-bit mantissa); observed "
     "ranges are not recorded (0, margin ∞); the host-fed LIF's max |β| is the worst-case drive."
+)
+PER_VALUE_NOTE = (
+    "The host injects each input current at its own bias exponent (the smallest from {floor} to "
+    "7 that holds it in 13 bits), so currents near the threshold are rounded on a finer grid "
+    "than the largest; a host-fed LIF's bias_exp column shows that floor."
 )
 
 
@@ -162,6 +167,10 @@ def quantize_graph(
         or int(np.min(ly.bias_exp)) >= graph.T - 1 for ly in net.layers
     )
     notes = NOTES + ((STATIC_NOTE,) if calib is None else ()) + rounded_decay_notes(net)
+    floors = sorted({ly.bias_exp for ly in net.layers
+                     if isinstance(ly, HostInputLayer) and ly.exp_per_value})
+    if floors:
+        notes += (PER_VALUE_NOTE.format(floor="/".join(map(str, floors))),)
     record = QuantRecord(T=graph.T, tau=graph.tau, calibration_samples=n, options=asdict(opts),
                          exact=exact, synapses=tuple(syn_recs), neurons=tuple(neurons),
                          notes=notes)

@@ -19,6 +19,7 @@ call these, so the integers and their float twin come from one rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -54,11 +55,15 @@ class QuantizationRangeError(DoesNotFitError, ValueError):
 class QuantOptions:
     """Scales from calibration data. ``margin``: factor between the observed calibration
     maximum and the hard limit; ``max_clip_fraction``: share of a group's weights allowed to
-    clip at the 8-bit range; ``max_log2_scale``: the largest scale tried is 2**max_log2_scale."""
+    clip at the 8-bit range; ``max_log2_scale``: the largest scale tried is 2**max_log2_scale;
+    ``host_exp_per_value``: the host injects each current at its own bias exponent (floor
+    ``T − 1``, :func:`hardware.ir.fixed.host_bias_exp`) instead of one exponent per layer that
+    holds the largest."""
 
     margin: float = 2.0
     max_clip_fraction: float = 1e-4
     max_log2_scale: int = 12
+    host_exp_per_value: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,13 +92,15 @@ class QuantPlan:
     """The quantizer's choices. ``scales``: LIF/readout name → s (power of two); ``bias_exps``:
     LIF / host-input name → bias exponent; ``sign_modes``: synapse name → Lava sign mode;
     ``weight_exps``: synapse name → weight exponent e ≥ 0 (token-linear only; the effective
-    weight is ``w·2^e`` wu; absent = 0)."""
+    weight is ``w·2^e`` wu; absent = 0); ``host_exp_per_value``: host inputs inject each value
+    at its own exponent, their ``bias_exps`` entry being the floor."""
 
     scales: Mapping[str, float]
     bias_exps: Mapping[str, int] = field(default_factory=dict)
     sign_modes: Mapping[str, str] = field(default_factory=dict)
     weight_exps: Mapping[str, int] = field(default_factory=dict)
     num_weight_bits: int = fixed.NUM_WEIGHT_BITS_MAX
+    host_exp_per_value: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,10 +173,34 @@ def divisors(du: int, dv: int) -> tuple[float, float]:
     return d_v * (tau_syn or 1.0), d_v
 
 
+def vth_mantissa(theta: float, s: float) -> int | None:
+    """Loihi's threshold mantissa ``n`` for a float threshold θ at scale ``s``, or None when θ
+    is not on Loihi's grid (or ``n > VTH_MAX``).
+
+    Loihi fires on ``v > 64·n`` (integer v). The float rule ``H ≥ θ`` is ``v ≥ 64·θ·s``, which
+    fires on exactly the same integer v when ``64·θ·s`` lies strictly between ``64·n`` and
+    ``64·n + 1``, and differs only at exact ties (``v = 64·n``) when it equals ``64·n``. So
+    ``n = ⌊θ·s⌋`` is accepted when ``64·(θ·s − n) < 1``:
+    :func:`hardware.quantize.grid_snap.tie_threshold` puts a snapped model's θ there, so that
+    its float spikes equal Loihi's at ties too.
+    """
+    n = math.floor(theta * s)
+    if (1 << fixed.VTH_SHIFT) * (theta * s - n) >= 1 or not 0 <= n <= fixed.VTH_MAX:
+        return None
+    return n
+
+
 def lif_vth(node: FLIF, s: float) -> int:
-    """The threshold mantissa ``round(θ·s)``; an LI's (θ = inf, never fires) is ``VTH_MAX``,
-    which its v stays below (calibration bounds its |v|·margin by ``64·VTH_MAX``)."""
-    return fixed.VTH_MAX if node.role == "li" else round(node.theta * s)
+    """The threshold mantissa (:func:`vth_mantissa`); an LI's (θ = inf, never fires) is
+    ``VTH_MAX``, which its v stays below (calibration bounds its |v|·margin by ``64·VTH_MAX``).
+    Raises :class:`QuantizationRangeError` when θ·s is off the grid."""
+    if node.role == "li":
+        return fixed.VTH_MAX
+    n = vth_mantissa(node.theta, s)
+    if n is None:
+        raise QuantizationRangeError(
+            node.name, f"vth = θ·s = {node.theta * s:g} is not an integer ≤ {fixed.VTH_MAX}")
+    return n
 
 
 def reset_sub_v(node: FLIF, s: float) -> int | None:

@@ -47,6 +47,7 @@ from hardware.quantize.plan import (
     input_divisor,
     largest_scale,
     scale_groups,
+    vth_mantissa,
 )
 
 #: Largest |β| (v-units) a 13-bit mantissa at exponent 7 holds.
@@ -96,9 +97,8 @@ LI_V_MAX = fixed.VTH_MAX << fixed.ACT_SHIFT
 def _vth_reasons(node, s: float) -> list[str]:
     if not isinstance(node, FLIF) or node.role == "li":
         return []  # an LI's threshold is VTH_MAX, whatever s (its |v| bound: _calibrated_reasons)
-    vth = node.theta * s
-    if vth != round(vth) or vth > fixed.VTH_MAX:
-        return [f"vth = θ·s = {vth:g} is not an integer ≤ {fixed.VTH_MAX}"]
+    if vth_mantissa(node.theta, s) is None:
+        return [f"vth = θ·s = {node.theta * s:g} is not an integer ≤ {fixed.VTH_MAX}"]
     return []
 
 
@@ -194,9 +194,12 @@ def plan_from_stats(graph: FloatGraph, stats: FloatStats, opts: QuantOptions) ->
                 s = scales[lif]
                 beta = (fixed.V_PER_WU * s * stats.max_abs_current[lif]
                         / input_divisor(graph, lif) * opts.margin)
-                bias_exps[node.name] = bias_exps[lif] = bias_exp_for(beta, graph.T)
+                # per value: the floor T − 1; the range check above (calibrated_scale) still
+                # holds the largest current at exponent 7
+                bias_exps[node.name] = bias_exps[lif] = bias_exp_for(
+                    0.0 if opts.host_exp_per_value else beta, graph.T)
     return QuantPlan(scales=scales, bias_exps=bias_exps, sign_modes=sign_modes,
-                     weight_exps=weight_exps)
+                     weight_exps=weight_exps, host_exp_per_value=opts.host_exp_per_value)
 
 
 # ---------------------------------------------------------------------------------------------

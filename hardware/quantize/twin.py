@@ -131,7 +131,8 @@ def _consumers(net: LoihiNetwork, name: str) -> list[str]:
 def _dq_host(c: _Net, ly) -> FNode:
     return FHostInput(name=ly.name, weight=_t(ly.weight), bias=_t(ly.bias), in_shape=ly.in_shape,
                       out_shape=ly.out_shape, stride=ly.stride, padding=ly.padding,
-                      bias_scale=ly.bias_scale, bias_exp=ly.bias_exp, op=ly.op)
+                      bias_scale=ly.bias_scale, bias_exp=ly.bias_exp, per_value=ly.exp_per_value,
+                      op=ly.op)
 
 
 def _divisor(c: _Net, name: str) -> float:
@@ -251,7 +252,8 @@ def _fq_host(c: _Plan, node: FHostInput) -> FNode:
     return FHostInput(name=node.name, weight=node.weight, bias=node.bias, in_shape=node.in_shape,
                       out_shape=node.out_shape, stride=node.stride, padding=node.padding,
                       bias_scale=host_bias_scale(s, feeder_divisor(c.graph, node.name)),
-                      bias_exp=c.plan.bias_exps[node.name], ste=c.ste, op=node.op, meta=node.meta)
+                      bias_exp=c.plan.bias_exps[node.name], per_value=c.plan.host_exp_per_value,
+                      ste=c.ste, op=node.op, meta=node.meta)
 
 
 def _fq_lif(c: _Plan, node: FLIF) -> FNode:

@@ -4,7 +4,8 @@
 (:func:`hardware.lower.graph_run.host_input_current`); ``op = "embedding"``: integer token ids
 ``[B, L]`` in ``[0, V)`` → ``weight[ids] + bias`` ``[B, L, D]``
 (:func:`hardware.lower.graph_run.embedding_current`). The caller turns the current into bias
-mantissas with ``fixed.bias_encode_s13(x · bias_scale, bias_exp)``. Both simulators
+mantissas and exponents with ``fixed.host_bias_encode(x · bias_scale, bias_exp,
+exp_per_value)``. Both simulators
 (:mod:`hardware.simulate.engine`, :mod:`hardware.simulate.fast`) and the float graph use these same
 functions, so the injected bits are the ones the fake-quant twin sees.
 """
@@ -53,14 +54,14 @@ def host_layer_current(layer: HostInputLayer, x) -> np.ndarray:
 def host_injection_stats(layer: HostInputLayer, x) -> dict[str, float]:
     """How the 13-bit injection treats the batch ``x`` (DESIGN §5, plan_review §B (xi)).
 
-    With ``β = current · bias_scale`` (v-units) and ``β̂ = mant << bias_exp``
-    (``fixed.bias_encode_s13``): ``max_abs_beta`` = max |β|, ``max_abs_error`` = max |β̂ − β|
+    With ``β = current · bias_scale`` (v-units) and ``β̂ = mant << exp``
+    (``fixed.host_bias_encode``): ``max_abs_beta`` = max |β|, ``max_abs_error`` = max |β̂ − β|
     (v-units, clipping included), ``pct_rounded`` = % of values changed by rounding alone,
     ``pct_clipped`` = % whose mantissa saturated.
     """
     beta = host_layer_current(layer, x) * layer.bias_scale
-    mant, n_clipped = fixed.bias_encode_s13(beta, layer.bias_exp)
-    err = np.abs(fixed.bias_s13e3(mant, layer.bias_exp) - beta)
+    mant, exp, n_clipped = fixed.host_bias_encode(beta, layer.bias_exp, layer.exp_per_value)
+    err = np.abs(fixed.bias_s13e3(mant, exp) - beta)
     n = max(beta.size, 1)
     return {
         "max_abs_beta": float(np.abs(beta).max(initial=0.0)),
@@ -74,12 +75,14 @@ def host_injection_stats(layer: HostInputLayer, x) -> dict[str, float]:
 def host_injected_bias(layer: HostInputLayer, x) -> tuple[np.ndarray, int, int]:
     """The bias a host input writes into its LIF for the batch ``x``.
 
-    Returns ``(bias [B, *out_shape]`` in v-units (``bias_mant << bias_exp``, 13-bit mantissas),
-    ``clipped``: mantissas saturated at 13 bits in one step, ``B``).
+    Returns ``(bias [B, *out_shape]`` in v-units (``bias_mant << bias_exp``, 13-bit mantissas,
+    :func:`hardware.ir.fixed.host_bias_encode`), ``clipped``: mantissas saturated at 13 bits in
+    one step, ``B``).
     """
     current = host_layer_current(layer, x)
-    mant, n_clip = fixed.bias_encode_s13(current * layer.bias_scale, layer.bias_exp)
-    return fixed.bias_s13e3(mant, layer.bias_exp), int(n_clip), int(current.shape[0])
+    mant, exp, n_clip = fixed.host_bias_encode(current * layer.bias_scale, layer.bias_exp,
+                                               layer.exp_per_value)
+    return fixed.bias_s13e3(mant, exp), int(n_clip), int(current.shape[0])
 
 
 def spike_raster(layer, x, T: int) -> np.ndarray:

@@ -214,7 +214,7 @@ def test_readout_stream_and_features_against_torch(current_run):
 # BiasInjection → stock LIFReset: the bias switches exactly at each sample boundary.
 # ---------------------------------------------------------------------------------------------
 
-INJ_T, INJ_EXP = 3, 2
+INJ_T = 3
 
 
 @pytest.mark.parametrize("depth", [0, 2])
@@ -225,6 +225,7 @@ def test_bias_injection_switches_per_sample(depth: int):
     from export.lava.procs.injection.process import BiasInjection
 
     mant = np.array([[5, -7, 0], [100, 3, -2], [-40, 9, 4095]])  # 3 samples × 3 neurons
+    exp = np.array([[2, 3, 0], [2, 7, 1], [0, 2, 2]])  # each value at its own exponent
     n_steps = 3 * INJ_T + depth
     lif = LIFReset(
         shape=(3,),
@@ -232,24 +233,24 @@ def test_bias_injection_switches_per_sample(depth: int):
         dv=0,
         vth=100_000,
         bias_mant=mant[0],
-        bias_exp=INJ_EXP,
+        bias_exp=exp[0],
         reset_interval=INJ_T,
         reset_offset=depth + 1,
     )
-    inj = BiasInjection(mant=mant, T=INJ_T, depth=depth)
-    inj.connect_var(lif.bias_mant)
+    inj = BiasInjection(mant=mant, exp=exp, T=INJ_T, depth=depth)
+    inj.connect_vars(lif.bias_mant, lif.bias_exp)
     mon = Monitor()
     mon.probe(lif.v, n_steps)
     with lava_run(lif, n_steps):
         v = mon.get_data()[lif.name]["v"].astype(np.int64)  # [steps, 3], row = time_step − 1
-    # dv = 0 (no leak), no input: v grows by β_k = mant[k] << 2 per step. LIFReset zeroes v
+    # dv = 0 (no leak), no input: v grows by β_k = mant[k] << exp[k] per step. LIFReset zeroes v
     # at steps ≡ depth + 1 (mod 3), i.e. at each sample's logical step 0 (step 3k + depth + 1),
     # so after its t-th logical step v = (t + 1)·β_k. Rows before `depth` are the pipeline
     # fill (v = (i + 1)·β_0 there).
     t = np.arange(INJ_T)[:, None]
-    expected = np.concatenate([(t + 1) * (mant[k] << INJ_EXP) for k in range(3)])
+    expected = np.concatenate([(t + 1) * (mant[k] << exp[k]) for k in range(3)])
     assert v[depth:].tolist() == expected.tolist()
-    assert v[:depth].tolist() == [((i + 1) * (mant[0] << INJ_EXP)).tolist() for i in range(depth)]
+    assert v[:depth].tolist() == [((i + 1) * (mant[0] << exp[0])).tolist() for i in range(depth)]
 
 
 def test_host_bias_mantissas_conv2d_against_torch():

@@ -120,6 +120,23 @@ def test_bias_encoding_rounds_half_up_and_counts_clips() -> None:
     assert _l(fixed.bias_exp_min_s13([4095, 4096, -8190, 8191, 524160, 1e7])) == [0, 1, 1, 2, 7, 7]
 
 
+def test_host_bias_per_value_takes_each_values_own_exponent() -> None:
+    # floor 3 (T = 4): 20000/8 = 2500 fits at 3; 32764/8 rounds to 4096 > 4095, so 4
+    # (32764/16 = 2047.75 → 2048); −32768/8 = −4096 is not relied on (symmetric), so 4;
+    # 3/8 rounds to 0 at the floor; 1e7 needs more than 7 and clips there.
+    beta = [20000.0, 32764.0, -32768.0, 3.0, 1e7]
+    mant, exp, clipped = fixed.host_bias_encode(beta, 3, True)
+    assert _l(exp) == [3, 4, 4, 3, 7]
+    assert _l(mant) == [2500, 2048, -2048, 0, 4095]
+    assert clipped == 1
+    assert _l(fixed.bias_s13e3(mant, exp)) == [20000, 32768, -32768, 0, 4095 << 7]
+    # one exponent for every value: the old rule, 20000 on a grid of 128
+    mant, exp, clipped = fixed.host_bias_encode(beta, 7, False)
+    assert _l(exp) == [7] * 5
+    assert _l(mant) == [156, 256, -256, 0, 4095]
+    assert clipped == 1
+
+
 def test_wrap_s32_is_lavas_int32_arithmetic() -> None:
     # numpy int32 wraps as Lava's LIF does: 2³¹ → −2³¹, −2³¹ − 1 → 2³¹ − 1, 3·2³¹ → −2³¹,
     # 2³² + 5 → 5; inside ±2³¹ the identity.

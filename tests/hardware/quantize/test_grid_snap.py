@@ -3,15 +3,18 @@ values."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
-from _quant_helpers import active_tiny_encoder, tiny_images
+from _quant_helpers import active_tiny_encoder, active_tiny_model, tiny_images
 
 from hardware.ir.layers import ReadoutLayer
 from hardware.lower.float_graph import FLIF, FHostInput, FReadout, FSynapse
 from hardware.lower.from_torch import graph_from_image_encoder, synapse_modules
 from hardware.lower.graph_run import run_graph
-from hardware.quantize.grid_snap import snap_to_grid
+from hardware.quantize.grid_snap import snap_threshold, snap_to_grid
 from hardware.quantize.image import plan_quantization, quantize_graph
+from hardware.quantize.plan import vth_mantissa
 from hardware.quantize.twin import fake_quantize, run_twin
 
 
@@ -80,3 +83,41 @@ def test_snapped_float_model_spikes_like_the_integer_network():
 
     assert mismatches(graph_from_image_encoder(enc)) == 0
     assert mismatches(before) > 1000
+
+
+def test_vth_mantissa_accepts_a_threshold_less_than_one_v_unit_above_the_grid():
+    assert vth_mantissa(1.0, 512) == 512
+    assert vth_mantissa(1 + 2**-19, 4096) == 4096  # 64·4096·2⁻¹⁹ = ½ v-unit above
+    assert vth_mantissa(1 + 2**-18, 4096) is None  # a whole v-unit: another threshold
+    assert vth_mantissa(0.999, 512) is None and vth_mantissa(1.01, 512) is None
+    assert vth_mantissa(1.0, 2**17) is None  # above VTH_MAX
+
+
+def test_snapped_threshold_makes_the_float_rule_fire_where_loihi_does():
+    # The float model's own rule (H ≥ θ) against the twin (Loihi's v > 64·vth), with the host
+    # input rounded as the twin rounds it. On the grid many states sit exactly on θ; at θ = 1
+    # the float side of such a tie is decided by float32 storage noise, at the snapped θ it
+    # never fires there, as Loihi does not.
+    model = active_tiny_model(seed=2)
+    calib, x = tiny_images(48, seed=3), tiny_images(32, seed=9)
+    graph = graph_from_image_encoder(model.image_encoder)
+    plan, _ = plan_quantization(graph, calib)
+    snap_to_grid(model.image_encoder, plan)
+    snapped = snap_threshold(model)
+    assert snapped.config.v_threshold == 1 + 2**-19 and model.config.v_threshold == 1.0
+    assert snapped.config.attn_v_threshold == model.config.attn_v_threshold
+    net, _ = quantize_graph(graph_from_image_encoder(snapped.image_encoder), calib)
+    net_at_1, _ = quantize_graph(graph_from_image_encoder(model.image_encoder), calib)
+    no_meta = lambda n: [dataclasses.replace(ly, meta={}) for ly in n.layers]  # noqa: E731
+    assert no_meta(net) == no_meta(net_at_1)  # the same integers (meta records θ)
+    twin = run_twin(net, x, keep_states=True)
+    host = next(n.name for n in graph.nodes if isinstance(n, FHostInput))
+    host_twin = {host: fake_quantize(graph, plan).node(host)}
+
+    def mismatches(enc) -> int:
+        g = graph_from_image_encoder(enc).replace(host_twin)
+        run = run_graph(g, x, compare=">=", keep_states=True)
+        return sum(int((run.spikes[k].reshape(t.shape) != t).sum()) for k, t in twin.spikes.items())
+
+    assert mismatches(snapped.image_encoder) == 0
+    assert mismatches(model.image_encoder) > 0

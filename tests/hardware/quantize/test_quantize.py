@@ -82,12 +82,15 @@ def test_mapping_by_hand():
     assert syn.pct_clipped == 0.0 and syn.max_abs_weight == 128
     # Host: x = 1.5 on both pixels; lif0 scale: the host β = 64·s·x/τ·margin(2) must fit
     # 13 bits at exp 7 (524,160): s = 2048 gives 196,608 → fits; 4096 is the cap (2¹²) and
-    # gives 393,216 → also fits, so s = 4096, bias_exp 7 (6 holds only 262,080).
+    # gives 393,216 → also fits, so s = 4096. Each value takes its own exponent from the floor
+    # T − 1 = 3: β = 64·4096·1.5/2 = 196,608 needs 6 (5 holds only 131,040), mant 3072.
     host, lif0 = net.layer("host"), net.layer("lif0")
     assert isinstance(host, HostInputLayer)
-    assert rec.scale("lif0") == 4096.0 and host.bias_exp == 7
+    assert rec.scale("lif0") == 4096.0 and host.bias_exp == 3 and host.exp_per_value
     assert host.bias_scale == 64 * 4096 / 2
-    assert np.all(lif0.bias_mant == 0) and np.all(lif0.bias_exp == 7)
+    assert np.all(lif0.bias_mant == 0) and np.all(lif0.bias_exp == 3)
+    mant, exp, _ = fixed.host_bias_encode(np.array([1.5]) * host.bias_scale, 3, True)
+    assert (mant.tolist(), exp.tolist()) == ([3072], [6])
 
 
 def test_clipping_tolerance_and_range_error():
