@@ -32,6 +32,9 @@ def test_hardware_aware_finetune_changes_image_tower_only(tmp_path: Path) -> Non
     assert changed and all(name.startswith("image_encoder.") for name in changed)
     assert after.metadata["stages"][-1]["command"] == "finetune --hardware-aware"
     assert after.metadata["tokenizer"] == before.metadata["tokenizer"]
+    # the threshold is snapped with the weights: 2⁻¹⁹ above θ = 1 (the attention's as it was)
+    assert after.config.v_threshold == 1 + 2**-19 and before.config.v_threshold == 1.0
+    assert after.config.attn_v_threshold == before.config.attn_v_threshold
     # the saved float model holds the grid values: every BN-folded weight times s/(τ·2^e) of
     # the recorded plan is an integer (up to float32 storage)
     from hardware.lower.float_graph import FSynapse
