@@ -15,7 +15,8 @@ Counted values (exact, from the network), for ``B`` samples streamed:
 - per LIF population: ``u`` and ``v`` (2 values per neuron);
 - the spike recorder's ``words``: ``n_steps · ⌈Σ LIF neurons / 48⌉`` (``n_steps = B·T + max
   depth``); each readout's ``stream`` and ``features``: ``B·T·in + B·F``; each host input's
-  per-sample injected biases: ``B·out``; each spike or current input's raster: ``B·T·out``.
+  per-sample injected biases, a mantissa and an exponent each: ``2·B·out``; each spike or
+  current input's raster: ``B·T·out``.
 
 Bytes: ``RUNTIME_BASE_BYTES + COPY_FACTOR · VALUE_BYTES · values``. Counted (exact): the values.
 Chosen: ``VALUE_BYTES = 8`` (Lava's Vars are int32 or float64: 8 bounds both). Fitted:
@@ -151,11 +152,12 @@ def _array_values(layer: Layer) -> int:
 
 def _per_sample_values(layer: Layer, T: int) -> int:
     """Values one streamed sample adds: a readout's stream and features, a host input's
-    injected biases, a spike or current input's raster (its ``RingBuffer``)."""
+    injected biases (mantissa and exponent), a spike or current input's raster (its
+    ``RingBuffer``)."""
     if isinstance(layer, SpikeInputLayer | CurrentInputLayer):
         return T * math.prod(layer.out_shape)
     if isinstance(layer, ReadoutLayer):
         return T * math.prod(layer.in_shape) + int(np.shape(layer.head_weight)[0])
     if isinstance(layer, HostInputLayer):
-        return math.prod(layer.out_shape)
+        return 2 * math.prod(layer.out_shape)
     return 0

@@ -3,11 +3,14 @@ on the residual hand network (`tests/_small_nets.residual_net`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from _small_nets import residual_net
 
 from export.lava import memory
 from export.lava.graph import to_lava
+from hardware.ir.layers import HostInputLayer, LIFLayer
+from hardware.ir.network import Edge, LoihiNetwork
 from spikeclip.errors import EXIT_MEMORY, InsufficientMemoryError
 from spikeclip.memory import AvailableMemory
 
@@ -45,3 +48,16 @@ def test_refuses_with_exit_9_only_above_what_is_available():
 def test_rejects_no_samples():
     with pytest.raises(ValueError, match="n_samples"):
         memory.estimate_lava_memory(to_lava(residual_net()), 0)
+
+
+def test_a_host_input_holds_a_mantissa_and_an_exponent_per_value_and_sample():
+    # conv0 (1×1, 3 channels) on a 2×2 image → lif0: each streamed sample adds the injected
+    # biases of its 3·2·2 = 12 neurons twice (BiasInjection's mant and exp), plus T = 4 steps
+    # of one recorder word (⌈12 / 48⌉ = 1)
+    net = LoihiNetwork(layers=(
+        HostInputLayer(name="host", op="conv2d", weight=np.ones((3, 1, 1, 1)), bias=np.zeros(3),
+                       in_shape=(1, 2, 2), bias_scale=64.0, bias_exp=3, exp_per_value=True),
+        LIFLayer(name="lif0", shape=(3, 2, 2), du=4095, dv=2048, vth=64, bias_exp=3),
+    ), edges=(Edge(src="host", dst="lif0"),), T=4)
+    one, three = (memory.estimate_lava_memory(to_lava(net), b).values for b in (1, 3))
+    assert three - one == 2 * (2 * 12) + 2 * 4 * 1
