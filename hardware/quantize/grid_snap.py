@@ -44,13 +44,13 @@ from torch import Tensor, nn
 
 from hardware.lower.float_graph import FLIF
 from hardware.lower.from_torch import bn_gain, fold_bn, graph_from_image_encoder, synapse_modules
-from hardware.quantize.plan import QuantPlan, current_feeders
+from hardware.quantize.plan import QuantOptions, QuantPlan, current_feeders
 from hardware.quantize.twin import fake_quantize
 from spikeclip.model import SpikeCLIP
 
 Pairs = list[tuple[nn.Module, nn.Module]]
 
-MAX_LOG2_SCALE = 12
+MAX_LOG2_SCALE: int = QuantOptions.max_log2_scale
 """The largest scale the tie offset is sized for (``QuantOptions.max_log2_scale``'s default)."""
 TIE_OFFSET = 2.0 ** -(MAX_LOG2_SCALE + 7)
 """What a snapped threshold sits above its grid value: ``64·s·TIE_OFFSET ≤ ½`` v-unit for every

@@ -198,9 +198,14 @@ def lif_vth(node: FLIF, s: float) -> int:
         return fixed.VTH_MAX
     n = vth_mantissa(node.theta, s)
     if n is None:
-        raise QuantizationRangeError(
-            node.name, f"vth = θ·s = {node.theta * s:g} is not an integer ≤ {fixed.VTH_MAX}")
+        raise QuantizationRangeError(node.name, vth_off_grid(node.theta, s))
     return n
+
+
+def vth_off_grid(theta: float, s: float) -> str:
+    """Why θ at scale ``s`` has no threshold mantissa (:func:`vth_mantissa` returned None)."""
+    return (f"vth = θ·s = {theta * s:g} is not an integer ≤ {fixed.VTH_MAX} (nor less than "
+            f"1/64 above one)")
 
 
 def reset_sub_v(node: FLIF, s: float) -> int | None:

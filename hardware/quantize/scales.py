@@ -48,6 +48,7 @@ from hardware.quantize.plan import (
     largest_scale,
     scale_groups,
     vth_mantissa,
+    vth_off_grid,
 )
 
 #: Largest |β| (v-units) a 13-bit mantissa at exponent 7 holds.
@@ -98,7 +99,7 @@ def _vth_reasons(node, s: float) -> list[str]:
     if not isinstance(node, FLIF) or node.role == "li":
         return []  # an LI's threshold is VTH_MAX, whatever s (its |v| bound: _calibrated_reasons)
     if vth_mantissa(node.theta, s) is None:
-        return [f"vth = θ·s = {node.theta * s:g} is not an integer ≤ {fixed.VTH_MAX}"]
+        return [vth_off_grid(node.theta, s)]
     return []
 
 

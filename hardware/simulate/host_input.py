@@ -5,9 +5,9 @@
 ``[B, L]`` in ``[0, V)`` → ``weight[ids] + bias`` ``[B, L, D]``
 (:func:`hardware.lower.graph_run.embedding_current`). The caller turns the current into bias
 mantissas and exponents with ``fixed.host_bias_encode(x · bias_scale, bias_exp,
-exp_per_value)``. Both simulators
-(:mod:`hardware.simulate.engine`, :mod:`hardware.simulate.fast`) and the float graph use these same
-functions, so the injected bits are the ones the fake-quant twin sees.
+exp_per_value)``. Both simulators (:mod:`hardware.simulate.engine`,
+:mod:`hardware.simulate.fast`) and the float graph use these same functions, so the injected
+bits are the ones the fake-quant twin sees.
 """
 
 from __future__ import annotations
